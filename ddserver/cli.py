@@ -1,0 +1,378 @@
+"""The ``ddserver`` admin command: init, migrate, zones, users, hosts and the quick start."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import time
+from pathlib import Path
+
+from ddserver import __version__, secrets, validate
+from ddserver.config import Config, load_config
+from ddserver.console import EXIT_ERROR, run, setup_logging
+from ddserver.db import Database
+from ddserver.db import migrate as migrations
+from ddserver.errors import ConfigError, DDServerError, NotFound, ValidationError
+from ddserver.store import hosts, users, zones
+from ddserver.store.common import KEEP
+
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1", "hmac-md5")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ddserver", description="Administer a ddserver dynamic DNS service.")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="configuration file (else $DDSERVER_CONFIG, /etc/ddserver/ddserver.conf, built-in defaults)",
+    )
+    parser.add_argument("--version", action="version", version=f"ddserver {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    sub.add_parser("init", help="create the database schema and the secret key if missing")
+    sub.add_parser("migrate", help="apply pending schema migrations (safe to run on every start)")
+
+    zone = sub.add_parser("zone", help="manage zones").add_subparsers(
+        dest="action", metavar="ACTION", parser_class=_Parser
+    )
+    zone.required = True
+    add = zone.add_parser("add", help="add a zone")
+    add.add_argument("name", help="zone name, such as dyn.example.org")
+    add.add_argument(
+        "--ns",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="a nameserver of the zone (repeat for each)",
+    )
+    add.add_argument("--hostmaster", required=True, metavar="EMAIL", help="hostmaster address, for the SOA")
+    add.add_argument("--ttl", type=int, metavar="SECONDS", help="TTL of host records (default: [dns] default_ttl)")
+    add.add_argument("--private", action="store_true", help="only admins (and users granted it) may add hosts")
+    add.add_argument("--description", default="", help="shown to users in the zone picker")
+    _rfc2136_arguments(add)
+    zone.add_parser("list", help="list zones with their serial, nameservers and hosts")
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(
+        dest="action", metavar="ACTION", parser_class=_Parser
+    )
+    user.required = True
+    add = user.add_parser("add", help="add a user (asks for the password)")
+    add.add_argument("username")
+    add.add_argument("--email", required=True)
+    add.add_argument("--admin", action="store_true", help="make the user an admin")
+    add.add_argument("--max-hosts", type=int, metavar="N", help="host limit for this user (-1: unlimited)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    user.add_parser("list", help="list users")
+
+    host = sub.add_parser("host", help="manage hosts").add_subparsers(
+        dest="action", metavar="ACTION", parser_class=_Parser
+    )
+    host.required = True
+    add = host.add_parser("add", help="add a host; prints its update secret alone on the last line")
+    add.add_argument("username")
+    add.add_argument("name", help="full name, such as home.dyn.example.org")
+    lst = host.add_parser("list", help="one host a line: name, IPv4, IPv6, last update")
+    lst.add_argument("--user", metavar="USERNAME")
+    setaddr = host.add_parser("set-address", help="set a host's addresses")
+    setaddr.add_argument("name")
+    setaddr.add_argument("addresses", nargs="+", metavar="ADDRESS", help="an IPv4 and/or an IPv6 address")
+    delete = host.add_parser("delete", help="delete a host")
+    delete.add_argument("name")
+
+    quick = sub.add_parser("run", help="quick start: SQLite, web interface and updater, private PowerDNS")
+    quick.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
+    quick.add_argument("--dns-port", type=int, default=5300, metavar="PORT")
+    quick.add_argument("--data-dir", default="var", metavar="DIR", help="where the quick start keeps its files")
+    quick.add_argument("--no-serve", action="store_true", help="set up and print what to do, then exit")
+    return parser
+
+
+def _rfc2136_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rfc2136", metavar="HOST:PORT", help="primary nameserver that takes RFC 2136 updates")
+    parser.add_argument("--transport", choices=("tcp", "udp"), default="tcp", help="for RFC 2136 updates")
+    parser.add_argument("--tsig-name", metavar="NAME", help="TSIG key name")
+    parser.add_argument("--tsig-algorithm", choices=TSIG_ALGORITHMS, default="hmac-sha256")
+    parser.add_argument("--tsig-secret-file", metavar="FILE", help="file holding the base64 TSIG secret")
+
+
+def open_database(config: Config, check: bool = True) -> Database:
+    db = Database.from_config(config)
+    if check:
+        migrations.check_schema(db)
+    return db
+
+
+def ensure_secret_key(config: Config) -> bool:
+    """Write a new secret key file if the configuration names one that is missing.
+
+    :returns: True if a key was written.
+    """
+    if config.auth.secret_key:
+        return False
+    path = Path(config.auth.secret_key_file)
+    if path.exists():
+        return False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.new_token()[0] + "\n")
+    except OSError as exc:
+        raise ConfigError(f"config: [auth] secret_key_file = {str(path)!r}: cannot be written ({exc.strerror})")
+    return True
+
+
+def cmd_init(config: Config, args: argparse.Namespace) -> int:
+    db = Database.from_config(config)
+    applied = migrations.migrate(db)
+    version = migrations.current_version(db)
+    print(
+        f"database {db.url.describe()}: schema version {version}"
+        + (f" ({len(applied)} migrations applied)" if applied else " (already current)")
+    )
+    if ensure_secret_key(config):
+        print(f"secret key written to {config.auth.secret_key_file}")
+    return 0
+
+
+def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
+    db = Database.from_config(config)
+    applied = migrations.migrate(db)
+    for migration in applied:
+        print(f"applied {migration.version:04d}_{migration.name}")
+    print(f"schema version {migrations.current_version(db)}")
+    return 0
+
+
+def _rfc2136_settings(args: argparse.Namespace) -> dict[str, str | None]:
+    if not args.rfc2136:
+        if args.tsig_name or args.tsig_secret_file:
+            raise ValidationError("--tsig-name and --tsig-secret-file go with --rfc2136 HOST:PORT")
+        return {}
+    from ddserver.config import parse_listen
+
+    try:
+        parse_listen(args.rfc2136 if ":" in args.rfc2136 else f"{args.rfc2136}:53")
+    except ValueError:
+        raise ValidationError(f"--rfc2136 {args.rfc2136!r}: expected HOST:PORT")
+    settings: dict[str, str | None] = {
+        "rfc2136_server": args.rfc2136 if ":" in args.rfc2136.strip("[]") else f"{args.rfc2136}:53",
+        "rfc2136_transport": args.transport,
+    }
+    if args.tsig_name or args.tsig_secret_file:
+        if not (args.tsig_name and args.tsig_secret_file):
+            raise ValidationError("--tsig-name and --tsig-secret-file go together")
+        try:
+            secret = Path(args.tsig_secret_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValidationError(f"--tsig-secret-file {args.tsig_secret_file}: {exc.strerror}")
+        import base64
+        import binascii
+
+        try:
+            base64.b64decode(secret, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValidationError(f"--tsig-secret-file {args.tsig_secret_file}: not a base64 secret")
+        settings.update(
+            tsig_name=validate.hostname(args.tsig_name),
+            tsig_algorithm=args.tsig_algorithm,
+            tsig_secret=secret,
+        )
+    return settings
+
+
+def cmd_zone(config: Config, args: argparse.Namespace) -> int:
+    db = open_database(config)
+    if args.action == "add":
+        name = validate.zone_name(args.name)
+        nameservers = [validate.hostname(ns) for ns in args.ns]
+        ttl = validate.ttl(args.ttl) if args.ttl is not None else None
+        zone = zones.add(
+            db,
+            name,
+            nameservers,
+            validate.hostmaster(args.hostmaster),
+            ttl=ttl,
+            is_public=not args.private,
+            description=args.description,
+            **_rfc2136_settings(args),  # type: ignore[arg-type]
+        )
+        print(f"added zone {zone.name} (serial {zone.serial}, nameservers {', '.join(zone.nameservers)})")
+        return 0
+    counts = zones.host_counts(db)
+    for zone in zones.list_all(db):
+        line = f"{zone.name}\tserial {zone.serial}\tns {','.join(zone.nameservers)}\thosts {counts.get(zone.id, 0)}"
+        if zone.rfc2136_server:
+            state = "ok"
+            if zone.rfc2136_error:
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(zone.rfc2136_error_at or 0))
+                state = f"error at {when} UTC: {zone.rfc2136_error}"
+            line += f"\trfc2136 {zone.rfc2136_server} {state}"
+        print(line)
+    return 0
+
+
+def _read_password(args: argparse.Namespace, config: Config) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            raise ValidationError("the two passwords differ")
+    else:
+        raise ValidationError("no terminal to ask for the password: use --password-stdin")
+    if len(password) < config.auth.min_password_length:
+        raise ValidationError(f"the password must have at least {config.auth.min_password_length} characters")
+    return password
+
+
+def cmd_user(config: Config, args: argparse.Namespace) -> int:
+    db = open_database(config)
+    if args.action == "add":
+        from ddserver import passwords
+
+        username = validate.username(args.username)
+        email = validate.email(args.email)
+        if args.max_hosts is not None and args.max_hosts < -1:
+            raise ValidationError("--max-hosts takes a number of hosts, or -1 for unlimited")
+        password = _read_password(args, config)
+        user = users.add(
+            db,
+            username,
+            email,
+            password_hash=passwords.hash_password(password),
+            is_admin=args.admin,
+            max_hosts=args.max_hosts,
+        )
+        print(f"added {'admin' if user.is_admin else 'user'} {user.username} <{user.email}>")
+        return 0
+    for user in users.list_all(db):
+        flags = [
+            f
+            for f, on in (
+                ("admin", user.is_admin),
+                ("disabled", user.is_disabled),
+                ("inactive", not user.is_active),
+                ("unapproved", not user.is_approved),
+            )
+            if on
+        ]
+        limit = user.host_limit(config.dns.max_hosts_per_user)
+        print(
+            f"{user.username}\t{user.email}\thosts {hosts.count_for_user(db, user.id)}/"
+            f"{'unlimited' if limit is None else limit}\t{','.join(flags) or '-'}"
+        )
+    return 0
+
+
+def _format_time(stamp: int | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp)) if stamp else "never"
+
+
+def cmd_host(config: Config, args: argparse.Namespace) -> int:
+    db = open_database(config)
+    if args.action == "add":
+        user = users.get_by_name(db, validate.username(args.username))
+        name = validate.hostname(args.name, reserved=() if user.is_admin else config.dns.reserved_names)
+        secret = secrets.new_host_secret()
+        host = hosts.add(
+            db,
+            user.id,
+            name,
+            secrets.hash_host_secret(secret, config.auth.pepper),
+            default_limit=config.dns.max_hosts_per_user,
+        )
+        print(f"added {host.name} for {user.username}")
+        print(f"update URL: {config.update_url}/nic/update?hostname={host.name}")
+        print(f"update user: {host.name}; the secret below is shown only now:")
+        print(secret)
+        return 0
+    if args.action == "list":
+        user_id = users.get_by_name(db, args.user).id if args.user else None
+        for host in hosts.search(db, user_id=user_id, limit=2**31 - 1)[0]:
+            flags = ",".join(f for f, on in (("blocked", host.blocked), ("abuse", host.abuse)) if on)
+            print(
+                f"{host.name}\t{host.ipv4 or '-'}\t{host.ipv6 or '-'}\t{_format_time(host.last_update_at)}"
+                + (f"\t{flags}" if flags else "")
+            )
+        return 0
+    host = hosts.get(db, validate.hostname(args.name))
+    if args.action == "delete":
+        hosts.delete(db, host.id)
+        print(f"deleted {host.name}")
+        return 0
+    ipv4: str | object | None = KEEP
+    ipv6: str | object | None = KEEP
+    for text in args.addresses:
+        address = validate.ip_address(text)
+        if address.version == 4:
+            if ipv4 is not KEEP:
+                raise ValidationError("give at most one IPv4 address")
+            ipv4 = str(address)
+        else:
+            if ipv6 is not KEEP:
+                raise ValidationError("give at most one IPv6 address")
+            ipv6 = address.compressed
+    result = hosts.set_addresses(db, host.id, ipv4=ipv4, ipv6=ipv6)  # type: ignore[arg-type]
+    state = "changed" if result.changed else "unchanged"
+    print(f"{host.name}\t{result.host.ipv4 or '-'}\t{result.host.ipv6 or '-'}\t{state}")
+    return 0
+
+
+def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    from ddserver import quickstart
+
+    return quickstart.run(config, args)
+
+
+COMMANDS = {
+    "init": cmd_init,
+    "migrate": cmd_migrate,
+    "zone": cmd_zone,
+    "user": cmd_user,
+    "host": cmd_host,
+    "run": cmd_run,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        config = load_config(args.config)
+        if args.command == "run":
+            config = quickstart_config(config, args)
+        setup_logging(config, "ddserver")
+        return COMMANDS[args.command](config, args)
+
+    try:
+        return run(body, "ddserver")
+    except NotFound as exc:  # pragma: no cover - run() handles every DDServerError
+        print(f"ddserver: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def quickstart_config(config: Config, args: argparse.Namespace) -> Config:
+    """The quick start keeps its database and key in --data-dir unless a config file says otherwise."""
+    if config.source is None and "DDSERVER_DATABASE_URL" not in os.environ:
+        data = Path(args.data_dir).resolve()
+        config = config.replace("database", url=f"sqlite:///{data / 'ddserver.sqlite3'}")
+        config = config.replace("auth", secret_key_file=str(data / "ddserver.secret"))
+    return config
+
+
+__all__ = ["DDServerError", "build_parser", "main"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

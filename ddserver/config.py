@@ -1,0 +1,483 @@
+"""Configuration: an INI file plus ``DDSERVER_<SECTION>_<KEY>`` overrides, loaded once into typed sections.
+
+Every key is declared here with its default and its documentation; the example file
+``etc/ddserver/ddserver.conf`` and ``docs/configuration.md`` are generated from these declarations.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import ipaddress
+import os
+import sys
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ddserver.errors import ConfigError
+
+DEFAULT_PATH = Path("/etc/ddserver/ddserver.conf")
+ENV_PREFIX = "DDSERVER_"
+
+
+def option(
+    default: Any,
+    doc: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    check: Callable[[Any], str | None] | None = None,
+    secret: bool = False,
+) -> Any:
+    """Declare one configuration key.
+
+    :param default: the value used when neither the file nor the environment sets the key.
+    :param doc: one or two sentences for the example file and the reference.
+    :param check: returns what was expected (a phrase) when the parsed value is not acceptable.
+    :param secret: the value is never printed (repr, logs, error messages).
+    """
+    meta = {"doc": doc, "choices": choices, "minimum": minimum, "maximum": maximum, "check": check}
+    meta["secret"] = secret
+    if isinstance(default, list | tuple):
+        return field(default_factory=lambda: tuple(default), metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+def _check_listen(value: str) -> str | None:
+    try:
+        parse_listen(value)
+    except ValueError:
+        return "HOST:PORT, such as 127.0.0.1:8080 or [::1]:8080"
+    return None
+
+
+def _check_networks(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            return "a list of IP addresses or networks, such as 127.0.0.1, 10.0.0.0/8, ::1"
+    return None
+
+
+def _check_db_url(value: str) -> str | None:
+    if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
+        return None
+    if value.startswith(("mysql://", "mariadb://", "mysql+pymysql://")):
+        return None
+    return "sqlite:///PATH or mysql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def parse_listen(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """Split ``HOST:PORT``, ``[V6]:PORT`` or ``PORT`` into a host and a port.
+
+    :raises ValueError: when the value is not of that form.
+    """
+    value = value.strip()
+    if value.isdigit():
+        host, port_text = default_host, value
+    elif value.startswith("["):
+        host, sep, port_text = value[1:].partition("]:")
+        if not sep:
+            raise ValueError(value)
+    else:
+        host, sep, port_text = value.rpartition(":")
+        if not sep or not host or ":" in host:
+            raise ValueError(value)
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(value)
+    return host, int(port_text)
+
+
+@dataclass(frozen=True)
+class DatabaseSection:
+    """[database]: where the shared database is."""
+
+    url: str = option(
+        "sqlite:///ddserver.sqlite3",
+        "Database URL: sqlite:///relative/or//absolute/path.sqlite3, or "
+        "mysql://user:password@host:3306/dbname (add ?unix_socket=/run/mysqld/mysqld.sock for a socket).",
+        check=_check_db_url,
+        secret=True,
+    )
+    connect_timeout: int = option(5, "Seconds to wait for a database connection.", minimum=1, maximum=300)
+
+
+@dataclass(frozen=True)
+class AuthSection:
+    """[auth]: keys, sessions and passwords."""
+
+    secret_key: str = option(
+        "",
+        "Key that signs sessions and CSRF tokens. Empty: read from secret_key_file "
+        "(ddserver init writes it). All interface nodes need the same key.",
+        secret=True,
+    )
+    secret_key_file: str = option(
+        "ddserver.secret",
+        "File holding the secret key when secret_key is empty (relative to the working folder).",
+    )
+    pepper: str = option(
+        "",
+        "Optional key mixed into the stored hash of every host secret (HMAC-SHA256). Empty: plain SHA-256. "
+        "Changing it invalidates every host secret hashed with it.",
+        secret=True,
+    )
+    session_lifetime: int = option(86400, "Seconds a web session lasts without 'keep me logged in'.", minimum=60)
+    remember_lifetime: int = option(30 * 86400, "Seconds a web session lasts with 'keep me logged in'.", minimum=60)
+    token_lifetime: int = option(
+        86400, "Seconds an activation, password reset or e-mail confirmation link stays valid.", minimum=60
+    )
+    min_password_length: int = option(10, "Shortest password accepted for user accounts.", minimum=6, maximum=128)
+
+
+@dataclass(frozen=True)
+class DnsSection:
+    """[dns]: defaults for zones and hosts."""
+
+    default_ttl: int = option(60, "TTL of host records when neither the host nor the zone sets one.", minimum=1)
+    max_hosts_per_user: int = option(
+        5, "Hosts a user may have unless an admin sets another limit for them (-1: unlimited).", minimum=-1
+    )
+    reserved_names: tuple[str, ...] = option(
+        (
+            "www",
+            "ns",
+            "ns1",
+            "ns2",
+            "ns3",
+            "mail",
+            "smtp",
+            "imap",
+            "pop",
+            "pop3",
+            "mx",
+            "ftp",
+            "admin",
+            "root",
+            "hostmaster",
+            "postmaster",
+            "webmaster",
+            "abuse",
+            "localhost",
+            "autoconfig",
+            "autodiscover",
+        ),
+        "Labels that users may not take as host names, comma-separated (admins may).",
+    )
+    change_retention: int = option(
+        86400,
+        "Seconds that entries of the change feed are kept. A follower (recursor, RFC 2136 worker) that "
+        "falls further behind reloads in full.",
+        minimum=60,
+    )
+
+
+@dataclass(frozen=True)
+class SignupSection:
+    """[signup]: how people get accounts."""
+
+    mode: str = option(
+        "manual",
+        "automatic: anyone signs up and activates by e-mail; semi-automatic: after activation an admin "
+        "approves; manual: no sign-up, admins create accounts.",
+        choices=("automatic", "semi-automatic", "manual"),
+    )
+    allowed_email_domains: tuple[str, ...] = option(
+        (), "If set, only addresses in these domains may sign up, comma-separated."
+    )
+
+
+@dataclass(frozen=True)
+class MailSection:
+    """[mail]: the SMTP server that sends activation, reset and notification mail."""
+
+    host: str = option("localhost", "SMTP server. Empty: mail is not sent (and is logged instead).")
+    port: int = option(25, "SMTP port (25, 587 with starttls, 465 with ssl).", minimum=1, maximum=65535)
+    security: str = option("plain", "Transport security.", choices=("plain", "starttls", "ssl"))
+    username: str = option("", "SMTP login; empty for none.")
+    password: str = option("", "SMTP password.", secret=True)
+    sender: str = option("ddserver@localhost", "From address of the mail ddserver sends.")
+    timeout: int = option(10, "Seconds to wait for the SMTP server.", minimum=1)
+
+
+@dataclass(frozen=True)
+class CaptchaSection:
+    """[captcha]: the sign-up captcha, checked with the provider's siteverify endpoint."""
+
+    provider: str = option(
+        "none", "Captcha provider.", choices=("none", "recaptcha", "recaptcha-v3", "hcaptcha", "turnstile")
+    )
+    site_key: str = option("", "Public site key given by the provider.")
+    secret_key: str = option("", "Secret key given by the provider.", secret=True)
+    verify_url: str = option("", "Siteverify URL. Empty: the provider's own.")
+    min_score: float = option(0.5, "Lowest score accepted from reCAPTCHA v3.", minimum=0.0, maximum=1.0)
+
+
+@dataclass(frozen=True)
+class HttpSection:
+    """[http]: how the web components are reached."""
+
+    base_url: str = option(
+        "http://localhost:8080", "Public URL of the web interface, used in mail and in the setup help."
+    )
+    update_url: str = option("", "Public URL of the updater, used in the setup help. Empty: the same as base_url.")
+    trusted_proxies: tuple[str, ...] = option(
+        ("127.0.0.1", "::1"),
+        "Addresses or networks of reverse proxies whose X-Forwarded-For and X-Real-IP headers are believed.",
+        check=_check_networks,
+    )
+
+
+@dataclass(frozen=True)
+class LoggingSection:
+    """[logging]: what is logged and where."""
+
+    level: str = option("info", "Lowest level logged.", choices=("debug", "info", "warning", "error"))
+    file: str = option("", "Log file. Empty: standard error (the journal under systemd).")
+
+
+@dataclass(frozen=True)
+class InterfaceSection:
+    """[interface]: the web interface (ddserver-interface, ddserver-bundle)."""
+
+    listen: str = option("127.0.0.1:8080", "Address the web interface listens on.", check=_check_listen)
+    threads: int = option(8, "Worker threads of the web server.", minimum=1, maximum=256)
+
+
+@dataclass(frozen=True)
+class UpdaterSection:
+    """[updater]: the dyndns2 update API (ddserver-updater)."""
+
+    listen: str = option("127.0.0.1:8081", "Address the updater listens on.", check=_check_listen)
+    threads: int = option(16, "Worker threads of the web server.", minimum=1, maximum=256)
+
+
+@dataclass(frozen=True)
+class RecursorSection:
+    """[recursor]: the PowerDNS backend (ddserver-recursor)."""
+
+    poll_interval: float = option(0.2, "Seconds between two reads of the change feed.", minimum=0.01, maximum=60.0)
+
+
+@dataclass(frozen=True)
+class Rfc2136Section:
+    """[rfc2136]: the worker that sends RFC 2136 updates to external nameservers (ddserver-rfc2136)."""
+
+    poll_interval: float = option(0.2, "Seconds between two reads of the change feed.", minimum=0.01, maximum=60.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, one attribute per INI section."""
+
+    database: DatabaseSection = field(default_factory=DatabaseSection)
+    auth: AuthSection = field(default_factory=AuthSection)
+    dns: DnsSection = field(default_factory=DnsSection)
+    signup: SignupSection = field(default_factory=SignupSection)
+    mail: MailSection = field(default_factory=MailSection)
+    captcha: CaptchaSection = field(default_factory=CaptchaSection)
+    http: HttpSection = field(default_factory=HttpSection)
+    logging: LoggingSection = field(default_factory=LoggingSection)
+    interface: InterfaceSection = field(default_factory=InterfaceSection)
+    updater: UpdaterSection = field(default_factory=UpdaterSection)
+    recursor: RecursorSection = field(default_factory=RecursorSection)
+    rfc2136: Rfc2136Section = field(default_factory=Rfc2136Section)
+    #: The file the configuration was read from, if any.
+    source: str | None = None
+
+    def replace(self, section: str, **values: Any) -> Config:
+        """Return a copy with some keys of one section changed (used by command-line flags and tests)."""
+        current = getattr(self, section)
+        return dataclasses.replace(self, **{section: dataclasses.replace(current, **values)})
+
+    @property
+    def update_url(self) -> str:
+        return (self.http.update_url or self.http.base_url).rstrip("/")
+
+
+def sections() -> dict[str, type]:
+    """Map each section name to its dataclass, in file order."""
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if f.name != "source"}
+
+
+def _convert(section: str, key: str, raw: str, kind: Any, meta: Mapping[str, Any]) -> Any:
+    shown = "(secret)" if meta.get("secret") else repr(raw)
+
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(f"config: [{section}] {key} = {shown}: expected {expected}")
+
+    text = raw.strip()
+    value: Any
+    if kind is bool:
+        lowered = text.lower()
+        if lowered in ("1", "yes", "true", "on"):
+            value = True
+        elif lowered in ("0", "no", "false", "off"):
+            value = False
+        else:
+            raise fail("yes or no")
+    elif kind is int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise fail("a whole number")
+    elif kind is float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise fail("a number")
+    elif typing.get_origin(kind) is tuple:
+        value = tuple(part for part in text.replace(",", " ").split() if part)
+    else:
+        value = text
+    if meta.get("choices") and value not in meta["choices"]:
+        raise fail("one of " + ", ".join(meta["choices"]))
+    low, high = meta.get("minimum"), meta.get("maximum")
+    if low is not None and value < low:
+        raise fail(f"at least {low:g}")
+    if high is not None and value > high:
+        raise fail(f"at most {high:g}")
+    if meta.get("check"):
+        expected = meta["check"](value)
+        if expected:
+            raise fail(expected)
+    return value
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the configuration once: the file, then ``DDSERVER_<SECTION>_<KEY>`` from the environment.
+
+    The file is ``path``, else ``$DDSERVER_CONFIG``, else ``/etc/ddserver/ddserver.conf`` if it exists,
+    else none (built-in defaults).
+
+    :raises ConfigError: naming the key, the value and what was expected.
+    """
+    env = os.environ if env is None else env
+    explicit = path if path is not None else env.get("DDSERVER_CONFIG") or None
+    source: Path | None = None
+    if explicit is not None:
+        source = Path(explicit)
+        if not source.is_file():
+            raise ConfigError(f"config: {source}: no such file")
+    elif DEFAULT_PATH.is_file():
+        source = DEFAULT_PATH
+
+    parser = configparser.ConfigParser(interpolation=None, default_section="__defaults__")
+    if source is not None:
+        try:
+            text = source.read_text(encoding="utf-8")
+            parser.read_string(text, source=str(source))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config: {source}: cannot be read ({exc.__class__.__name__}: {exc})")
+        except configparser.Error as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"config: {source}: not a valid INI file: {first}")
+
+    known = sections()
+    values: dict[str, dict[str, Any]] = {name: {} for name in known}
+    for name in parser.sections():
+        if name not in known:
+            raise ConfigError(f"config: {source}: unknown section [{name}]; known: {', '.join(known)}")
+        fields = {f.name: f for f in dataclasses.fields(known[name])}
+        hints = typing.get_type_hints(known[name])
+        for key, raw in parser.items(name):
+            if key not in fields:
+                raise ConfigError(f"config: {source}: unknown key '{key}' in [{name}]")
+            values[name][key] = _convert(name, key, raw, hints[key], fields[key].metadata)
+
+    for var, raw in env.items():
+        if not var.startswith(ENV_PREFIX) or var == "DDSERVER_CONFIG":
+            continue
+        rest = var[len(ENV_PREFIX) :].lower()
+        name, _, key = rest.partition("_")
+        if name not in known:
+            continue
+        fields = {f.name: f for f in dataclasses.fields(known[name])}
+        if key not in fields:
+            raise ConfigError(f"config: environment variable {var}: [{name}] has no key '{key}'")
+        hints = typing.get_type_hints(known[name])
+        values[name][key] = _convert(name, key, raw, hints[key], fields[key].metadata)
+
+    built = {name: cls(**values[name]) for name, cls in known.items()}
+    return Config(**built, source=str(source) if source else None)
+
+
+def _format_default(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def sample_file() -> str:
+    """The example configuration file: every key commented out at its default, with its documentation."""
+    import textwrap
+
+    lines = [
+        "# ddserver configuration. Every key is shown with its default; uncomment to change it.",
+        "# Any key can also be set from the environment as DDSERVER_<SECTION>_<KEY>,",
+        "# for example DDSERVER_DATABASE_URL. Generated by: python -m ddserver.config --sample",
+    ]
+    for name, cls in sections().items():
+        lines += ["", f"[{name}]"]
+        for f in dataclasses.fields(cls):
+            lines += ["#"] if lines[-1] != f"[{name}]" else []
+            lines += ["# " + line for line in textwrap.wrap(f.metadata["doc"], 100)]
+            if f.metadata.get("choices"):
+                lines.append("# One of: " + ", ".join(f.metadata["choices"]) + ".")
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            lines.append(f"#{f.name} = {_format_default(default)}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def markdown_reference() -> str:
+    """The configuration reference for docs/, generated from the same declarations."""
+    out = [
+        "# Configuration reference",
+        "",
+        "ddserver reads one INI file: `--config FILE`, else `$DDSERVER_CONFIG`, else "
+        "`/etc/ddserver/ddserver.conf`, else built-in defaults. Any key can be overridden from the "
+        "environment as `DDSERVER_<SECTION>_<KEY>` (for example `DDSERVER_DATABASE_URL`). A bad value stops "
+        "the program with one line naming the key, the value and what was expected.",
+        "",
+        "This page is generated from `ddserver/config.py` (`python -m ddserver.config --markdown`); "
+        "`etc/ddserver/ddserver.conf` is generated from the same declarations, and a test keeps both current.",
+    ]
+    for name, cls in sections().items():
+        out += ["", f"## [{name}]", "", (cls.__doc__ or "").split(":", 1)[-1].strip(), ""]
+        out += ["| key | default | meaning |", "|---|---|---|"]
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            doc = f.metadata["doc"]
+            if f.metadata.get("choices"):
+                doc += " One of: " + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + "."
+            kind = getattr(hints[f.name], "__name__", "list")
+            kind = "list" if typing.get_origin(hints[f.name]) is tuple else kind
+            shown = _format_default(default)
+            out.append(
+                f"| `{f.name}` ({kind}) | `{shown}` | {doc} |" if shown else f"| `{f.name}` ({kind}) | | {doc} |"
+            )
+    return "\n".join(out) + "\n"
+
+
+def _main(argv: list[str]) -> int:
+    if argv == ["--sample"]:
+        sys.stdout.write(sample_file())
+    elif argv == ["--markdown"]:
+        sys.stdout.write(markdown_reference())
+    else:
+        sys.stderr.write("usage: python -m ddserver.config --sample | --markdown\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

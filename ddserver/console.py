@@ -1,0 +1,48 @@
+"""What every console script shares: loading the configuration, logging, and turning errors into one line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+from ddserver.config import Config, load_config
+from ddserver.errors import DDServerError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def setup_logging(config: Config, name: str) -> None:
+    """Log to the configured file or to standard error, at the configured level."""
+    level = getattr(logging, config.logging.level.upper())
+    handler: logging.Handler
+    if config.logging.file:
+        try:
+            handler = logging.FileHandler(config.logging.file)
+        except OSError as exc:
+            raise DDServerError(f"config: [logging] file = {config.logging.file!r}: cannot be opened ({exc.strerror})")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {name}[%(process)d] %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def run(main: Callable[[], int | None], prog: str) -> int:
+    """Run a console script's body: a ddserver error becomes one line on stderr and exit code 1."""
+    try:
+        return main() or EXIT_OK
+    except DDServerError as exc:
+        print(f"{prog}: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+
+
+def config_from(path: str | None) -> Config:
+    return load_config(path)

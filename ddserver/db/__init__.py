@@ -1,0 +1,419 @@
+"""One small interface over MySQL/MariaDB (pymysql) and SQLite: connections per thread, transactions, retries.
+
+SQL is written once with ``?`` placeholders and converted for pymysql; every value is passed as a parameter.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import sqlite3
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ddserver.errors import ConfigError, DatabaseError, DatabaseUnavailable
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+# pymysql error numbers that mean the connection is gone (client side 2xxx) or the server is going away.
+_MYSQL_LOST = {2003, 2006, 2013, 2014, 2055, 1053, 1927, 4031}
+# Deadlock and lock wait timeout: the whole transaction may be run again.
+_MYSQL_RETRY = {1213, 1205}
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """A parsed database URL."""
+
+    dialect: str
+    path: str = ""
+    host: str = "127.0.0.1"
+    port: int = 3306
+    user: str = "root"
+    password: str = ""
+    database: str = ""
+    unix_socket: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> DatabaseUrl:
+        """Parse ``sqlite:///path`` or ``mysql://user:password@host:port/db?unix_socket=...``.
+
+        :raises ConfigError: when the URL is not of either form (the password is never shown).
+        """
+        if url.startswith("sqlite:///"):
+            path = url[len("sqlite:///") :]
+            if not path:
+                raise ConfigError("config: [database] url: expected sqlite:///PATH")
+            return cls(dialect="sqlite", path=path)
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("mysql", "mariadb", "mysql+pymysql"):
+            raise ConfigError(
+                "config: [database] url: expected sqlite:///PATH or mysql://USER:PASSWORD@HOST:PORT/DATABASE"
+            )
+        query = urllib.parse.parse_qs(parts.query)
+        database = urllib.parse.unquote(parts.path.lstrip("/"))
+        if not database:
+            raise ConfigError("config: [database] url: the MySQL URL names no database (mysql://.../DATABASE)")
+        try:
+            port = parts.port or 3306
+        except ValueError:
+            raise ConfigError("config: [database] url: the port is not a number")
+        return cls(
+            dialect="mysql",
+            host=parts.hostname or "127.0.0.1",
+            port=port,
+            user=urllib.parse.unquote(parts.username or "root"),
+            password=urllib.parse.unquote(parts.password or ""),
+            database=database,
+            unix_socket=(query.get("unix_socket") or [None])[0],
+        )
+
+    def describe(self) -> str:
+        """Where the database is, without the password, for messages."""
+        if self.dialect == "sqlite":
+            return f"sqlite:///{self.path}"
+        where = self.unix_socket or f"{self.host}:{self.port}"
+        return f"mysql://{self.user}@{where}/{self.database}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _to_pyformat(sql: str) -> str:
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class Transaction:
+    """A cursor inside one transaction; rows come back as dicts."""
+
+    def __init__(self, db: Database, conn: Any) -> None:
+        self.db = db
+        self.dialect = db.dialect
+        self._conn = conn
+        self._cur = conn.cursor()
+        self.rowcount = 0
+        self.lastrowid: int | None = None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Transaction:
+        if self.dialect == "mysql":
+            sql = _to_pyformat(sql)
+        self.db._execute(self._cur, sql, params)
+        self.rowcount = self._cur.rowcount
+        self.lastrowid = self._cur.lastrowid
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Transaction:
+        if self.dialect == "mysql":
+            sql = _to_pyformat(sql)
+        self.db._execute(self._cur, sql, rows, many=True)
+        self.rowcount = self._cur.rowcount
+        return self
+
+    def _columns(self) -> list[str]:
+        return [d[0] for d in self._cur.description or ()]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        self.execute(sql, params)
+        row = self._cur.fetchone()
+        return None if row is None else dict(zip(self._columns(), row, strict=True))
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self.execute(sql, params)
+        cols = self._columns()
+        return [dict(zip(cols, row, strict=True)) for row in self._cur.fetchall()]
+
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples: the cheap form for bulk loads."""
+        self.execute(sql, params)
+        return [tuple(row) for row in self._cur.fetchall()]
+
+    def iter_tuples(self, sql: str, params: Sequence[Any] = (), size: int = 10000) -> Iterator[tuple[Any, ...]]:
+        self.execute(sql, params)
+        while True:
+            rows = self._cur.fetchmany(size)
+            if not rows:
+                return
+            yield from rows
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.execute(sql, params)
+        row = self._cur.fetchone()
+        return None if row is None else row[0]
+
+    def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run an INSERT and return the new row's id."""
+        self.execute(sql, params)
+        assert self.lastrowid is not None  # both drivers set it after an INSERT
+        return int(self.lastrowid)
+
+
+class Database:
+    """The shared database: one connection per thread, opened on first use and reopened after a loss."""
+
+    def __init__(self, url: str, connect_timeout: int = 5, query_timeout: int = 60) -> None:
+        self.url = DatabaseUrl.parse(url)
+        self.dialect = self.url.dialect
+        self.connect_timeout = connect_timeout
+        self.query_timeout = query_timeout
+        self._local = threading.local()
+        self._all: set[Any] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: Any) -> Database:
+        return cls(config.database.url, connect_timeout=config.database.connect_timeout)
+
+    def __repr__(self) -> str:
+        return f"<Database {self.url.describe()}>"
+
+    # -- connections -------------------------------------------------------------------------------
+
+    def _connect(self, with_database: bool = True) -> Any:
+        if self.dialect == "sqlite":
+            path = Path(self.url.path)
+            if not path.parent.exists():
+                raise DatabaseUnavailable(f"database: folder {path.parent} does not exist")
+            try:
+                conn = sqlite3.connect(
+                    str(path),
+                    timeout=max(self.connect_timeout, 30),
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise DatabaseUnavailable(f"database: cannot open {path}: {exc}")
+            return conn
+        import pymysql
+
+        try:
+            conn = pymysql.connect(
+                host=self.url.host,
+                port=self.url.port,
+                user=self.url.user,
+                password=self.url.password,
+                database=self.url.database if with_database else None,
+                unix_socket=self.url.unix_socket,
+                charset="utf8mb4",
+                autocommit=True,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.query_timeout,
+                write_timeout=self.query_timeout,
+                init_command="SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
+            )
+            with conn.cursor() as cur:
+                # Fresh reads in every statement, and fewer gap locks between concurrent writers.
+                cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        except pymysql.err.OperationalError as exc:
+            code = exc.args[0] if exc.args else 0
+            if code in (1044, 1045, 1049):
+                raise DatabaseError(f"database: {self.url.describe()}: {exc.args[1]}")
+            raise DatabaseUnavailable(f"database: cannot connect to {self.url.describe()}: {exc.args[-1]}")
+        except (pymysql.err.Error, OSError) as exc:
+            raise DatabaseUnavailable(f"database: cannot connect to {self.url.describe()}: {exc}")
+        return conn
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._all.add(conn)
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                self._all.discard(conn)
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        self._drop()
+
+    def close_all(self) -> None:
+        """Close every connection this object opened (at shutdown)."""
+        with self._lock:
+            conns, self._all = list(self._all), set()
+        for conn in conns:
+            try:
+                conn.close()
+            except Exception:
+                pass
+        self._local = threading.local()
+
+    # -- errors ------------------------------------------------------------------------------------
+
+    def _execute(self, cur: Any, sql: str, params: Any, many: bool = False) -> None:
+        try:
+            if many:
+                cur.executemany(sql, params)
+            else:
+                cur.execute(sql, params)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise _Retry(str(exc))
+            raise DatabaseError(f"database: {exc}")
+        except Exception as exc:
+            self._translate(exc)
+            raise
+
+    def _translate(self, exc: BaseException) -> None:
+        """Turn a pymysql error into ddserver's, or return to let it propagate (integrity errors)."""
+        if self.dialect != "mysql":
+            return
+        import pymysql
+
+        if isinstance(exc, pymysql.err.IntegrityError):
+            return
+        if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InternalError):
+            code = exc.args[0] if exc.args else 0
+            if code in _MYSQL_RETRY:
+                raise _Retry(str(exc))
+            if code in _MYSQL_LOST:
+                self._drop()
+                raise DatabaseUnavailable(f"database: lost connection to {self.url.describe()}")
+            raise DatabaseError(f"database: {exc.args[-1] if exc.args else exc}")
+        if isinstance(exc, pymysql.err.InterfaceError | OSError | AttributeError | ConnectionError):
+            # pymysql raises InterfaceError (0, '') on a closed connection, and AttributeError when its
+            # socket is already gone.
+            self._drop()
+            raise DatabaseUnavailable(f"database: lost connection to {self.url.describe()}")
+        if isinstance(exc, pymysql.err.Error):
+            raise DatabaseError(f"database: {exc}")
+
+    def is_integrity_error(self, exc: BaseException) -> bool:
+        if isinstance(exc, sqlite3.IntegrityError):
+            return True
+        if self.dialect == "mysql":
+            import pymysql
+
+            return isinstance(exc, pymysql.err.IntegrityError)
+        return False
+
+    # -- transactions ------------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[Transaction]:
+        """One transaction on this thread's connection, committed at the end of the block.
+
+        Writes on SQLite take the write lock at the start (``BEGIN IMMEDIATE``), so two writers never
+        deadlock upgrading a read lock.
+        """
+        conn = self._connection()
+        tx = Transaction(self, conn)
+        try:
+            if self.dialect == "sqlite":
+                tx._cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            else:
+                tx._cur.execute("START TRANSACTION" if write else "START TRANSACTION READ ONLY")
+        except sqlite3.OperationalError as exc:
+            raise _Retry(str(exc))
+        except Exception as exc:
+            self._translate(exc)
+            raise
+        try:
+            yield tx
+        except BaseException:
+            try:
+                conn.rollback() if self.dialect == "mysql" else tx._cur.execute("ROLLBACK")
+            except Exception:
+                self._drop()
+            raise
+        else:
+            try:
+                conn.commit() if self.dialect == "mysql" else tx._cur.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                raise DatabaseError(f"database: commit failed: {exc}")
+            except Exception as exc:
+                self._translate(exc)
+                raise
+        finally:
+            tx._cur.close()
+
+    def run(self, fn: Callable[[Transaction], T], write: bool = True, attempts: int = 6) -> T:
+        """Run ``fn(tx)`` in a transaction, again after a deadlock, and once more after a lost connection.
+
+        ``fn`` must have no effect outside the database: it may run more than once.
+        """
+        lost = 0
+        for attempt in range(attempts):
+            try:
+                with self.transaction(write=write) as tx:
+                    return fn(tx)
+            except _Retry:
+                if attempt == attempts - 1:
+                    raise DatabaseError("database: gave up after repeated deadlocks or lock timeouts")
+                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+            except DatabaseUnavailable:
+                lost += 1
+                if lost > 1:
+                    raise
+        raise DatabaseError("database: transaction failed")  # pragma: no cover - the loop returns or raises
+
+    def read(self, fn: Callable[[Transaction], T]) -> T:
+        return self.run(fn, write=False)
+
+    # -- set-up ------------------------------------------------------------------------------------
+
+    def create_database(self) -> bool:
+        """Create the MySQL database if it is missing (SQLite creates its file by itself).
+
+        :returns: True if it was created.
+        """
+        if self.dialect != "mysql":
+            return False
+        import pymysql
+
+        try:
+            conn = self._connect(with_database=True)
+            conn.close()
+            return False
+        except DatabaseError:
+            pass
+        conn = self._connect(with_database=False)
+        try:
+            with conn.cursor() as cur:
+                name = self.url.database.replace("`", "``")
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        except pymysql.err.Error as exc:
+            raise DatabaseError(f"database: cannot create {self.url.database}: {exc.args[-1]}")
+        finally:
+            conn.close()
+        return True
+
+    def drop_database(self) -> None:
+        """Drop the whole database (tests only)."""
+        self.close_all()
+        if self.dialect == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(self.url.path + suffix).unlink(missing_ok=True)
+            return
+        conn = self._connect(with_database=False)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.url.database.replace('`', '``')}`")
+        finally:
+            conn.close()
+
+
+class _Retry(DatabaseError):
+    """The transaction hit a deadlock or lock timeout and may be run again."""

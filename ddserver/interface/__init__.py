@@ -1,0 +1,1 @@
+"""The web interface (Bottle + Jinja2)."""

@@ -1,0 +1,1 @@
+"""ddserver-recursor: the PowerDNS backend process (pipe, remote pipe, remote unix socket)."""

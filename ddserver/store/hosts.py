@@ -1,0 +1,319 @@
+"""Hosts: one row per dynamic name, with its addresses, secret hash, update status and flags."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ddserver.db import Database, Transaction
+from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
+from ddserver.store import changes, zones
+from ddserver.store.common import KEEP, Keep, boolean, for_update, like_pattern, now
+
+_COLUMNS = (
+    "h.id, h.name, h.zone_id, z.name AS zone, h.user_id, u.username, h.ipv4, h.ipv6, h.ttl, h.wildcard, "
+    "h.secret_hash, h.description, h.created_at, h.address_changed_at, h.last_update_at, h.last_client, "
+    "h.last_tls, h.last_result, h.client_faults, h.server_faults, h.abuse, h.blocked, h.blocked_reason"
+)
+_FROM = " FROM hosts h JOIN zones z ON z.id = h.zone_id JOIN users u ON u.id = h.user_id"
+
+
+@dataclass(frozen=True)
+class Host:
+    id: int
+    name: str
+    zone_id: int
+    zone: str
+    user_id: int
+    username: str
+    ipv4: str | None
+    ipv6: str | None
+    ttl: int | None
+    wildcard: bool
+    secret_hash: str = dataclasses.field(repr=False)
+    description: str = ""
+    created_at: int = 0
+    address_changed_at: int | None = None
+    last_update_at: int | None = None
+    last_client: str | None = None
+    last_tls: bool | None = None
+    last_result: str | None = None
+    client_faults: int = 0
+    server_faults: int = 0
+    abuse: bool = False
+    blocked: bool = False
+    blocked_reason: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Host:
+        row = dict(row)
+        for flag in ("wildcard", "abuse", "blocked"):
+            row[flag] = boolean(row[flag])
+        if row["last_tls"] is not None:
+            row["last_tls"] = bool(row["last_tls"])
+        return cls(**row)
+
+    @property
+    def label(self) -> str:
+        """The part of the name below the zone."""
+        return self.name[: -len(self.zone) - 1]
+
+
+def _get(tx: Transaction, column: str, value: Any) -> Host:
+    row = tx.one(f"SELECT {_COLUMNS}{_FROM} WHERE h.{column} = ?", (value,))
+    if row is None:
+        raise NotFound(f"no host {value}")
+    return Host.from_row(row)
+
+
+def get(db: Database, name: str) -> Host:
+    """:raises NotFound: if there is no such host."""
+    return db.read(lambda tx: _get(tx, "name", name))
+
+
+def get_by_id(db: Database, host_id: int) -> Host:
+    return db.read(lambda tx: _get(tx, "id", host_id))
+
+
+def add(
+    db: Database,
+    user_id: int,
+    name: str,
+    secret_hash: str,
+    *,
+    default_limit: int,
+    ttl: int | None = None,
+    wildcard: bool = False,
+    description: str = "",
+    ipv4: str | None = None,
+    ipv6: str | None = None,
+) -> Host:
+    """Add a host, one label below one of the zones; the name must be validated already.
+
+    The user's row is locked while their hosts are counted, so concurrent adds cannot pass the limit.
+
+    :raises NotFound: no zone contains the name, or the user is gone.
+    :raises ValidationError: the name is not exactly one label below its zone, or the zone is not open
+        to this user.
+    :raises LimitReached: the user has as many hosts as they may.
+    :raises Conflict: the name is taken.
+    """
+
+    def run(tx: Transaction) -> Host:
+        user = tx.one(f"SELECT id, is_admin, max_hosts FROM users WHERE id = ?{for_update(tx)}", (user_id,))
+        if user is None:
+            raise NotFound(f"no user {user_id}")
+        zone = zones.find_for_name(tx, name)
+        if zone is None:
+            raise NotFound(f"no zone served here contains {name}")
+        label = name[: -len(zone.name) - 1]
+        if "." in label:
+            raise ValidationError(f"{name} is more than one label below the zone {zone.name}")
+        if not zones.may_use(tx, zone, user_id, bool(user["is_admin"])):
+            raise ValidationError(f"the zone {zone.name} is not open to this user")
+        limit = user["max_hosts"] if user["max_hosts"] is not None else default_limit
+        if limit >= 0:
+            count = int(tx.scalar("SELECT COUNT(*) FROM hosts WHERE user_id = ?", (user_id,)))
+            if count >= limit:
+                raise LimitReached(f"the limit of {limit} hosts for this user is reached")
+        if tx.scalar("SELECT COUNT(*) FROM hosts WHERE name = ?", (name,)):
+            raise Conflict(f"{name} is taken")
+        stamp = now()
+        try:
+            host_id = tx.insert(
+                "INSERT INTO hosts (name, zone_id, user_id, ipv4, ipv6, ttl, wildcard, secret_hash, description, "
+                "created_at, address_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    zone.id,
+                    user_id,
+                    ipv4,
+                    ipv6,
+                    ttl,
+                    int(wildcard),
+                    secret_hash,
+                    description,
+                    stamp,
+                    stamp if ipv4 or ipv6 else None,
+                ),
+            )
+        except Exception as exc:
+            if db.is_integrity_error(exc):
+                raise Conflict(f"{name} is taken")
+            raise
+        changes.record(tx, zone.id, zone.name, name)
+        return _get(tx, "id", host_id)
+
+    return db.run(run)
+
+
+def search(
+    db: Database,
+    *,
+    user_id: int | None = None,
+    zone_id: int | None = None,
+    text: str = "",
+    flagged: bool = False,
+    offset: int = 0,
+    limit: int = 1000,
+) -> tuple[list[Host], int]:
+    """Hosts by name, filtered by owner, zone, a part of the name or owner, or abuse/blocked flags.
+
+    :returns: the page and the total number of matches.
+    """
+    conditions, params = [], []
+    if user_id is not None:
+        conditions.append("h.user_id = ?")
+        params.append(user_id)
+    if zone_id is not None:
+        conditions.append("h.zone_id = ?")
+        params.append(zone_id)
+    if text:
+        conditions.append("(h.name LIKE ? ESCAPE '!' OR u.username LIKE ? ESCAPE '!')")
+        params += [like_pattern(text.strip().lower())] * 2
+    if flagged:
+        conditions.append("(h.abuse = 1 OR h.blocked = 1)")
+    where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+
+    def run(tx: Transaction) -> tuple[list[Host], int]:
+        total = int(tx.scalar(f"SELECT COUNT(*){_FROM}{where}", params))
+        rows = tx.all(f"SELECT {_COLUMNS}{_FROM}{where} ORDER BY h.name LIMIT ? OFFSET ?", (*params, limit, offset))
+        return [Host.from_row(row) for row in rows], total
+
+    return db.read(run)
+
+
+def list_for_user(db: Database, user_id: int) -> list[Host]:
+    return search(db, user_id=user_id, limit=2**31 - 1)[0]
+
+
+def count_for_user(db: Database, user_id: int) -> int:
+    return int(db.read(lambda tx: tx.scalar("SELECT COUNT(*) FROM hosts WHERE user_id = ?", (user_id,))))
+
+
+@dataclass(frozen=True)
+class AddressChange:
+    """What ``set_addresses`` found and did."""
+
+    host: Host
+    changed: bool
+
+
+def set_addresses(
+    db: Database,
+    host_id: int,
+    *,
+    ipv4: str | Keep | None = KEEP,
+    ipv6: str | Keep | None = KEEP,
+    client: str | None = None,
+    tls: bool | None = None,
+    result: str | None = None,
+) -> AddressChange:
+    """Set one family or both (None clears it, ``KEEP`` leaves it) in one short transaction.
+
+    Only a real change bumps the serial and enters the feed; the update status (time, client, TLS,
+    result) is written either way when ``client`` or ``result`` is given.
+
+    :raises NotFound: if the host is gone.
+    """
+
+    def run(tx: Transaction) -> AddressChange:
+        row = tx.one(f"SELECT ipv4, ipv6 FROM hosts WHERE id = ?{for_update(tx)}", (host_id,))
+        if row is None:
+            raise NotFound(f"no host {host_id}")
+        new4 = row["ipv4"] if ipv4 is KEEP else ipv4
+        new6 = row["ipv6"] if ipv6 is KEEP else ipv6
+        changed = (new4, new6) != (row["ipv4"], row["ipv6"])
+        stamp = now()
+        assignments, params = [], []
+        if changed:
+            assignments += ["ipv4 = ?", "ipv6 = ?", "address_changed_at = ?"]
+            params += [new4, new6, stamp]
+        if client is not None or result is not None:
+            assignments += ["last_update_at = ?", "last_client = ?", "last_tls = ?", "last_result = ?"]
+            params += [stamp, client, None if tls is None else int(tls), result]
+        if assignments:
+            tx.execute(f"UPDATE hosts SET {', '.join(assignments)} WHERE id = ?", (*params, host_id))
+        host = _get(tx, "id", host_id)
+        if changed:
+            changes.record(tx, host.zone_id, host.zone, host.name)
+        return AddressChange(host, changed)
+
+    return db.run(run)
+
+
+def set_secret_hash(db: Database, host_id: int, secret_hash: str) -> None:
+    db.run(lambda tx: tx.execute("UPDATE hosts SET secret_hash = ? WHERE id = ?", (secret_hash, host_id)))
+
+
+def set_properties(
+    db: Database,
+    host_id: int,
+    *,
+    ttl: int | Keep | None = KEEP,
+    wildcard: bool | Keep = KEEP,
+    description: str | Keep = KEEP,
+) -> Host:
+    """Change TTL, wildcard or description; the first two change DNS and enter the feed."""
+
+    def run(tx: Transaction) -> Host:
+        host = _get(tx, "id", host_id)
+        dns_change = (ttl is not KEEP and ttl != host.ttl) or (wildcard is not KEEP and wildcard != host.wildcard)
+        values = {"ttl": ttl, "wildcard": wildcard, "description": description}
+        values = {k: (int(v) if isinstance(v, bool) else v) for k, v in values.items() if v is not KEEP}
+        if values:
+            assignments = ", ".join(f"{column} = ?" for column in values)
+            tx.execute(f"UPDATE hosts SET {assignments} WHERE id = ?", (*values.values(), host_id))
+        if dns_change:
+            changes.record(tx, host.zone_id, host.zone, host.name)
+        return _get(tx, "id", host_id)
+
+    return db.run(run)
+
+
+def set_flags(
+    db: Database,
+    host_id: int,
+    *,
+    abuse: bool | Keep = KEEP,
+    blocked: bool | Keep = KEEP,
+    reason: str | Keep | None = KEEP,
+    reset_faults: bool = False,
+) -> Host:
+    """Flag or clear a host; a flagged host leaves DNS, so a flip enters the feed."""
+
+    def run(tx: Transaction) -> Host:
+        host = _get(tx, "id", host_id)
+        values: dict[str, Any] = {}
+        if abuse is not KEEP:
+            values["abuse"] = int(abuse)
+        if blocked is not KEEP:
+            values["blocked"] = int(blocked)
+        if reason is not KEEP:
+            values["blocked_reason"] = reason
+        if reset_faults:
+            values["client_faults"] = 0
+            values["server_faults"] = 0
+        if values:
+            assignments = ", ".join(f"{column} = ?" for column in values)
+            tx.execute(f"UPDATE hosts SET {assignments} WHERE id = ?", (*values.values(), host_id))
+        updated = _get(tx, "id", host_id)
+        if (updated.abuse or updated.blocked) != (host.abuse or host.blocked):
+            changes.record(tx, host.zone_id, host.zone, host.name)
+        return updated
+
+    return db.run(run)
+
+
+def delete(db: Database, host_id: int) -> Host:
+    """Delete a host with its records; its name leaves DNS."""
+
+    def run(tx: Transaction) -> Host:
+        host = _get(tx, "id", host_id)
+        changes.record(tx, host.zone_id, host.zone, host.name)
+        tx.execute("DELETE FROM records WHERE host_id = ?", (host_id,))
+        tx.execute("DELETE FROM hosts WHERE id = ?", (host_id,))
+        return host
+
+    return db.run(run)

@@ -1,0 +1,283 @@
+"""Zones: the DNS zones admins run, with their SOA, NS and optional RFC 2136 primary."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ddserver.db import Database, Transaction
+from ddserver.errors import Conflict, NotFound
+from ddserver.store import changes
+from ddserver.store.common import boolean, now
+
+_COLUMNS = (
+    "id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl, is_public, "
+    "description, rfc2136_server, rfc2136_transport, tsig_name, tsig_algorithm, tsig_secret, "
+    "rfc2136_position, rfc2136_error, rfc2136_error_at, rfc2136_ok_at, created_at"
+)
+
+#: Columns an admin may change with ``update``.
+EDITABLE = {
+    "nameservers",
+    "hostmaster",
+    "refresh",
+    "retry",
+    "expire",
+    "minimum",
+    "zone_ttl",
+    "ttl",
+    "is_public",
+    "description",
+    "rfc2136_server",
+    "rfc2136_transport",
+    "tsig_name",
+    "tsig_algorithm",
+    "tsig_secret",
+}
+#: Of those, the ones that change what DNS answers.
+_DNS_COLUMNS = {"nameservers", "hostmaster", "refresh", "retry", "expire", "minimum", "zone_ttl", "ttl"}
+
+
+@dataclass(frozen=True)
+class Zone:
+    id: int
+    name: str
+    nameservers: tuple[str, ...]
+    hostmaster: str
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+    zone_ttl: int
+    ttl: int | None
+    is_public: bool
+    description: str
+    rfc2136_server: str | None
+    rfc2136_transport: str
+    tsig_name: str | None
+    tsig_algorithm: str | None
+    tsig_secret: str | None = dataclasses.field(repr=False)
+    rfc2136_position: int
+    rfc2136_error: str | None
+    rfc2136_error_at: int | None
+    rfc2136_ok_at: int | None
+    created_at: int
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Zone:
+        row = dict(row)
+        row["nameservers"] = tuple(row["nameservers"].split())
+        row["is_public"] = boolean(row["is_public"])
+        return cls(**row)
+
+    def host_ttl(self, default: int) -> int:
+        return self.ttl if self.ttl is not None else default
+
+
+def initial_serial(at: float | None = None) -> int:
+    """A date-based first serial (YYYYMMDD01), as people expect to see."""
+    return int(time.strftime("%Y%m%d", time.gmtime(at)) + "01")
+
+
+def add(
+    db: Database,
+    name: str,
+    nameservers: list[str] | tuple[str, ...],
+    hostmaster: str,
+    *,
+    ttl: int | None = None,
+    is_public: bool = True,
+    description: str = "",
+    rfc2136_server: str | None = None,
+    rfc2136_transport: str = "tcp",
+    tsig_name: str | None = None,
+    tsig_algorithm: str | None = None,
+    tsig_secret: str | None = None,
+) -> Zone:
+    """Add a zone; ``name``, ``nameservers`` and ``hostmaster`` must be validated already.
+
+    :raises Conflict: if the zone exists.
+    """
+
+    def run(tx: Transaction) -> Zone:
+        if tx.scalar("SELECT COUNT(*) FROM zones WHERE name = ?", (name,)):
+            raise Conflict(f"zone {name} exists already")
+        try:
+            zone_id = tx.insert(
+                "INSERT INTO zones (name, nameservers, hostmaster, serial, ttl, is_public, description, "
+                "rfc2136_server, rfc2136_transport, tsig_name, tsig_algorithm, tsig_secret, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    " ".join(nameservers),
+                    hostmaster,
+                    initial_serial(),
+                    ttl,
+                    int(is_public),
+                    description,
+                    rfc2136_server,
+                    rfc2136_transport,
+                    tsig_name,
+                    tsig_algorithm,
+                    tsig_secret,
+                    now(),
+                ),
+            )
+        except Exception as exc:
+            if db.is_integrity_error(exc):
+                raise Conflict(f"zone {name} exists already")
+            raise
+        # A new zone is a change too: followers learn of it from the feed. Its RFC 2136 position
+        # starts here, so the worker does not replay the history of other zones.
+        change_id = changes.record(tx, zone_id, name, name)
+        tx.execute("UPDATE zones SET rfc2136_position = ? WHERE id = ?", (change_id - 1, zone_id))
+        return _get(tx, "id", zone_id)
+
+    return db.run(run)
+
+
+def _get(tx: Transaction, column: str, value: Any) -> Zone:
+    row = tx.one(f"SELECT {_COLUMNS} FROM zones WHERE {column} = ?", (value,))
+    if row is None:
+        raise NotFound(f"no zone {value}")
+    return Zone.from_row(row)
+
+
+def get(db: Database, name: str) -> Zone:
+    """:raises NotFound: if there is no such zone."""
+    return db.read(lambda tx: _get(tx, "name", name))
+
+
+def get_by_id(db: Database, zone_id: int) -> Zone:
+    return db.read(lambda tx: _get(tx, "id", zone_id))
+
+
+def list_all(db: Database) -> list[Zone]:
+    rows = db.read(lambda tx: tx.all(f"SELECT {_COLUMNS} FROM zones ORDER BY name"))
+    return [Zone.from_row(row) for row in rows]
+
+
+def host_counts(db: Database) -> dict[int, int]:
+    """Number of hosts in each zone, by zone id."""
+    rows = db.read(lambda tx: tx.tuples("SELECT zone_id, COUNT(*) FROM hosts GROUP BY zone_id"))
+    return {zone_id: count for zone_id, count in rows}
+
+
+def find_for_name(tx: Transaction, fqdn: str) -> Zone | None:
+    """The most specific zone that contains ``fqdn`` (``a.dyn.example.org`` is in ``dyn.example.org``
+    rather than ``example.org``), or None."""
+    labels = fqdn.split(".")
+    candidates = [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
+    if not candidates:
+        return None
+    marks = ", ".join("?" for _ in candidates)
+    rows = tx.all(f"SELECT {_COLUMNS} FROM zones WHERE name IN ({marks})", candidates)
+    if not rows:
+        return None
+    best = max(rows, key=lambda row: len(row["name"]))
+    return Zone.from_row(best)
+
+
+def usable_by(db: Database, user_id: int, is_admin: bool) -> list[Zone]:
+    """Zones in which this user may create hosts: public ones, those granted to them, all for admins."""
+    if is_admin:
+        return list_all(db)
+    rows = db.read(
+        lambda tx: tx.all(
+            f"SELECT {_COLUMNS} FROM zones WHERE is_public = 1 "
+            "OR id IN (SELECT zone_id FROM zone_users WHERE user_id = ?) ORDER BY name",
+            (user_id,),
+        )
+    )
+    return [Zone.from_row(row) for row in rows]
+
+
+def may_use(tx: Transaction, zone: Zone, user_id: int, is_admin: bool) -> bool:
+    if is_admin or zone.is_public:
+        return True
+    return bool(tx.scalar("SELECT COUNT(*) FROM zone_users WHERE zone_id = ? AND user_id = ?", (zone.id, user_id)))
+
+
+def allowed_users(db: Database, zone_id: int) -> list[int]:
+    return [r[0] for r in db.read(lambda tx: tx.tuples("SELECT user_id FROM zone_users WHERE zone_id = ?", (zone_id,)))]
+
+
+def set_allowed_users(db: Database, zone_id: int, user_ids: list[int]) -> None:
+    def run(tx: Transaction) -> None:
+        tx.execute("DELETE FROM zone_users WHERE zone_id = ?", (zone_id,))
+        if user_ids:
+            tx.executemany("INSERT INTO zone_users (zone_id, user_id) VALUES (?, ?)", [(zone_id, u) for u in user_ids])
+
+    db.run(run)
+
+
+def update(db: Database, zone_id: int, **values: Any) -> Zone:
+    """Change some of a zone's settings (see ``EDITABLE``); a change to its DNS data enters the feed.
+
+    :raises NotFound: if the zone is gone.
+    """
+    unknown = set(values) - EDITABLE
+    if unknown:
+        raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
+    if "nameservers" in values and not isinstance(values["nameservers"], str):
+        values["nameservers"] = " ".join(values["nameservers"])
+    if "is_public" in values:
+        values["is_public"] = int(values["is_public"])
+
+    def run(tx: Transaction) -> Zone:
+        zone = _get(tx, "id", zone_id)
+        if values:
+            assignments = ", ".join(f"{column} = ?" for column in values)
+            tx.execute(f"UPDATE zones SET {assignments} WHERE id = ?", (*values.values(), zone_id))
+        if _DNS_COLUMNS & set(values):
+            changes.record(tx, zone.id, zone.name, zone.name)
+            if "ttl" in values:
+                # Every host that inherits the zone's TTL changes: followers reload the whole zone.
+                changes.record(tx, zone.id, zone.name, "*")
+        return _get(tx, "id", zone_id)
+
+    return db.run(run)
+
+
+def delete(db: Database, zone_id: int) -> int:
+    """Delete a zone with all its hosts and records.
+
+    :returns: how many hosts went with it.
+    """
+
+    def run(tx: Transaction) -> int:
+        zone = _get(tx, "id", zone_id)
+        count = int(tx.scalar("SELECT COUNT(*) FROM hosts WHERE zone_id = ?", (zone_id,)))
+        # The serial bump in record() must happen before the row goes; the change stays in the feed.
+        changes.record(tx, zone.id, zone.name, zone.name)
+        tx.execute("DELETE FROM records WHERE zone_id = ?", (zone_id,))
+        tx.execute("DELETE FROM hosts WHERE zone_id = ?", (zone_id,))
+        tx.execute("DELETE FROM zones WHERE id = ?", (zone_id,))
+        return count
+
+    return db.run(run)
+
+
+def set_rfc2136_state(
+    db: Database, zone_id: int, *, position: int | None = None, error: str | None = None, ok: bool = False
+) -> None:
+    """Record the RFC 2136 worker's progress (position) and its last error or success for a zone."""
+
+    def run(tx: Transaction) -> None:
+        if position is not None:
+            tx.execute(
+                "UPDATE zones SET rfc2136_position = ? WHERE id = ? AND rfc2136_position < ?",
+                (position, zone_id, position),
+            )
+        if error is not None:
+            tx.execute(
+                "UPDATE zones SET rfc2136_error = ?, rfc2136_error_at = ? WHERE id = ?",
+                (error, now(), zone_id),
+            )
+        elif ok:
+            tx.execute("UPDATE zones SET rfc2136_error = NULL, rfc2136_ok_at = ? WHERE id = ?", (now(), zone_id))
+
+    db.run(run)

@@ -1,0 +1,1 @@
+"""The dyndns2 updater: a pure protocol core and a thin Bottle shell."""

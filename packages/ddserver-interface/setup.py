@@ -1,0 +1,20 @@
+"""The ddserver-interface distribution: ddserver's web interface."""
+
+import re
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).resolve().parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE.parent.parent / "ddserver" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="ddserver-interface",
+    version=VERSION,
+    description="ddserver's web interface.",
+    license="AGPL-3.0-or-later",
+    python_requires=">=3.11",
+    packages=[],
+    install_requires=[f"ddserver[interface]=={VERSION}"],
+    entry_points={"console_scripts": ["ddserver-interface = ddserver.interface.main:main"]},
+)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what ddserver needs from Debian's packages (only what is missing) and makes the virtual
+# environment .venv with ddserver, its components and (with --test) the test tools.
+# Usage: scripts/setup-system.sh [--test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=no
+[ "${1:-}" = "--test" ] && want_test=yes
+
+# pdns-server & co. for the private PowerDNS; the rest only for the test suite.
+packages=(python3-venv pdns-server pdns-backend-pipe pdns-backend-remote)
+if [ "$want_test" = yes ]; then
+  packages+=(pdns-backend-mysql bind9 bind9-dnsutils ddclient inadyn chromium dnsperf wrk curl wget mariadb-client)
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: these Debian packages are missing and installing them needs root: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts its own pdns and named when they install; ddserver runs its own instances.
+  for service in pdns named bind9; do
+    if command -v invoke-rc.d >/dev/null && [ -e "/etc/init.d/$service" ]; then
+      invoke-rc.d "$service" stop >/dev/null 2>&1 || true
+    fi
+  done
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+extras="all"
+[ "$want_test" = yes ] && extras="all,test"
+.venv/bin/python -m pip install -q -e ".[$extras]" \
+  -e packages/ddserver-recursor -e packages/ddserver-updater \
+  -e packages/ddserver-interface -e packages/ddserver-bundle

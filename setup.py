@@ -1,0 +1,58 @@
+"""Builds the ``ddserver`` distribution: the core package, with one extra per component."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "ddserver" / "__init__.py").read_text()).group(1)
+
+WEB = ["bottle>=0.13", "waitress>=3.0"]
+PASSWORDS = ["libpass>=1.9", "argon2-cffi>=23.1"]
+
+EXTRAS = {
+    # The recursor needs nothing beyond the core: it must import without Bottle, Jinja2 or passlib.
+    "recursor": [],
+    "updater": WEB + PASSWORDS,
+    "interface": WEB + PASSWORDS + ["jinja2>=3.1"],
+    "rfc2136": ["dnspython>=2.4"],
+    "admin": PASSWORDS,
+}
+EXTRAS["bundle"] = sorted(set(EXTRAS["updater"] + EXTRAS["interface"]))
+EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+EXTRAS["test"] = [
+    "pytest>=8",
+    "pytest-xdist>=3.5",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "dnspython>=2.4",
+    "build>=1.2",
+    "ruff>=0.6",
+]
+
+setup(
+    name="ddserver",
+    version=VERSION,
+    description="Self-hosted dynamic DNS service: dyndns2 updater, web interface, PowerDNS backend, RFC 2136",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="AGPL-3.0-or-later",
+    python_requires=">=3.11",
+    packages=find_packages(include=["ddserver", "ddserver.*"]),
+    include_package_data=True,
+    package_data={"ddserver": ["sql/*/*.sql", "interface/templates/**/*", "interface/static/**/*", "py.typed"]},
+    install_requires=["idna>=3.6", "pymysql>=1.1"],
+    extras_require=EXTRAS,
+    entry_points={
+        "console_scripts": [
+            "ddserver = ddserver.cli:main",
+            "ddserver-rfc2136 = ddserver.rfc2136.main:main",
+        ]
+    },
+    classifiers=[
+        "License :: OSI Approved :: GNU Affero General Public License v3 or later (AGPLv3+)",
+        "Programming Language :: Python :: 3",
+        "Topic :: Internet :: Name Service (DNS)",
+    ],
+)

@@ -1,0 +1,89 @@
+"""Fixtures every test may use: a migrated database per dialect, a configuration, free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ddserver.config import Config
+from ddserver.db import Database
+from tests import support
+
+# Tables in the order they can be emptied without breaking foreign keys.
+_TABLES = (
+    "sessions",
+    "tokens",
+    "records",
+    "zone_users",
+    "hosts",
+    "changes",
+    "events",
+    "settings",
+    "users",
+    "zones",
+)
+
+
+@pytest.fixture(scope="session")
+def _mysql_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database | None]:
+    """One migrated MariaDB database per test worker, dropped at the end."""
+    if not support.mysql_available():
+        yield None
+        return
+    db = support.create_database(support.new_database_url("mysql", tmp_path_factory.mktemp("mysql")))
+    try:
+        yield db
+    finally:
+        db.drop_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def dialect(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db(dialect: str, tmp_path: Path, _mysql_database: Database | None) -> Iterator[Database]:
+    """An empty, migrated database of each dialect (the test runs once per dialect)."""
+    if dialect == "sqlite":
+        database = support.create_database(support.new_database_url("sqlite", tmp_path))
+        yield database
+        database.close_all()
+        return
+    if _mysql_database is None:
+        support.missing(f"MariaDB/MySQL is not reachable at {support.mysql_base()}")
+    assert _mysql_database is not None
+    database = Database(_mysql_url(_mysql_database))
+    _empty(database)
+    yield database
+    database.close_all()
+
+
+def _mysql_url(db: Database) -> str:
+    u = db.url
+    auth = u.user + (f":{u.password}" if u.password else "")
+    query = f"?unix_socket={u.unix_socket}" if u.unix_socket else ""
+    return f"mysql://{auth}@{u.host}:{u.port}/{u.database}{query}"
+
+
+def _empty(db: Database) -> None:
+    def run(tx) -> None:  # type: ignore[no-untyped-def]
+        tx.execute("SET FOREIGN_KEY_CHECKS = 0")
+        for table in _TABLES:
+            tx.execute(f"DELETE FROM {table}")
+        tx.execute("SET FOREIGN_KEY_CHECKS = 1")
+
+    db.run(run)
+
+
+@pytest.fixture
+def db_url(db: Database) -> str:
+    """The URL of the ``db`` fixture's database, for processes started by the test."""
+    return _mysql_url(db) if db.dialect == "mysql" else f"sqlite:///{db.url.path}"
+
+
+@pytest.fixture
+def config(db_url: str, tmp_path: Path) -> Config:
+    return support.make_config(db_url, tmp_path)

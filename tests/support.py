@@ -1,0 +1,236 @@
+"""Test helpers every component's tests share: real components, free ports, and processes that always stop."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from ddserver.config import Config, load_config
+from ddserver.db import Database
+from ddserver.db import migrate as migrations
+from ddserver.errors import DatabaseError
+
+#: Under CI a real component that cannot start fails the run instead of skipping the test.
+CI = os.environ.get("CI", "").lower() == "true"
+MYSQL_URL = os.environ.get("DDSERVER_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_counter = itertools.count()
+
+
+def missing(what: str) -> None:
+    """A real component is not available: skip the test, or fail it under CI."""
+    if CI:
+        pytest.fail(f"{what} (CI=true: a missing real component is a failure)", pytrace=False)
+    pytest.skip(what)
+
+
+def require_binary(name: str, *extra_paths: str) -> str:
+    """The path of a program from PATH, /usr/sbin or the given paths; skips or fails when missing."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    for path in extra_paths:
+        if not found and Path(path).exists():
+            found = path
+    if not found:
+        missing(f"{name} is not installed")
+    assert found
+    return found
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
+    """A port free for ``kind`` right now (another process may still take it; servers retry)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def free_dns_port(host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP, as a DNS server needs."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_DGRAM, host)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free DNS port")
+
+
+def wait_until(check: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> object:
+    """Poll ``check`` until it returns something true; raise with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what or check}: last error {last_error!r}")
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Process:
+    """A server process in its own process group, logging to a file, stopped whatever happens."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        log: Path,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        stdin: int | None = subprocess.DEVNULL,
+    ) -> None:
+        self.argv = [str(a) for a in argv]
+        self.log_path = log
+        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=cwd,
+            env=env,
+            stdin=stdin,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        self._log.flush()
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_for(self, check: Callable[[], object], timeout: float = 30.0, what: str = "") -> None:
+        def ready() -> object:
+            if not self.alive():
+                raise RuntimeError(f"{self.argv[0]} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            return check()
+
+        try:
+            wait_until(ready, timeout=timeout, what=what or f"{self.argv[0]} to start")
+        except (TimeoutError, RuntimeError) as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}\n--- log ---\n{self.log()[-3000:]}") from None
+
+    def wait_port(self, host: str, port: int, timeout: float = 30.0) -> None:
+        self.wait_for(lambda: port_open(host, port), timeout, f"{self.argv[0]} to listen on {host}:{port}")
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.alive():
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.proc.wait(5)
+        # Children in the group (pipe backends of a pdns_server, say) go too.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if not self._log.closed:
+            self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> Process:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def mysql_base() -> str:
+    return MYSQL_URL if MYSQL_URL.endswith("/") else MYSQL_URL + "/"
+
+
+def mysql_available() -> bool:
+    try:
+        probe = Database(mysql_base() + "mysql", connect_timeout=3)
+        probe.read(lambda tx: tx.scalar("SELECT 1"))
+        probe.close_all()
+        return True
+    except DatabaseError:
+        return False
+
+
+def new_database_url(dialect: str, folder: Path) -> str:
+    """A URL for a database that does not exist yet, unique to this test run and worker."""
+    if dialect == "sqlite":
+        return f"sqlite:///{folder / f'ddserver-{next(_counter)}.sqlite3'}"
+    if not mysql_available():
+        missing(f"MariaDB/MySQL is not reachable at {mysql_base()} (set DDSERVER_TEST_MYSQL_URL)")
+    return f"{mysql_base()}ddtest_{os.getpid()}_{WORKER}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
+
+
+def create_database(url: str) -> Database:
+    db = Database(url)
+    migrations.migrate(db)
+    return db
+
+
+def make_config(db_url: str, folder: Path, **sections: dict[str, object]) -> Config:
+    """A configuration for tests: the given database, a fixed secret key, anything else from ``sections``."""
+    config = load_config(env={})
+    config = config.replace("database", url=db_url)
+    config = config.replace("auth", secret_key="test-secret-key", secret_key_file=str(folder / "secret"))
+    for section, values in sections.items():
+        config = config.replace(section, **values)
+    return config
+
+
+def write_config_file(path: Path, db_url: str, extra: str = "") -> Path:
+    path.write_text(f"[database]\nurl = {db_url}\n\n[auth]\nsecret_key = test-secret-key\n{extra}\n")
+    return path
+
+
+def python_bin() -> str:
+    """The interpreter of the test run, whose venv has ddserver's console scripts."""
+    import sys
+
+    return sys.executable
+
+
+def console_script(name: str) -> str:
+    """The path of one of ddserver's console scripts in the test run's environment."""
+    import sys
+
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        pytest.fail(f"console script {name} is not installed in {path.parent}", pytrace=False)
+    return str(path)
