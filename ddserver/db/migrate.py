@@ -37,9 +37,6 @@ def available(dialect: str) -> list[Migration]:
         if match:
             found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
-    for index, migration in enumerate(found, start=1):
-        if migration.version != index:
-            raise SchemaError(f"migrations: {dialect} migration {index:04d} is missing")
     return found
 
 
@@ -67,13 +64,13 @@ def _has_version_table(tx: Transaction) -> bool:
     return bool(tx.scalar(sql, ("schema_version",)))
 
 
-def current_version(db: Database) -> int | None:
-    """The highest completed migration, or None for a database that was never initialised.
+def applied_versions(db: Database) -> set[int] | None:
+    """The completed migrations, or None for a database that was never initialised.
 
     :raises SchemaError: if a migration was interrupted half-way.
     """
 
-    def read(tx: Transaction) -> int | None:
+    def read(tx: Transaction) -> set[int] | None:
         if not _has_version_table(tx):
             return None
         rows = tx.all("SELECT version, name, state FROM schema_version ORDER BY version")
@@ -84,9 +81,15 @@ def current_version(db: Database) -> int | None:
                     "applied; restore the backup taken before 'ddserver migrate', or finish it by hand "
                     "and mark it done in schema_version"
                 )
-        return max((row["version"] for row in rows), default=0)
+        return {row["version"] for row in rows}
 
     return db.read(read)
+
+
+def current_version(db: Database) -> int | None:
+    """The highest completed migration (0 if none), or None for a database that was never initialised."""
+    applied = applied_versions(db)
+    return None if applied is None else max(applied, default=0)
 
 
 def check_schema(db: Database) -> int:
@@ -94,17 +97,20 @@ def check_schema(db: Database) -> int:
 
     :raises SchemaError: with what to do (init, migrate, upgrade ddserver).
     """
-    version = current_version(db)
+    applied = applied_versions(db)
     latest = latest_version(db.dialect)
-    if not version:
+    if not applied:
         raise SchemaError(f"database: {db.url.describe()} is not initialised; run 'ddserver init'")
+    version = max(applied)
     if version > latest:
         raise SchemaError(
             f"database: schema version {version} is newer than this ddserver knows ({latest}); "
             "upgrade ddserver on this machine"
         )
-    if version < latest:
-        raise SchemaError(f"database: schema version {version} is older than {latest}; run 'ddserver migrate'")
+    if applied != {m.version for m in available(db.dialect)}:
+        raise SchemaError(
+            f"database: schema version {version} lacks migrations this ddserver has; run 'ddserver migrate'"
+        )
     return version
 
 
@@ -120,9 +126,10 @@ def migrate(db: Database) -> list[Migration]:
     """
     db.create_database()
     db.run(lambda tx: tx.execute(_CREATE_VERSION_TABLE[db.dialect]))
-    version = current_version(db) or 0
+    done = applied_versions(db) or set()
     migrations = available(db.dialect)
     latest = migrations[-1].version
+    version = max(done, default=0)
     if version > latest:
         raise SchemaError(
             f"database: schema version {version} is newer than this ddserver knows ({latest}); "
@@ -130,7 +137,9 @@ def migrate(db: Database) -> list[Migration]:
         )
     applied = []
     for migration in migrations:
-        if migration.version <= version:
+        # Every migration not yet recorded runs, even one numbered below the newest applied: branches
+        # may land out of order.
+        if migration.version in done:
             continue
         logger.info("applying migration %04d_%s", migration.version, migration.name)
         try:
