@@ -87,3 +87,14 @@ def db_url(db: Database) -> str:
 @pytest.fixture
 def config(db_url: str, tmp_path: Path) -> Config:
     return support.make_config(db_url, tmp_path)
+
+
+@pytest.fixture
+def private_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.PrivateMariaDB]:
+    """A running mariadbd of the test's own (``.stop()``, ``.start()``, ``.kill()``, ``.url(name)``)."""
+    server = support.PrivateMariaDB(tmp_path_factory.mktemp("mariadb"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

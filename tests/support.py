@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import shutil
@@ -76,7 +77,7 @@ def wait_until(check: Callable[[], object], timeout: float = 20.0, interval: flo
             result = check()
             if result:
                 return result
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the check may fail until the thing is ready
             last_error = exc
         time.sleep(interval)
     raise TimeoutError(f"timed out waiting for {what or check}: last error {last_error!r}")
@@ -234,3 +235,96 @@ def console_script(name: str) -> str:
     if not path.exists():
         pytest.fail(f"console script {name} is not installed in {path.parent}", pytrace=False)
     return str(path)
+
+
+class PrivateMariaDB:
+    """A mariadbd of the test's own, in a temporary folder on a free port, that a test may stop and start.
+
+    The machine's shared MariaDB is never touched; this one exists to go away in the middle of a test.
+    """
+
+    _template: Path | None = None
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.datadir = folder / "data"
+        self.socket = folder / "mysqld.sock"
+        self.port = free_port()
+        self.process: Process | None = None
+        self.mariadbd = require_binary("mariadbd")
+        self._install()
+
+    @classmethod
+    def _template_dir(cls, base: Path) -> Path:
+        # mariadb-install-db takes seconds; do it once per test process and copy the result.
+        if cls._template is None or not cls._template.exists():
+            installer = require_binary("mariadb-install-db")
+            target = base / "template"
+            result = subprocess.run(
+                [
+                    installer,
+                    "--no-defaults",
+                    f"--datadir={target}",
+                    "--user=root",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            if result.returncode != 0:
+                missing(f"mariadb-install-db failed: {result.stderr[-500:]}")
+            cls._template = target
+        return cls._template
+
+    def _install(self) -> None:
+        import tempfile
+
+        base = Path(tempfile.gettempdir()) / f"ddserver-mariadb-template-{os.getpid()}"
+        if not base.exists():
+            base.mkdir()
+            atexit.register(shutil.rmtree, base, ignore_errors=True)
+        shutil.copytree(self._template_dir(base), self.datadir)
+
+    @property
+    def url_base(self) -> str:
+        return f"mysql://root@127.0.0.1:{self.port}/"
+
+    def url(self, database: str = "ddserver") -> str:
+        return self.url_base + database
+
+    def start(self) -> None:
+        if self.process is not None and self.process.alive():
+            return
+        argv = [
+            self.mariadbd,
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--socket={self.socket}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            "--user=root",
+            f"--pid-file={self.folder}/pid",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=32M",
+            "--innodb-log-file-size=8M",
+            "--skip-name-resolve",
+            "--max-connections=200",
+        ]
+        self.process = Process(argv, log=self.folder / "mariadbd.log")
+        self.process.wait_port("127.0.0.1", self.port, timeout=60)
+
+    def stop(self) -> None:
+        """Stop the server cleanly (clients see their connections drop)."""
+        if self.process is not None:
+            self.process.stop(timeout=30)
+            self.process = None
+
+    def kill(self) -> None:
+        """Stop the server abruptly, as a crash would."""
+        if self.process is not None:
+            self.process.signal(signal.SIGKILL)
+            self.process.proc.wait(10)
+            self.process.stop()
+            self.process = None

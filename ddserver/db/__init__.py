@@ -240,7 +240,7 @@ class Database:
                 self._all.discard(conn)
             try:
                 conn.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - the connection is broken already; closing is best effort
                 pass
 
     def close(self) -> None:
@@ -254,7 +254,7 @@ class Database:
         for conn in conns:
             try:
                 conn.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - best effort at shutdown
                 pass
         self._local = threading.local()
 
@@ -335,7 +335,7 @@ class Database:
         except BaseException:
             try:
                 conn.rollback() if self.dialect == "mysql" else tx._cur.execute("ROLLBACK")
-            except Exception:
+            except Exception:  # noqa: BLE001 - the original error matters more than a failed rollback
                 self._drop()
             raise
         else:

@@ -1,0 +1,124 @@
+"""The database layer against real servers: reconnection after a restart, concurrent writers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from ddserver.db import Database
+from ddserver.db import migrate as migrations
+from ddserver.errors import DatabaseUnavailable
+from ddserver.store import changes, hosts, users, zones
+
+
+def test_reconnects_after_mariadb_restart(private_mariadb):
+    db = Database(private_mariadb.url("ddserver"))
+    migrations.migrate(db)
+    zone = zones.add(db, "dyn.example.org", ["ns1.example.org"], "hostmaster.example.org")
+    private_mariadb.stop()
+    with pytest.raises(DatabaseUnavailable):
+        zones.get_by_id(db, zone.id)
+    private_mariadb.start()
+    # No new Database object and no process restart: the next call reconnects.
+    assert zones.get_by_id(db, zone.id).name == "dyn.example.org"
+    private_mariadb.kill()
+    with pytest.raises(DatabaseUnavailable):
+        zones.list_all(db)
+    private_mariadb.start()
+    assert [z.name for z in zones.list_all(db)] == ["dyn.example.org"]
+    db.close_all()
+
+
+def hammer(url: str, host_ids: list[int], rounds: int, tag: int) -> list[tuple[int, str]]:
+    """Update each host ``rounds`` times with distinct addresses; return the acknowledged (host, address)."""
+    db = Database(url)
+    acked = []
+    for round_ in range(rounds):
+        for host_id in host_ids:
+            address = f"10.{tag}.{round_ // 250}.{round_ % 250 + 1}"
+            result = hosts.set_addresses(db, host_id, ipv4=address)
+            assert result.changed
+            acked.append((host_id, address))
+    db.close_all()
+    return acked
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("dialect", ["mysql"])
+def test_concurrent_writers_lose_nothing(db, db_url):
+    """Threads and two processes update hosts of one zone: every update lands, serials never repeat."""
+    zone = zones.add(db, "dyn.example.org", ["ns1.example.org"], "hostmaster.example.org")
+    owner = users.add(db, "alice", "alice@example.org", max_hosts=-1)
+    ids = [hosts.add(db, owner.id, f"h{i}.dyn.example.org", "h", default_limit=-1).id for i in range(16)]
+    start_serial = zones.get(db, zone.name).serial
+    start_change = changes.last_id(db)
+
+    # Two processes own hosts 0-3 and 4-7; eight threads own two hosts each of 8-15.
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys, json; from tests.integration.test_database import hammer; "
+                f"print(json.dumps(hammer(sys.argv[1], {ids[4 * p : 4 * p + 4]}, 25, {p + 1})))",
+                db_url,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for p in range(2)
+    ]
+    results: list[list[tuple[int, str]]] = []
+    threads = [
+        threading.Thread(target=lambda t=t: results.append(hammer(db_url, ids[8 + 2 * t : 10 + 2 * t], 25, 10 + t)))
+        for t in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for proc in procs:
+        out, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0
+        results.append([tuple(item) for item in json.loads(out)])
+    for thread in threads:
+        thread.join(240)
+    acked = [item for result in results for item in result]
+    assert len(acked) == 16 * 25
+    expected_last = {}
+    for host_id, address in acked:
+        expected_last[host_id] = address  # each host has one writer, so its acks are in order
+    for host_id, address in expected_last.items():
+        assert hosts.get_by_id(db, host_id).ipv4 == address
+    feed = changes.since(db, start_change, limit=100000)
+    assert len(feed) == len(acked)
+    assert zones.get(db, zone.name).serial == start_serial + len(acked)
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("dialect", ["mysql", "sqlite"])
+def test_host_limit_holds_under_concurrency(db, db_url):
+    zones.add(db, "dyn.example.org", ["ns1.example.org"], "hostmaster.example.org")
+    owner = users.add(db, "alice", "alice@example.org")
+    outcomes: list[str] = []
+
+    def add(i: int) -> None:
+        worker = Database(db_url)  # own connections, as separate requests would have
+        try:
+            hosts.add(worker, owner.id, f"h{i}.dyn.example.org", "h", default_limit=5)
+            outcomes.append("ok")
+        except Exception as exc:  # noqa: BLE001 - the test counts the refusals
+            outcomes.append(type(exc).__name__)
+        finally:
+            worker.close_all()
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert outcomes.count("ok") == 5
+    assert set(outcomes) == {"ok", "LimitReached"}
+    assert hosts.count_for_user(db, owner.id) == 5
