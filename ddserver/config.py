@@ -99,8 +99,9 @@ class DatabaseSection:
 
     url: str = option(
         "sqlite:///ddserver.sqlite3",
-        "Database URL: sqlite:///relative/or//absolute/path.sqlite3, or "
-        "mysql://user:password@host:3306/dbname (add ?unix_socket=/run/mysqld/mysqld.sock for a socket).",
+        "Database URL: sqlite:///ddserver.sqlite3 (a path relative to the working folder), "
+        "sqlite:////var/lib/ddserver/ddserver.sqlite3 (absolute), or mysql://user:password@host:3306/dbname "
+        "(add ?unix_socket=/run/mysqld/mysqld.sock for a socket).",
         check=_check_db_url,
         secret=True,
     )
@@ -451,7 +452,8 @@ def markdown_reference() -> str:
         "`etc/ddserver/ddserver.conf` is generated from the same declarations, and a test keeps both current.",
     ]
     for name, cls in sections().items():
-        out += ["", f"## [{name}]", "", (cls.__doc__ or "").split(":", 1)[-1].strip(), ""]
+        intro = (cls.__doc__ or "").split(":", 1)[-1].strip()
+        out += ["", f"## [{name}]", "", intro[:1].upper() + intro[1:], ""]
         out += ["| key | default | meaning |", "|---|---|---|"]
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
