@@ -27,7 +27,8 @@ EXTRAS["test"] = [
     "pytest-timeout>=2.3",
     "hypothesis>=6.100",
     "dnspython>=2.4",
-    "build>=1.2",
+    "setuptools>=68",
+    "wheel>=0.42",
     "ruff>=0.6",
 ]
 
