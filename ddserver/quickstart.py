@@ -30,6 +30,14 @@ def prepare(config: Config, data_dir: Path) -> tuple[Database, str | None]:
     from ddserver.cli import ensure_secret_key
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    conf = data_dir / "ddserver.conf"
+    if not conf.exists() and config.source is None:
+        # So that other commands reach the quick start's database: ddserver --config var/ddserver.conf ...
+        conf.write_text(
+            "# Written by 'ddserver run' for its own files; see etc/ddserver/ddserver.conf for every key.\n"
+            f"[database]\nurl = {config.database.url}\n\n[auth]\nsecret_key_file = {config.auth.secret_key_file}\n",
+            encoding="utf-8",
+        )
     db = Database.from_config(config)
     migrations.migrate(db)
     ensure_secret_key(config)
@@ -71,8 +79,10 @@ def run(config: Config, args: argparse.Namespace) -> int:
     web = importlib.util.find_spec("ddserver.bundle") is not None
     pdns = shutil.which("pdns_server") or Path("/usr/sbin/pdns_server").exists()
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    conf = data_dir / "ddserver.conf"
+    prefix = f"ddserver --config {conf}" if conf.exists() and config.source is None else "ddserver"
     print("next steps:")
-    print(f"  ddserver host add admin home.{DEMO_ZONE}          # prints the host's update secret")
+    print(f"  {prefix} host add admin home.{DEMO_ZONE}     # prints the host's update secret")
     print(f"  curl -u home.{DEMO_ZONE}:SECRET '{base}/nic/update?myip=192.0.2.1'")
     print(f"  dig @127.0.0.1 -p {args.dns_port} home.{DEMO_ZONE} A")
     if args.no_serve:
