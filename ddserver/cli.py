@@ -89,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     delete = host.add_parser("delete", help="delete a host")
     delete.add_argument("name")
 
+    legacy = sub.add_parser("import-v02", help="import users, zones and hosts from a ddserver 0.2 database")
+    legacy.add_argument("source", metavar="URL", help="the old database, such as mysql://user:pw@host/ddserver")
+    legacy.add_argument(
+        "--ns",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="a nameserver of the imported zones (repeat for each)",
+    )
+    legacy.add_argument("--hostmaster", required=True, metavar="EMAIL", help="hostmaster of the imported zones")
+
     quick = sub.add_parser("run", help="quick start: SQLite, web interface and updater, private PowerDNS")
     quick.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
     quick.add_argument("--dns-port", type=int, default=5300, metavar="PORT")
@@ -329,6 +340,39 @@ def cmd_host(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_v02(config: Config, args: argparse.Namespace) -> int:
+    from ddserver.store import legacy
+
+    db = open_database(config)
+    data = legacy.read(Database(args.source))
+    names: dict[str, str] = {}
+
+    def keep(key: str, check, text: str) -> None:  # type: ignore[no-untyped-def]
+        try:
+            names[f"{key}:{text}"] = check(text)
+        except ValidationError:
+            pass
+
+    for suffix in data.suffixes:
+        keep("zone", validate.zone_name, suffix["name"])
+    for user in data.users:
+        keep("user", validate.username, user["username"])
+        keep("email", validate.email, user["email"])
+    for host in data.hosts:
+        keep("label", validate.label, host["hostname"])
+    report = legacy.import_all(
+        db,
+        data,
+        names=names,
+        nameservers=[validate.hostname(ns) for ns in args.ns],
+        hostmaster=validate.hostmaster(args.hostmaster),
+    )
+    print(f"imported {len(report.zones)} zones, {len(report.users)} users, {len(report.hosts)} hosts")
+    for note in report.skipped:
+        print(f"skipped {note}")
+    return 0
+
+
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
     from ddserver import quickstart
 
@@ -341,6 +385,7 @@ COMMANDS = {
     "zone": cmd_zone,
     "user": cmd_user,
     "host": cmd_host,
+    "import-v02": cmd_import_v02,
     "run": cmd_run,
 }
 
