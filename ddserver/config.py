@@ -256,6 +256,60 @@ class UpdaterSection:
 
     listen: str = option("127.0.0.1:8081", "Address the updater listens on.", check=_check_listen)
     threads: int = option(16, "Worker threads of the web server.", minimum=1, maximum=256)
+    min_interval: int = option(
+        60,
+        "Seconds that should pass between two changing updates of one host; a change sooner than that is "
+        "applied but counts as a client fault. 0: never.",
+        minimum=0,
+    )
+    nochg_interval: int = option(
+        60,
+        "An update that changes nothing, sooner than this many seconds after the host's previous update, "
+        "counts as a client fault. 0: never.",
+        minimum=0,
+    )
+    fault_limit: int = option(
+        100,
+        "Client faults (too frequent updates, bad requests) within fault_window after which a host is flagged "
+        "for abuse: it leaves DNS and is answered 'abuse' until an admin clears it. 0: never flag.",
+        minimum=0,
+    )
+    fault_window: int = option(3600, "Seconds over which client faults are counted.", minimum=10)
+    auth_failure_window: int = option(
+        900, "Seconds over which failed update logins are counted for the rate limits.", minimum=10
+    )
+    auth_failures_per_client: int = option(
+        30,
+        "Failed update logins from one client address within auth_failure_window after which that address "
+        "is answered 'abuse' without checking its credentials. 0: no limit.",
+        minimum=0,
+    )
+    auth_failures_per_account: int = option(
+        60,
+        "Failed update logins for one user name or host name within auth_failure_window after which it is "
+        "answered 'abuse' without checking credentials. 0: no limit.",
+        minimum=0,
+    )
+    blocked_hosts: tuple[str, ...] = option(
+        (),
+        "Host names answered 'abuse' without touching the database, comma-separated; '*.example.org' "
+        "blocks every name below example.org.",
+    )
+    blocked_agents: tuple[str, ...] = option(
+        (), "Parts of User-Agent headers answered 'badagent', comma-separated (case-insensitive)."
+    )
+    status_refresh: int = option(
+        300,
+        "An update that changes nothing rewrites the host's last-update status (time, client, TLS) only when "
+        "it is older than this many seconds, so repeated updates cost a read and no write.",
+        minimum=0,
+    )
+    metrics: bool = option(True, "Serve Prometheus metrics at /metrics.")
+    metrics_allow: tuple[str, ...] = option(
+        ("127.0.0.1", "::1"),
+        "Client addresses or networks allowed to read /metrics (after trusted proxies are resolved).",
+        check=_check_networks,
+    )
 
 
 @dataclass(frozen=True)

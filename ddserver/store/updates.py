@@ -1,0 +1,297 @@
+"""The updater's hot path: look up hosts and credentials in one read, apply an update in one short
+transaction, and keep the fault and rate-limit counters that several updater processes share."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ddserver.db import Database, Transaction
+from ddserver.errors import NotFound
+from ddserver.store import changes, events
+from ddserver.store.common import for_update, now
+
+#: The token kind of account update tokens (made by the web interface, hashed, no expiry).
+UPDATE_TOKEN = "update"
+
+_HOST_COLUMNS = (
+    "h.id, h.name, h.zone_id, z.name, h.user_id, u.username, h.secret_hash, h.ipv4, h.ipv6, h.abuse, "
+    "h.blocked, u.is_disabled, h.address_changed_at, h.last_update_at"
+)
+_HOST_FROM = " FROM hosts h JOIN zones z ON z.id = h.zone_id JOIN users u ON u.id = h.user_id"
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    """What an update needs to know about a host."""
+
+    id: int
+    name: str
+    zone_id: int
+    zone: str
+    user_id: int
+    username: str
+    secret_hash: str
+    ipv4: str | None
+    ipv6: str | None
+    abuse: bool
+    blocked: bool
+    user_disabled: bool
+    address_changed_at: int | None
+    last_update_at: int | None
+
+    @property
+    def in_dns(self) -> bool:
+        return not (self.abuse or self.blocked or self.user_disabled)
+
+    @classmethod
+    def from_tuple(cls, row: Sequence[Any]) -> HostState:
+        """From a row of ``_HOST_COLUMNS``; the flags come back from the drivers as integers."""
+        return cls(*row[:9], bool(row[9]), bool(row[10]), bool(row[11]), *row[12:])
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The user whose name was given as the login."""
+
+    id: int
+    disabled: bool
+    #: The presented secret is one of this user's update tokens.
+    token_ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Everything one update request reads, in one read transaction."""
+
+    hosts: dict[str, HostState]
+    account: Account | None
+    #: Failures counted in the current window, by rate-limit key.
+    failures: dict[str, int]
+
+
+def lookup(
+    db: Database,
+    names: Iterable[str],
+    login: str,
+    token_hash: str | None,
+    limit_keys: Sequence[str],
+    window: int,
+    *,
+    account_hosts: bool = False,
+) -> Lookup:
+    """Read the named hosts, the login (a host or a user, with a token check), and the rate-limit counters.
+
+    :param token_hash: the hash of the presented secret, checked against the user's update tokens.
+    :param account_hosts: also read every host of the user named by the login (for a request without
+        hostnames that authenticates with a user name).
+    """
+    wanted = sorted(set(names) | ({login} if "." in login else set()))
+    since = now() - window
+
+    def run(tx: Transaction) -> Lookup:
+        hosts: dict[str, HostState] = {}
+        if wanted:
+            marks = ", ".join("?" for _ in wanted)
+            for row in tx.tuples(f"SELECT {_HOST_COLUMNS}{_HOST_FROM} WHERE h.name IN ({marks})", wanted):
+                host = HostState.from_tuple(row)
+                hosts[host.name] = host
+        account = None
+        if login not in hosts:
+            row = tx.one(
+                "SELECT u.id, u.is_disabled, (SELECT COUNT(*) FROM tokens t WHERE t.user_id = u.id AND t.kind = ? "
+                "AND t.token_hash = ? AND t.used_at IS NULL AND (t.expires_at IS NULL OR t.expires_at >= ?)) AS tokens "
+                "FROM users u WHERE u.username = ?",
+                (UPDATE_TOKEN, token_hash or "", now(), login),
+            )
+            if row is not None:
+                account = Account(int(row["id"]), bool(row["is_disabled"]), bool(row["tokens"]))
+                if account_hosts:
+                    for row in tx.tuples(f"SELECT {_HOST_COLUMNS}{_HOST_FROM} WHERE h.user_id = ?", (account.id,)):
+                        host = HostState.from_tuple(row)
+                        hosts[host.name] = host
+        failures: dict[str, int] = {}
+        if limit_keys:
+            marks = ", ".join("?" for _ in limit_keys)
+            for key, hits in tx.tuples(
+                f"SELECT name, hits FROM rate_limits WHERE name IN ({marks}) AND window_start >= ?",
+                (*limit_keys, since),
+            ):
+                failures[str(key)] = int(hits)
+        return Lookup(hosts, account, failures)
+
+    return db.read(run)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The host's addresses after ``apply``, whether they changed, and its state at the time."""
+
+    ipv4: str | None
+    ipv6: str | None
+    changed: bool
+    #: The host was flagged or blocked meanwhile: nothing was written.
+    refused: bool = False
+    address_changed_at: int | None = None
+    last_update_at: int | None = None
+
+
+def apply(
+    db: Database,
+    host: HostState,
+    ipv4: str | None,
+    ipv6: str | None,
+    set_ipv4: bool,
+    set_ipv6: bool,
+    *,
+    client: str | None,
+    tls: bool,
+    result: str,
+    refresh_status_after: int = 0,
+) -> Applied:
+    """Apply an update in one short transaction: lock the host's row, compare, write, and for a real change
+    bump the zone's serial and append to the feed (``changes.record``), so a committed ``good`` is in DNS.
+
+    A change of nothing writes the update status only when it is older than ``refresh_status_after``.
+
+    :raises NotFound: the host was deleted meanwhile.
+    """
+
+    def run(tx: Transaction) -> Applied:
+        # Lock only the host's row: a join here would lock the zone's row for the whole transaction.
+        row = tx.tuples(
+            f"SELECT ipv4, ipv6, abuse, blocked, address_changed_at, last_update_at FROM hosts WHERE id = ?"
+            f"{for_update(tx)}",
+            (host.id,),
+        )
+        if not row:
+            raise NotFound(f"no host {host.name}")
+        old4, old6, abuse, blocked, changed_at, updated_at = row[0]
+        if abuse or blocked:
+            return Applied(old4, old6, False, refused=True)
+        new4 = ipv4 if set_ipv4 else old4
+        new6 = ipv6 if set_ipv6 else old6
+        changed = (new4, new6) != (old4, old6)
+        stamp = now()
+        if changed:
+            tx.execute(
+                "UPDATE hosts SET ipv4 = ?, ipv6 = ?, address_changed_at = ?, last_update_at = ?, last_client = ?, "
+                "last_tls = ?, last_result = ? WHERE id = ?",
+                (new4, new6, stamp, stamp, client, int(tls), result, host.id),
+            )
+            changes.record(tx, host.zone_id, host.zone, host.name)
+        elif updated_at is None or stamp - int(updated_at) >= refresh_status_after:
+            _write_status(tx, host.id, stamp, client, tls, result)
+        return Applied(new4, new6, changed, address_changed_at=changed_at, last_update_at=updated_at)
+
+    return db.run(run)
+
+
+def _write_status(tx: Transaction, host_id: int, stamp: int, client: str | None, tls: bool, result: str) -> None:
+    tx.execute(
+        "UPDATE hosts SET last_update_at = ?, last_client = ?, last_tls = ?, last_result = ? WHERE id = ?",
+        (stamp, client, int(tls), result, host_id),
+    )
+
+
+def record_status(db: Database, host_id: int, *, client: str | None, tls: bool, result: str) -> None:
+    """Write the update status alone (an update that changed nothing, answered without a transaction of its own
+    otherwise)."""
+    db.run(lambda tx: _write_status(tx, host_id, now(), client, tls, result))
+
+
+def add_fault(db: Database, host: HostState, *, limit: int, window: int, reason: str, client: str | None) -> bool:
+    """Count one client fault against a host, and flag it for abuse when the window holds ``limit`` of them.
+
+    The counter is updated in the database so every updater process counts into the same window. A host
+    that gets flagged leaves DNS (the change enters the feed) and an event records why.
+
+    :returns: True if this fault flagged the host.
+    """
+    stamp = now()
+    start = stamp - window
+
+    def run(tx: Transaction) -> bool:
+        # The count is assigned before the window start: MySQL evaluates assignments left to right with
+        # the new values, SQLite with the old ones; in this order both read the old window start.
+        tx.execute(
+            "UPDATE hosts SET client_faults = client_faults + 1, "
+            "fault_window_count = CASE WHEN fault_window_at IS NULL OR fault_window_at < ? THEN 1 "
+            "ELSE fault_window_count + 1 END, "
+            "fault_window_at = CASE WHEN fault_window_at IS NULL OR fault_window_at < ? THEN ? "
+            "ELSE fault_window_at END WHERE id = ?",
+            (start, start, stamp, host.id),
+        )
+        if not limit:
+            return False
+        row = tx.one(f"SELECT fault_window_count, abuse FROM hosts WHERE id = ?{for_update(tx)}", (host.id,))
+        if row is None or row["abuse"] or int(row["fault_window_count"]) < limit:
+            return False
+        tx.execute(
+            "UPDATE hosts SET abuse = 1, blocked_reason = ? WHERE id = ?",
+            (f"{limit} client faults within {window} s (last: {reason})"[:255], host.id),
+        )
+        changes.record(tx, host.zone_id, host.zone, host.name)
+        events.add_tx(tx, "host-abuse", host.name, client=client, detail=f"flagged by the updater: {reason}")
+        return True
+
+    return db.run(run)
+
+
+def add_server_fault(db: Database, host_id: int) -> None:
+    db.run(lambda tx: tx.execute("UPDATE hosts SET server_faults = server_faults + 1 WHERE id = ?", (host_id,)))
+
+
+def count_failure(db: Database, keys: Sequence[str], window: int) -> None:
+    """Count a failed login under each rate-limit key (such as ``client:192.0.2.1`` and ``login:alice``);
+    a key whose window has passed starts again at one."""
+    stamp = now()
+    start = stamp - window
+    if db.dialect == "mysql":
+        sql = (
+            "INSERT INTO rate_limits (name, window_start, hits) VALUES (?, ?, 1) ON DUPLICATE KEY UPDATE "
+            "hits = IF(window_start < ?, 1, hits + 1), window_start = IF(window_start < ?, ?, window_start)"
+        )
+    else:
+        sql = (
+            "INSERT INTO rate_limits (name, window_start, hits) VALUES (?, ?, 1) ON CONFLICT (name) DO UPDATE SET "
+            "hits = CASE WHEN window_start < ? THEN 1 ELSE hits + 1 END, "
+            "window_start = CASE WHEN window_start < ? THEN ? ELSE window_start END"
+        )
+
+    def run(tx: Transaction) -> None:
+        for key in sorted(set(keys)):
+            tx.execute(sql, (key[:191], stamp, start, start, stamp))
+        # Now and then, drop counters whose window has long passed.
+        if random.random() < 0.02:
+            tx.execute("DELETE FROM rate_limits WHERE window_start < ?", (start - window,))
+
+    db.run(run)
+
+
+def failures(db: Database, key: str, window: int) -> int:
+    """The failures counted under ``key`` in the current window."""
+    since = now() - window
+    value = db.read(
+        lambda tx: tx.scalar("SELECT hits FROM rate_limits WHERE name = ? AND window_start >= ?", (key, since))
+    )
+    return int(value or 0)
+
+
+def rehash_secret(db: Database, host_id: int, old_hash: str, new_hash: str) -> None:
+    """Replace a legacy secret hash after a successful check (only if nobody changed it meanwhile)."""
+    db.run(
+        lambda tx: tx.execute(
+            "UPDATE hosts SET secret_hash = ? WHERE id = ? AND secret_hash = ?", (new_hash, host_id, old_hash)
+        )
+    )
+
+
+def ping(db: Database) -> float:
+    """Seconds one trivial read takes (for health checks)."""
+    started = time.perf_counter()
+    db.read(lambda tx: tx.scalar("SELECT 1"))
+    return time.perf_counter() - started

@@ -1,0 +1,204 @@
+"""The updater's Bottle shell: turns HTTP requests into ``UpdateRequest``s and answers into plain-text replies.
+
+``create_app(config, db)`` gives a WSGI application for any server (waitress by default, see ``main``) and for
+the bundle. Every failure ends as a dyndns2 code: never a 500 page or a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import bottle
+
+from ddserver.config import Config
+from ddserver.db import Database
+from ddserver.errors import DatabaseError
+from ddserver.store import updates as store
+from ddserver.updater import protocol
+from ddserver.updater.metrics import Metrics
+from ddserver.updater.protocol import Answer, Code
+from ddserver.updater.service import Updater, UpdateRequest
+
+logger = logging.getLogger(__name__)
+
+#: Paths that update, as clients and routers call them (see docs/updater.md).
+UPDATE_PATHS = (
+    "/nic/update",  # dyndns2: ddclient, inadyn, Fritz!Box, OpenWrt, pfSense, routers at large
+    "/v3/update",  # dyn.com's later name for the same call
+    "/nic/dyndns",  # dyndns "system=dyndns" as older clients spell it
+    "/nic/statdns",  # dyndns "system=statdns"
+    "/update",  # short form some router templates use
+    "/api/update",
+)
+DELETE_PATHS = ("/nic/delete",)
+IP_PATHS = ("/nic/ip", "/nic/myip", "/myip", "/ip")
+ACME_PATHS = ("/nic/acme",)
+_MAX_BODY = 65536
+_TEXT = "text/plain; charset=utf-8"
+
+
+def _params(environ: dict[str, Any]) -> dict[str, str]:
+    """Query and form parameters, names lower-cased, the first value of each name kept.
+
+    Parsed here rather than by Bottle so that bytes that are not UTF-8 become replacement characters
+    (and so a bad hostname) instead of an exception.
+    """
+    pairs = urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True, errors="replace")
+    if environ.get("REQUEST_METHOD") == "POST" and environ.get("CONTENT_TYPE", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        try:
+            length = min(int(environ.get("CONTENT_LENGTH") or 0), _MAX_BODY)
+        except ValueError:
+            length = 0
+        if length > 0:
+            body = environ["wsgi.input"].read(length).decode("utf-8", "replace")
+            pairs += urllib.parse.parse_qsl(body, keep_blank_values=True)
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        params.setdefault(key.strip().lower(), value)
+    return params
+
+
+def _text(body: str, status: int = 200, **headers: str) -> bottle.HTTPResponse:
+    response = bottle.HTTPResponse(body, status)
+    response.set_header("Content-Type", _TEXT)
+    response.set_header("Cache-Control", "no-store")
+    for name, value in headers.items():
+        response.set_header(name.replace("_", "-"), value)
+    return response
+
+
+def _reply(answers: Sequence[Answer]) -> bottle.HTTPResponse:
+    status, body = protocol.render(answers)
+    if status == 401:
+        return _text(body, status, WWW_Authenticate=f'Basic realm="{protocol.REALM}"')
+    return _text(body, status)
+
+
+def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
+    """The updater as a WSGI application.
+
+    :param db: the database to use; by default one is opened from ``config`` (on first use).
+    """
+    database = db if db is not None else Database.from_config(config)
+    updater = Updater(config, database)
+    metrics = Metrics()
+    trusted = protocol.parse_networks(config.http.trusted_proxies)
+    metrics_allow = protocol.parse_networks(config.updater.metrics_allow)
+    app = bottle.Bottle()
+    app.config["json.enable"] = False
+    app.config["ddserver.metrics"] = metrics
+    app.config["ddserver.updater"] = updater
+
+    def request_of(environ: dict[str, Any]) -> UpdateRequest:
+        peer = protocol.normalise_client(environ.get("REMOTE_ADDR") or "")
+        client = protocol.client_address(
+            environ.get("REMOTE_ADDR"),
+            environ.get("HTTP_X_FORWARDED_FOR"),
+            environ.get("HTTP_X_REAL_IP"),
+            trusted,
+        )
+        tls = protocol.forwarded_tls(
+            protocol.in_networks(peer, trusted),
+            environ.get("wsgi.url_scheme", "http"),
+            environ.get("HTTP_X_FORWARDED_PROTO"),
+        )
+        return UpdateRequest(
+            _params(environ),
+            environ.get("HTTP_AUTHORIZATION"),
+            client,
+            tls,
+            environ.get("HTTP_USER_AGENT"),
+        )
+
+    def served(endpoint: str, handler: Callable[[UpdateRequest], list[Answer]]) -> Callable[[], bottle.HTTPResponse]:
+        def callback() -> bottle.HTTPResponse:
+            started = time.perf_counter()
+            try:
+                answers = handler(request_of(bottle.request.environ))
+            except DatabaseError as exc:
+                logger.error("%s: %s", endpoint, exc)
+                answers = [Answer(Code.SERVER_ERROR)]
+            except Exception:  # the one place an unexpected error becomes 911, logged in full
+                logger.exception("%s: unexpected error", endpoint)
+                answers = [Answer(Code.SERVER_ERROR)]
+            metrics.observe(endpoint, (a.code for a in answers), time.perf_counter() - started)
+            return _reply(answers)
+
+        return callback
+
+    update = served("update", updater.update)
+    delete = served("delete", lambda request: updater.update(request, delete=True))
+
+    def acme_handler(request: UpdateRequest) -> list[Answer]:
+        action = request.params.get("action", "set").strip().lower()
+        if action not in ("set", "add", "present", "clear", "delete", "cleanup"):
+            return [Answer(Code.BADAGENT)]
+        return [updater.acme(request, clear=action in ("clear", "delete", "cleanup"))]
+
+    acme = served("acme", acme_handler)
+    for path in UPDATE_PATHS:
+        app.route(path, ["GET", "POST"], update)
+    for path in DELETE_PATHS:
+        app.route(path, ["GET", "POST"], delete)
+    for path in ACME_PATHS:
+        app.route(path, ["GET", "POST"], acme)
+
+    def client_ip(family: int | None) -> Callable[[], bottle.HTTPResponse]:
+        def callback() -> bottle.HTTPResponse:
+            client = request_of(bottle.request.environ).client
+            if client is None:
+                return _text("unknown\n", 500)
+            if family is not None and client.version != family:
+                return _text(f"this request came over IPv{client.version}, not IPv{family}\n", 404)
+            return _text(f"{client}\n")
+
+        return callback
+
+    for path in IP_PATHS:
+        app.route(path, ["GET"], client_ip(None))
+    app.route("/nic/ip4", ["GET"], client_ip(4))
+    app.route("/nic/ip6", ["GET"], client_ip(6))
+
+    @app.route("/metrics")
+    def metrics_page() -> bottle.HTTPResponse:
+        if not config.updater.metrics:
+            return _text("not found\n", 404)
+        client = request_of(bottle.request.environ).client
+        if not protocol.in_networks(client, metrics_allow):
+            return _text("forbidden\n", 403)
+        response = _text(metrics.render())
+        response.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        return response
+
+    @app.route("/health")
+    def health() -> bottle.HTTPResponse:
+        try:
+            store.ping(database)
+        except DatabaseError as exc:
+            logger.error("health: %s", exc)
+            return _text("911\n", 503)
+        return _text("ok\n")
+
+    @app.route("/")
+    def index() -> bottle.HTTPResponse:
+        return _text("ddserver dyndns2 updater: GET /nic/update?hostname=NAME&myip=ADDRESS with Basic auth\n")
+
+    def error_page(error: bottle.HTTPError) -> str:
+        # Bottle's own errors (unknown path, wrong method) in plain text, as clients read them.
+        bottle.response.content_type = _TEXT
+        if error.status_code == 405:
+            return "badagent\n"
+        if error.status_code >= 500:
+            logger.error("unexpected error: %s", error.exception or error.body)
+            return "911\n"
+        return f"{error.status_line}\n"
+
+    for status in (400, 404, 405, 413, 500):
+        app.error_handler[status] = error_page
+    return app

@@ -1,0 +1,353 @@
+"""What the updater does for one request: authenticate, decide each hostname's answer with the protocol core,
+and apply it through ``store.updates``. No HTTP here: the Bottle shell builds an ``UpdateRequest``."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ddserver import secrets
+from ddserver.config import Config
+from ddserver.db import Database
+from ddserver.errors import DatabaseError, NotFound
+from ddserver.store import records
+from ddserver.store import updates as store
+from ddserver.store.common import now
+from ddserver.updater import protocol
+from ddserver.updater.protocol import Answer, Code, Credentials, Hostname, IPAddress, Target
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    """An update request as the shell received it."""
+
+    params: Mapping[str, str]
+    authorization: str | None = None
+    client: IPAddress | None = None
+    tls: bool = False
+    user_agent: str | None = None
+
+    @property
+    def client_text(self) -> str | None:
+        return None if self.client is None else str(self.client)
+
+
+class Kind(enum.Enum):
+    """How a request authenticated."""
+
+    #: Host FQDN and that host's secret: that host only.
+    HOST = "host"
+    #: User name and an account update token: every host of the account.
+    ACCOUNT_TOKEN = "account-token"
+    #: User name and one host's secret (ddserver 0.2): that host only.
+    ACCOUNT_HOST_SECRET = "account-host-secret"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking, and which hosts they may change."""
+
+    kind: Kind
+    user_id: int
+    host_ids: frozenset[int] = field(default_factory=frozenset)
+    #: The host the credentials name (HOST, ACCOUNT_HOST_SECRET): the default hostname, and the host faults
+    #: of bad requests count against.
+    host: store.HostState | None = None
+
+    def covers(self, host: store.HostState) -> bool:
+        if self.kind is Kind.ACCOUNT_TOKEN:
+            return host.user_id == self.user_id
+        return host.id in self.host_ids
+
+
+class Refused(Exception):
+    """The whole request gets one code on every line (bad credentials, rate limit, database down)."""
+
+    def __init__(self, code: Code) -> None:
+        super().__init__(code.value)
+        self.code = code
+
+
+def _hostname_parameter(params: Mapping[str, str]) -> str:
+    # "hostname" is dyndns2; "host" and "domain" are what some router URL templates call it.
+    for key in ("hostname", "host", "domain"):
+        value = params.get(key, "").strip()
+        if value:
+            return value
+    return ""
+
+
+class Updater:
+    """The dyndns2 service over one database; safe to share between threads."""
+
+    def __init__(self, config: Config, db: Database) -> None:
+        self.config = config
+        self.settings = config.updater
+        self.db = db
+        self.pepper = config.auth.pepper
+
+    # -- authentication -----------------------------------------------------------------------------
+
+    def _limit_keys(self, request: UpdateRequest, creds: Credentials) -> list[str]:
+        keys = [f"login:{creds.login}"[:191]]
+        if request.client is not None:
+            keys.append(f"client:{request.client}")
+        return keys
+
+    def _over_limit(self, request: UpdateRequest, creds: Credentials, failures: Mapping[str, int]) -> bool:
+        per_client, per_account = self.settings.auth_failures_per_client, self.settings.auth_failures_per_account
+        if per_account and failures.get(f"login:{creds.login}"[:191], 0) >= per_account:
+            return True
+        return bool(
+            per_client and request.client is not None and failures.get(f"client:{request.client}", 0) >= per_client
+        )
+
+    def _load(self, request: UpdateRequest, creds: Credentials, names: list[str]) -> store.Lookup:
+        try:
+            return store.lookup(
+                self.db,
+                names,
+                creds.login,
+                secrets.token_hash(creds.secret),
+                self._limit_keys(request, creds),
+                self.settings.auth_failure_window,
+                account_hosts=not names,
+            )
+        except DatabaseError as exc:
+            logger.error("update from %s: %s", request.client_text, exc)
+            raise Refused(Code.SERVER_ERROR)
+
+    def _check_secret(self, host: store.HostState, secret: str) -> bool:
+        check = secrets.verify_host_secret(secret, host.secret_hash, self.pepper)
+        if check.ok and check.needs_rehash:
+            try:
+                store.rehash_secret(self.db, host.id, host.secret_hash, secrets.hash_host_secret(secret, self.pepper))
+                logger.info("re-hashed the legacy secret of %s", host.name)
+            except DatabaseError as exc:
+                logger.warning("could not re-hash the legacy secret of %s: %s", host.name, exc)
+        return check.ok
+
+    def authenticate(self, request: UpdateRequest, creds: Credentials, found: store.Lookup) -> Principal:
+        """Decide who the credentials belong to.
+
+        :raises Refused: ``abuse`` past the rate limits, ``badauth`` for wrong credentials (counted).
+        """
+        if self._over_limit(request, creds, found.failures):
+            raise Refused(Code.ABUSE)
+        principal = self._principal(creds, found)
+        if principal is None:
+            try:
+                store.count_failure(self.db, self._limit_keys(request, creds), self.settings.auth_failure_window)
+            except DatabaseError as exc:
+                logger.error("update from %s: %s", request.client_text, exc)
+            logger.info("badauth for %r from %s", creds.login, request.client_text)
+            raise Refused(Code.BADAUTH)
+        return principal
+
+    def _principal(self, creds: Credentials, found: store.Lookup) -> Principal | None:
+        host = found.hosts.get(creds.login)
+        if host is not None:
+            if self._check_secret(host, creds.secret):
+                return Principal(Kind.HOST, host.user_id, frozenset({host.id}), host)
+            return None
+        account = found.account
+        if account is None:
+            return None
+        if account.token_ok:
+            return Principal(Kind.ACCOUNT_TOKEN, account.id)
+        # ddserver 0.2: the user name with the secret of one of the hosts named (or, with none named,
+        # of any of the user's hosts).
+        matched = [h for h in found.hosts.values() if h.user_id == account.id and self._check_secret(h, creds.secret)]
+        if not matched:
+            return None
+        return Principal(Kind.ACCOUNT_HOST_SECRET, account.id, frozenset(h.id for h in matched), matched[0])
+
+    # -- update -------------------------------------------------------------------------------------
+
+    def _prepare(self, request: UpdateRequest) -> tuple[Credentials, tuple[Hostname, ...]]:
+        """The checks that need no database: agent, credentials, number of hostnames, blocked names."""
+        if protocol.agent_blocked(request.user_agent, self.settings.blocked_agents):
+            raise Refused(Code.BADAGENT)
+        creds = protocol.credentials(request.authorization, request.params)
+        if creds is None:
+            raise Refused(Code.BADAUTH)
+        hostnames = protocol.parse_hostnames(_hostname_parameter(request.params))
+        if len(hostnames) > protocol.MAX_HOSTNAMES:
+            raise Refused(Code.NUMHOST)
+        blocked = self.settings.blocked_hosts
+        if blocked:
+            if protocol.is_blocked(creds.login, blocked):
+                raise Refused(Code.ABUSE)
+            if hostnames and all(h.name and protocol.is_blocked(h.name, blocked) for h in hostnames):
+                raise Refused(Code.ABUSE)
+        return creds, hostnames
+
+    def update(self, request: UpdateRequest, *, delete: bool = False) -> list[Answer]:
+        """Answer a ``/nic/update`` (or, with ``delete``, a ``/nic/delete``) request: one answer per hostname."""
+        lines = max(1, len(protocol.parse_hostnames(_hostname_parameter(request.params))))
+        try:
+            creds, hostnames = self._prepare(request)
+            names = [
+                h.name for h in hostnames if h.name and not protocol.is_blocked(h.name, self.settings.blocked_hosts)
+            ]
+            found = self._load(request, creds, names)
+            principal = self.authenticate(request, creds, found)
+        except Refused as refused:
+            # numhost is one line whatever the number of names.
+            return [Answer(refused.code)] * (1 if refused.code is Code.NUMHOST else lines)
+        if not hostnames:
+            if principal.host is None:
+                return [Answer(Code.NOTFQDN)]
+            hostnames = (Hostname(principal.host.name, principal.host.name),)
+        try:
+            parser = protocol.parse_delete_target if delete else protocol.parse_target
+            target: Target | None = parser(request.params, request.client)
+        except protocol.BadAddress:
+            target = None
+        answers = []
+        for hostname in hostnames:
+            answers.append(self._one(request, principal, found, hostname, target))
+        return answers
+
+    def _one(
+        self,
+        request: UpdateRequest,
+        principal: Principal,
+        found: store.Lookup,
+        hostname: Hostname,
+        target: Target | None,
+    ) -> Answer:
+        if hostname.name is None:
+            return self._fault(request, principal.host, Code.NOTFQDN)
+        if protocol.is_blocked(hostname.name, self.settings.blocked_hosts):
+            return Answer(Code.ABUSE)
+        host = found.hosts.get(hostname.name)
+        if host is None or not principal.covers(host):
+            return self._fault(request, principal.host, Code.NOHOST)
+        if not host.in_dns:
+            return Answer(Code.ABUSE)
+        if target is None:
+            return self._fault(request, host, Code.BADAGENT)
+        outcome = protocol.decide(target, host.ipv4, host.ipv6)
+        stamp = now()
+        try:
+            if outcome.changed or stamp - (host.last_update_at or 0) >= self.settings.status_refresh:
+                applied = store.apply(
+                    self.db,
+                    host,
+                    target.ipv4,
+                    target.ipv6,
+                    target.set_ipv4,
+                    target.set_ipv6,
+                    client=request.client_text,
+                    tls=request.tls,
+                    result=(Code.GOOD if outcome.changed else Code.NOCHG).value,
+                    refresh_status_after=self.settings.status_refresh,
+                )
+                if applied.refused:
+                    return Answer(Code.ABUSE)
+                outcome = protocol.Outcome(applied.ipv4, applied.ipv6, applied.changed)
+        except NotFound:
+            return Answer(Code.NOHOST)
+        except DatabaseError as exc:
+            logger.error("update of %s from %s: %s", host.name, request.client_text, exc)
+            return Answer(Code.SERVER_ERROR)
+        fault = protocol.fault_of(
+            outcome,
+            stamp,
+            host.last_update_at,
+            host.address_changed_at,
+            self.settings.min_interval,
+            self.settings.nochg_interval,
+        )
+        if fault is not None:
+            self._count_fault(request, host, fault.value)
+        return outcome.answer()
+
+    def _fault(self, request: UpdateRequest, host: store.HostState | None, code: Code) -> Answer:
+        """Answer a bad request, counting it against the host it came for (when known)."""
+        if host is not None:
+            self._count_fault(request, host, code.value)
+        return Answer(code)
+
+    def _count_fault(self, request: UpdateRequest, host: store.HostState, reason: str) -> None:
+        try:
+            flagged = store.add_fault(
+                self.db,
+                host,
+                limit=self.settings.fault_limit,
+                window=self.settings.fault_window,
+                reason=reason,
+                client=request.client_text,
+            )
+        except DatabaseError as exc:
+            # The update itself is done; losing one fault count is better than answering 911 for it.
+            logger.warning("could not count a fault of %s: %s", host.name, exc)
+            return
+        if flagged:
+            logger.warning("flagged %s for abuse (%s) after a request from %s", host.name, reason, request.client_text)
+
+    # -- ACME DNS-01 --------------------------------------------------------------------------------
+
+    def acme(self, request: UpdateRequest, *, clear: bool) -> Answer:
+        """Set (or clear) a TXT record at ``_acme-challenge.<host>`` with the host's credentials.
+
+        ``txt`` carries the challenge; clearing without ``txt`` removes every challenge of the host.
+        """
+        params = request.params
+        value = params.get("txt", params.get("value", "")).strip()
+        try:
+            creds, hostnames = self._prepare(
+                UpdateRequest(
+                    {**params, "hostname": protocol.strip_acme_label(_hostname_parameter(params))},
+                    request.authorization,
+                    request.client,
+                    request.tls,
+                    request.user_agent,
+                )
+            )
+            if len(hostnames) > 1:
+                raise Refused(Code.NUMHOST)
+            names = [h.name for h in hostnames if h.name]
+            found = self._load(request, creds, names)
+            principal = self.authenticate(request, creds, found)
+        except Refused as refused:
+            return Answer(refused.code)
+        if hostnames:
+            hostname = hostnames[0]
+        elif principal.host is not None:
+            hostname = Hostname(principal.host.name, principal.host.name)
+        else:
+            return Answer(Code.NOTFQDN)
+        if hostname.name is None:
+            return Answer(Code.NOTFQDN)
+        host = found.hosts.get(hostname.name)
+        if host is None or not principal.covers(host):
+            return Answer(Code.NOHOST)
+        if not host.in_dns:
+            return Answer(Code.ABUSE)
+        if (value or not clear) and not protocol.valid_txt(value):
+            return Answer(Code.BADAGENT)
+        name = f"{protocol.ACME_LABEL}.{host.name}"
+        try:
+            existing = [r for r in records.for_host(self.db, host.id) if r.name == name and r.type == "TXT"]
+            if clear:
+                if not records.delete(self.db, host.id, name=name, rtype="TXT", content=value or None):
+                    return Answer(Code.NOCHG)
+                return Answer(Code.GOOD)
+            if any(r.content == value for r in existing):
+                return Answer(Code.NOCHG)
+            if len(existing) >= 10:
+                # Challenges are cleared after use; ten pending ones mean a hook that never cleans up.
+                return Answer(Code.ABUSE)
+            records.add(self.db, host.id, name, "TXT", value, ttl=60)
+            return Answer(Code.GOOD)
+        except NotFound:
+            return Answer(Code.NOHOST)
+        except DatabaseError as exc:
+            logger.error("ACME record of %s from %s: %s", host.name, request.client_text, exc)
+            return Answer(Code.SERVER_ERROR)

@@ -1,0 +1,354 @@
+"""The updater app called in-process on each database dialect: every answer code, both families, auth modes,
+proxies, limits, ACME records, metrics, and what is stored per host."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from ddserver import passwords, secrets
+from ddserver.config import Config
+from ddserver.db import Database
+from ddserver.store import changes, hosts, records, users, zones
+from ddserver.updater.app import create_app
+from tests.updater_support import ZONE, Site, call, host_row, make_site, updater_config
+
+HOME = f"home.{ZONE}"
+OFFICE = f"office.{ZONE}"
+OTHER = f"other.{ZONE}"
+
+
+@pytest.fixture
+def site(db: Database) -> Site:
+    return make_site(db)
+
+
+@pytest.fixture
+def app(config: Config, db: Database, site: Site):  # type: ignore[no-untyped-def]
+    return create_app(updater_config(config), db)
+
+
+def update(app, site: Site, params: dict[str, str], login: str = HOME, **kw):  # type: ignore[no-untyped-def]
+    secret = site.secrets.get(login, site.token) if login in site.secrets else site.token
+    return call(app, "/nic/update", params, auth=(login, kw.pop("secret", secret)), **kw)
+
+
+def test_good_then_nochg_with_host_credentials(app, site: Site, db: Database) -> None:  # type: ignore[no-untyped-def]
+    serial = zones.get(db, ZONE).serial
+    feed = changes.last_id(db)
+    reply = update(app, site, {"hostname": HOME, "myip": "198.51.100.1"})
+    assert (reply.status, reply.body) == (200, "good 198.51.100.1\n")
+    assert reply.headers["content-type"].startswith("text/plain")
+    # Committed before the answer: address, serial and feed.
+    assert hosts.get(db, HOME).ipv4 == "198.51.100.1"
+    assert zones.get(db, ZONE).serial == serial + 1
+    assert [c.name for c in changes.since(db, feed)] == [HOME]
+    reply = update(app, site, {"hostname": HOME, "myip": "198.51.100.1"})
+    assert reply.body == "nochg 198.51.100.1\n"
+    assert zones.get(db, ZONE).serial == serial + 1
+
+
+def test_status_kept_per_host(app, site: Site, db: Database) -> None:  # type: ignore[no-untyped-def]
+    update(app, site, {"hostname": HOME}, remote="203.0.113.9", scheme="https")
+    row = host_row(db, HOME)
+    assert row["ipv4"] == "203.0.113.9"
+    assert row["last_client"] == "203.0.113.9" and row["last_tls"] == 1 and row["last_result"] == "good"
+    assert row["last_update_at"] and row["address_changed_at"]
+
+
+def test_both_families_and_each_kept(app, site: Site, db: Database) -> None:  # type: ignore[no-untyped-def]
+    assert update(app, site, {"myip": "198.51.100.1,2001:db8::1"}).body == "good 198.51.100.1,2001:db8::1\n"
+    # One family alone keeps the other.
+    assert update(app, site, {"myipv6": "2001:db8::2"}).body == "good 198.51.100.1,2001:db8::2\n"
+    assert update(app, site, {"myip": "198.51.100.3"}).body == "good 198.51.100.3,2001:db8::2\n"
+    assert update(app, site, {"myip": "198.51.100.3,2001:db8::2"}).body == "nochg 198.51.100.3,2001:db8::2\n"
+    # No address: the client's, for its family only.
+    assert update(app, site, {}, remote="2001:db8::99").body == "good 198.51.100.3,2001:db8::99\n"
+    host = hosts.get(db, HOME)
+    assert (host.ipv4, host.ipv6) == ("198.51.100.3", "2001:db8::99")
+    # offline=YES clears both.
+    assert update(app, site, {"offline": "YES"}).body == "good\n"
+    host = hosts.get(db, HOME)
+    assert (host.ipv4, host.ipv6) == (None, None)
+
+
+def test_delete_one_family_or_both(app, site: Site, db: Database) -> None:  # type: ignore[no-untyped-def]
+    update(app, site, {"myip": "198.51.100.1,2001:db8::1"})
+    reply = call(app, "/nic/delete", {"hostname": HOME, "family": "6"}, auth=(HOME, site.secrets[HOME]))
+    assert reply.body == "good 198.51.100.1\n"
+    assert hosts.get(db, HOME).ipv6 is None
+    reply = call(app, "/nic/delete", {"hostname": HOME, "family": "6"}, auth=(HOME, site.secrets[HOME]))
+    assert reply.body == "nochg 198.51.100.1\n"
+    # Without family: the family of the client's address.
+    reply = call(app, "/nic/delete", {}, auth=(HOME, site.secrets[HOME]), remote="192.0.2.77")
+    assert reply.body == "good\n"
+    assert hosts.get(db, HOME).ipv4 is None
+
+
+def test_auth_modes(app, site: Site, db: Database) -> None:  # type: ignore[no-untyped-def]
+    # Account token: every host of the account, several at once, in request order.
+    reply = call(
+        app, "/nic/update", {"hostname": f"{OFFICE},{HOME}", "myip": "198.51.100.5"}, auth=("alice", site.token)
+    )
+    assert reply.lines == ["good 198.51.100.5", "good 198.51.100.5"]
+    # ...but not bob's host.
+    reply = call(
+        app, "/nic/update", {"hostname": f"{HOME},{OTHER}", "myip": "198.51.100.6"}, auth=("alice", site.token)
+    )
+    assert reply.lines == ["good 198.51.100.6", "nohost"]
+    # ddserver 0.2: user name and the host's secret, for that host.
+    reply = call(app, "/nic/update", {"hostname": OFFICE, "myip": "198.51.100.7"}, auth=("alice", site.secrets[OFFICE]))
+    assert reply.body == "good 198.51.100.7\n"
+    reply = call(app, "/nic/update", {"hostname": f"{OFFICE},{HOME}"}, auth=("alice", site.secrets[OFFICE]))
+    assert reply.lines[1] == "nohost"
+    # Without hostname it finds the host whose secret it is.
+    reply = call(app, "/nic/update", {"myip": "198.51.100.8"}, auth=("alice", site.secrets[OFFICE]))
+    assert reply.body == "good 198.51.100.8\n"
+    # A token names no single host: a hostname is needed.
+    assert call(app, "/nic/update", {}, auth=("alice", site.token)).body == "notfqdn\n"
+    # Host credentials cover that host only.
+    assert update(app, site, {"hostname": OFFICE}).body == "nohost\n"
+    # Credentials in the query, as routers that only build URLs send them.
+    reply = call(
+        app, "/nic/update", {"hostname": HOME, "myip": "198.51.100.9", "username": HOME, "password": site.secrets[HOME]}
+    )
+    assert reply.body == "good 198.51.100.9\n"
+    reply = call(app, "/nic/update", {"hostname": HOME, "myip": "198.51.100.10", "user": "alice", "pass": site.token})
+    assert reply.body == "good 198.51.100.10\n"
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [None, (HOME, "wrong"), ("alice", "wrong"), ("nobody", "x"), (f"nohost.{ZONE}", "x"), (OTHER, "wrong")],
+)
+def test_badauth(app, site: Site, auth) -> None:  # type: ignore[no-untyped-def]
+    reply = call(app, "/nic/update", {"hostname": f"{HOME},{OFFICE}"}, auth=auth)
+    assert reply.status == 401
+    assert reply.lines == ["badauth", "badauth"]
+    assert reply.headers["www-authenticate"] == 'Basic realm="ddserver"'
+
+
+def test_every_other_code(app, site: Site, db: Database, config: Config) -> None:  # type: ignore[no-untyped-def]
+    assert update(app, site, {"hostname": "nodots"}).body == "notfqdn\n"
+    assert update(app, site, {"hostname": "a..b.example.org"}).body == "notfqdn\n"
+    assert update(app, site, {"hostname": f"missing.{ZONE}"}).body == "nohost\n"
+    names = ",".join(f"h{i}.{ZONE}" for i in range(21))
+    assert update(app, site, {"hostname": names}).body == "numhost\n"
+    assert update(app, site, {"hostname": HOME, "myip": "not-an-ip"}).body == "badagent\n"
+    assert update(app, site, {"hostname": HOME, "myip": "1.2.3.4,5.6.7.8"}).body == "badagent\n"
+    # A flagged host is answered abuse.
+    hosts.set_flags(db, site.home.id, abuse=True)
+    assert update(app, site, {"hostname": HOME}).body == "abuse\n"
+    # A blocked agent is answered badagent.
+    strict = create_app(updater_config(config, blocked_agents=("EvilBot",)), db)
+    assert update(strict, site, {"hostname": OFFICE}, login=OFFICE, headers={"User-Agent": "evilbot/2"}).body == (
+        "badagent\n"
+    )
+    # Unknown parameters and the dyndns2 extras are ignored.
+    reply = update(
+        app,
+        site,
+        {
+            "hostname": OFFICE,
+            "myip": "198.51.100.1",
+            "wildcard": "ON",
+            "mx": "x",
+            "backmx": "YES",
+            "system": "custom",
+            "whatever": "1",
+        },
+        login=OFFICE,
+    )
+    assert reply.body == "good 198.51.100.1\n"
+
+
+def test_911_when_the_database_is_gone(config: Config, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from tests import support
+
+    gone = Database(f"mysql://root@127.0.0.1:{support.free_port()}/nothing", connect_timeout=1)
+    app = create_app(config, gone)
+    with caplog.at_level(logging.ERROR):
+        reply = call(app, "/nic/update", {"hostname": HOME}, auth=(HOME, "secret"))
+    assert (reply.status, reply.body) == (200, "911\n")
+    assert "cannot connect" in caplog.text
+    assert call(app, "/health").status == 503
+
+
+def test_blocked_hosts_answer_abuse_without_the_database(config: Config, tmp_path: Path) -> None:
+    from tests import support
+
+    gone = Database(f"mysql://root@127.0.0.1:{support.free_port()}/nothing", connect_timeout=1)
+    app = create_app(updater_config(config, blocked_hosts=("*.bad.example.org", HOME)), gone)
+    assert call(app, "/nic/update", {"hostname": "x.bad.example.org"}, auth=("alice", "pw")).body == "abuse\n"
+    assert call(app, "/nic/update", {}, auth=(HOME, "pw")).body == "abuse\n"
+
+
+def test_trusted_and_untrusted_proxies(app, site: Site, db: Database) -> None:  # type: ignore[no-untyped-def]
+    forwarded = {"X-Forwarded-For": "203.0.113.50", "X-Forwarded-Proto": "https"}
+    # From an untrusted peer the headers are ignored.
+    assert update(app, site, {}, remote="192.0.2.20", headers=forwarded).body == "good 192.0.2.20\n"
+    assert host_row(db, HOME)["last_tls"] == 0
+    # From a trusted proxy (127.0.0.1 by default) they are believed.
+    assert update(app, site, {}, remote="127.0.0.1", headers=forwarded).body == "good 203.0.113.50\n"
+    assert host_row(db, HOME)["last_tls"] == 1
+    assert update(app, site, {}, remote="::1", headers={"X-Real-IP": "2001:db8::50"}).body == (
+        "good 203.0.113.50,2001:db8::50\n"
+    )
+    # IPv4-mapped IPv6 from the connection becomes IPv4.
+    assert update(app, site, {}, remote="::ffff:192.0.2.33").body == "good 192.0.2.33,2001:db8::50\n"
+    assert call(app, "/nic/ip", remote="127.0.0.1", headers={"X-Forwarded-For": "203.0.113.51"}).body == (
+        "203.0.113.51\n"
+    )
+
+
+def test_ip_endpoints(app) -> None:  # type: ignore[no-untyped-def]
+    assert call(app, "/nic/ip", remote="192.0.2.1").body == "192.0.2.1\n"
+    assert call(app, "/myip", remote="2001:db8::1").body == "2001:db8::1\n"
+    assert call(app, "/nic/ip4", remote="192.0.2.1").body == "192.0.2.1\n"
+    assert call(app, "/nic/ip4", remote="2001:db8::1").status == 404
+    assert call(app, "/nic/ip6", remote="2001:db8::1").body == "2001:db8::1\n"
+
+
+def test_paths_methods_and_post(app, site: Site) -> None:  # type: ignore[no-untyped-def]
+    for path in ("/v3/update", "/update", "/nic/dyndns", "/nic/statdns", "/api/update"):
+        reply = call(app, path, {"hostname": HOME, "myip": "198.51.100.1"}, auth=(HOME, site.secrets[HOME]))
+        assert reply.lines[0] in ("good 198.51.100.1", "nochg 198.51.100.1")
+    reply = call(
+        app,
+        "/nic/update",
+        method="POST",
+        form={"hostname": HOME, "myip": "198.51.100.2"},
+        auth=(HOME, site.secrets[HOME]),
+    )
+    assert reply.body == "good 198.51.100.2\n"
+    assert call(app, "/nic/update", method="PUT").status == 405
+    reply = call(app, "/nope")
+    assert reply.status == 404 and "Traceback" not in reply.body
+    # Bytes that are not UTF-8 make a bad name, not an error.
+    assert update(app, site, "hostname=%ff%fe.dyn.example.org").body == "notfqdn\n"
+
+
+def test_auth_failures_are_rate_limited(config: Config, db: Database, site: Site) -> None:
+    app = create_app(updater_config(config, auth_failures_per_client=3, auth_failures_per_account=5), db)
+    for _ in range(3):
+        assert call(app, "/nic/update", {}, auth=(HOME, "wrong"), remote="192.0.2.66").status == 401
+    # The address is over its limit: even the right secret is refused now.
+    assert call(app, "/nic/update", {}, auth=(HOME, site.secrets[HOME]), remote="192.0.2.66").body == "abuse\n"
+    # Another address is fine, until the account itself has seen too many failures.
+    assert call(app, "/nic/update", {}, auth=(HOME, site.secrets[HOME]), remote="192.0.2.67").body.startswith("good")
+    for n in range(2):
+        call(app, "/nic/update", {}, auth=(HOME, "wrong"), remote=f"192.0.2.{80 + n}")
+    assert call(app, "/nic/update", {}, auth=(HOME, site.secrets[HOME]), remote="192.0.2.90").body == "abuse\n"
+    # Other accounts are not affected.
+    assert call(app, "/nic/update", {}, auth=(OFFICE, site.secrets[OFFICE]), remote="192.0.2.90").body.startswith(
+        "good"
+    )
+
+
+def test_faults_flag_a_host_for_abuse(config: Config, db: Database, site: Site) -> None:
+    app = create_app(updater_config(config, nochg_interval=600, min_interval=600, fault_limit=4), db)
+    auth = (HOME, site.secrets[HOME])
+    assert call(app, "/nic/update", {"myip": "198.51.100.1"}, auth=auth).body == "good 198.51.100.1\n"
+    # A change too soon, a nochg flood and a bad request each count one fault.
+    assert call(app, "/nic/update", {"myip": "198.51.100.2"}, auth=auth).body == "good 198.51.100.2\n"
+    assert call(app, "/nic/update", {"myip": "198.51.100.2"}, auth=auth).body == "nochg 198.51.100.2\n"
+    assert call(app, "/nic/update", {"hostname": OFFICE}, auth=auth).body == "nohost\n"
+    assert host_row(db, HOME)["fault_window_count"] == 3
+    feed = changes.last_id(db)
+    assert call(app, "/nic/update", {"myip": "bad"}, auth=auth).body == "badagent\n"
+    row = host_row(db, HOME)
+    assert row["abuse"] == 1 and row["client_faults"] == 4
+    # Flagging takes the host out of DNS, through the feed.
+    assert [c.name for c in changes.since(db, feed)] == [HOME]
+    assert call(app, "/nic/update", {"myip": "198.51.100.3"}, auth=auth).body == "abuse\n"
+    assert hosts.get(db, HOME).ipv4 == "198.51.100.2"
+
+
+def test_nochg_costs_no_write_while_the_status_is_fresh(config: Config, db: Database, site: Site) -> None:
+    app = create_app(updater_config(config, status_refresh=3600), db)
+    auth = (HOME, site.secrets[HOME])
+    call(app, "/nic/update", {"myip": "198.51.100.1"}, auth=auth)
+    db.run(lambda tx: tx.execute("UPDATE hosts SET last_client = 'marker' WHERE name = ?", (HOME,)))
+    assert call(app, "/nic/update", {"myip": "198.51.100.1"}, auth=auth).body == "nochg 198.51.100.1\n"
+    assert host_row(db, HOME)["last_client"] == "marker"
+    db.run(lambda tx: tx.execute("UPDATE hosts SET last_update_at = 1 WHERE name = ?", (HOME,)))
+    call(app, "/nic/update", {"myip": "198.51.100.1"}, auth=auth)
+    row = host_row(db, HOME)
+    assert row["last_client"] == "192.0.2.10" and row["last_result"] == "nochg"
+
+
+def test_legacy_secret_is_rehashed(app, site: Site, db: Database) -> None:  # type: ignore[no-untyped-def]
+    legacy = passwords._context().handler("sha512_crypt").hash("old-router-password")
+    hosts.set_secret_hash(db, site.home.id, legacy)
+    assert call(app, "/nic/update", {"myip": "198.51.100.1"}, auth=(HOME, "old-router-password")).body.startswith(
+        "good"
+    )
+    assert host_row(db, HOME)["secret_hash"] == secrets.hash_host_secret("old-router-password")
+    assert call(app, "/nic/update", {"myip": "198.51.100.2"}, auth=(HOME, "old-router-password")).body.startswith(
+        "good"
+    )
+
+
+def test_pepper(config: Config, db: Database) -> None:
+    site = make_site(db, pepper="pepper!")
+    app = create_app(updater_config(config.replace("auth", pepper="pepper!")), db)
+    assert call(app, "/nic/update", {"myip": "198.51.100.1"}, auth=(HOME, site.secrets[HOME])).body.startswith("good")
+    unpeppered = create_app(updater_config(config), db)
+    assert call(unpeppered, "/nic/update", {}, auth=(HOME, site.secrets[HOME])).status == 401
+
+
+def test_disabled_account_is_answered_abuse(app, site: Site, db: Database) -> None:  # type: ignore[no-untyped-def]
+    users.set_flags(db, site.alice.id, is_disabled=True)
+    assert update(app, site, {"myip": "198.51.100.1"}).body == "abuse\n"
+
+
+def test_acme_records(app, site: Site, db: Database) -> None:  # type: ignore[no-untyped-def]
+    auth = (HOME, site.secrets[HOME])
+    name = f"_acme-challenge.{HOME}"
+    feed = changes.last_id(db)
+    assert call(app, "/nic/acme", {"hostname": HOME, "txt": "challenge-1"}, auth=auth).body == "good\n"
+    assert call(app, "/nic/acme", {"hostname": name, "txt": "challenge-1"}, auth=auth).body == "nochg\n"
+    assert call(app, "/nic/acme", {"txt": "challenge-2"}, auth=auth).body == "good\n"
+    assert sorted(r.content for r in records.for_host(db, site.home.id) if r.name == name) == [
+        "challenge-1",
+        "challenge-2",
+    ]
+    assert name in [c.name for c in changes.since(db, feed)]
+    assert call(app, "/nic/acme", {"txt": 'bad"value'}, auth=auth).body == "badagent\n"
+    assert call(app, "/nic/acme", {"hostname": OFFICE, "txt": "x"}, auth=auth).body == "nohost\n"
+    assert call(app, "/nic/acme", {"txt": "x"}, auth=(HOME, "wrong")).status == 401
+    assert call(app, "/nic/acme", {"action": "delete", "txt": "challenge-1"}, auth=auth).body == "good\n"
+    assert call(app, "/nic/acme", {"action": "delete"}, auth=auth).body == "good\n"
+    assert call(app, "/nic/acme", {"action": "delete"}, auth=auth).body == "nochg\n"
+    assert records.for_host(db, site.home.id) == []
+    # The account token works for the account's hosts.
+    assert call(app, "/nic/acme", {"hostname": OFFICE, "txt": "t"}, auth=("alice", site.token)).body == "good\n"
+
+
+def test_metrics(config: Config, db: Database, site: Site) -> None:
+    app = create_app(updater_config(config), db)
+    call(app, "/nic/update", {"myip": "198.51.100.1"}, auth=(HOME, site.secrets[HOME]))
+    call(app, "/nic/update", {}, auth=(HOME, "wrong"))
+    page = call(app, "/metrics", remote="127.0.0.1")
+    assert page.status == 200
+    assert 'ddserver_updater_answers_total{code="good"} 1' in page.body
+    assert 'ddserver_updater_answers_total{code="badauth"} 1' in page.body
+    assert "ddserver_updater_request_seconds_count 2" in page.body
+    assert call(app, "/metrics", remote="192.0.2.1").status == 403
+    off = create_app(updater_config(config, metrics=False), db)
+    assert call(off, "/metrics", remote="127.0.0.1").status == 404
+
+
+def test_host_deleted_between_read_and_write(app, site: Site, db: Database, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from ddserver.store import updates
+
+    real = updates.apply
+
+    def deleting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        hosts.delete(db, site.home.id)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(updates, "apply", deleting)
+    assert update(app, site, {"myip": "198.51.100.1"}).body == "nohost\n"
