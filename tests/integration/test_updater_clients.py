@@ -191,3 +191,59 @@ def test_updater_command_line_mistakes(tmp_path: Path) -> None:
     config = support.write_config_file(tmp_path / "c.conf", f"sqlite:///{tmp_path}/empty.sqlite3")
     result = run([binary, "--config", str(config), "--listen", f"127.0.0.1:{support.free_port()}"], tmp_path)
     assert result.returncode == 1 and "ddserver init" in result.stderr and "Traceback" not in result.stderr
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def acme_txt(db: Database, name: str) -> list[str]:
+    from ddserver.store import records
+
+    host = hosts.get(db, name)
+    return sorted(r.content for r in records.for_host(db, host.id) if r.name == f"_acme-challenge.{name}")
+
+
+def test_certbot_hook(server: Server, tmp_path: Path) -> None:
+    support.require_binary("curl")
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(server.site.secrets[HOME])
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DDSERVER_UPDATE_URL": server.url,
+        "DDSERVER_SECRET_FILE": str(secret_file),
+        "DDSERVER_WAIT_SECONDS": "0",
+        "CERTBOT_DOMAIN": HOME,
+        "CERTBOT_VALIDATION": "a" * 43,
+    }
+    hook = str(ROOT / "etc/acme/certbot-ddserver-hook.sh")
+    result = subprocess.run([hook], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert acme_txt(server.db, HOME) == ["a" * 43]
+    result = subprocess.run([hook], env={**env, "CERTBOT_AUTH_OUTPUT": ""}, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert acme_txt(server.db, HOME) == []
+    secret_file.write_text("wrong")
+    result = subprocess.run([hook], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and "badauth" in result.stderr
+
+
+def test_acme_sh_hook(server: Server, tmp_path: Path) -> None:
+    support.require_binary("curl")
+    hook = ROOT / "etc/acme/dns_ddserver.sh"
+    script = (
+        f". {hook}\n"
+        f'dns_ddserver_add "_acme-challenge.{OFFICE}" "challenge-value-1" || exit 3\n'
+        f'dns_ddserver_add "_acme-challenge.{OFFICE}" "challenge-value-2" || exit 4\n'
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DDSERVER_UPDATE_URL": server.url,
+        "DDSERVER_SECRET": server.site.token,
+        "DDSERVER_LOGIN": "alice",
+    }
+    result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert acme_txt(server.db, OFFICE) == ["challenge-value-1", "challenge-value-2"]
+    script = f". {hook}\ndns_ddserver_rm _acme-challenge.{OFFICE} challenge-value-1\n"
+    assert subprocess.run(["sh", "-c", script], env=env, timeout=30).returncode == 0
+    assert acme_txt(server.db, OFFICE) == ["challenge-value-2"]
