@@ -132,9 +132,9 @@ def updater_config(config: Config, **values: Any) -> Config:
     return config.replace("updater", **defaults)
 
 
-def write_updater_config(path: Path, db_url: str, port: int, extra: str = "") -> Path:
+def write_updater_config(path: Path, db_url: str, port: int, extra: str = "", threads: int = 4) -> Path:
     path.write_text(
         f"[database]\nurl = {db_url}\n\n[auth]\nsecret_key = test-secret-key\n\n"
-        f"[updater]\nlisten = 127.0.0.1:{port}\nthreads = 4\nmin_interval = 0\nnochg_interval = 0\n{extra}\n"
+        f"[updater]\nlisten = 127.0.0.1:{port}\nthreads = {threads}\nmin_interval = 0\nnochg_interval = 0\n{extra}\n"
     )
     return path
