@@ -324,6 +324,32 @@ class Rfc2136Section:
     """[rfc2136]: the worker that sends RFC 2136 updates to external nameservers (ddserver-rfc2136)."""
 
     poll_interval: float = option(0.2, "Seconds between two reads of the change feed.", minimum=0.01, maximum=60.0)
+    timeout: float = option(
+        5.0, "Seconds to wait for a nameserver's answer to one query or update.", minimum=0.1, maximum=120.0
+    )
+    batch_size: int = option(
+        200, "Names per UPDATE message when many changes of one zone are pending.", minimum=1, maximum=1000
+    )
+    retry_min: float = option(
+        1.0,
+        "Seconds before the first retry of a zone whose nameserver failed; doubled after each failure.",
+        minimum=0.1,
+    )
+    retry_max: float = option(300.0, "Longest wait between two retries of a failing zone.", minimum=1.0)
+    lease_time: float = option(
+        30.0,
+        "Seconds a worker holds a zone: of several workers, one pushes a zone at a time, and another takes it "
+        "over this long after the holder stopped renewing (the machines' clocks must agree, as with NTP).",
+        minimum=2.0,
+        maximum=3600.0,
+    )
+    gap_timeout: float = option(
+        10.0,
+        "Seconds a change id missing from the feed is waited for before it counts as rolled back (ids may "
+        "commit out of order; later changes are pushed meanwhile).",
+        minimum=0.5,
+        maximum=3600.0,
+    )
 
 
 @dataclass(frozen=True)

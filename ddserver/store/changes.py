@@ -36,6 +36,14 @@ def record(tx: Transaction, zone_id: int, zone: str, name: str) -> int:
     )
 
 
+def record_host(tx: Transaction, zone_id: int, zone: str, host_id: int, host_name: str) -> None:
+    """Record a host's name and the owner names of its extra records (``_acme-challenge.host``, say):
+    when a host leaves DNS (deleted, blocked, owner disabled), those names leave with it."""
+    record(tx, zone_id, zone, host_name)
+    for (name,) in tx.tuples("SELECT DISTINCT name FROM records WHERE host_id = ? AND name <> ?", (host_id, host_name)):
+        record(tx, zone_id, zone, name)
+
+
 def since(db: Database, after_id: int, limit: int = 10000) -> list[Change]:
     """Changes with an id above ``after_id``, oldest first."""
     rows = db.read(

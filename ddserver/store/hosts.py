@@ -300,7 +300,7 @@ def set_flags(
             tx.execute(f"UPDATE hosts SET {assignments} WHERE id = ?", (*values.values(), host_id))
         updated = _get(tx, "id", host_id)
         if (updated.abuse or updated.blocked) != (host.abuse or host.blocked):
-            changes.record(tx, host.zone_id, host.zone, host.name)
+            changes.record_host(tx, host.zone_id, host.zone, host.id, host.name)
         return updated
 
     return db.run(run)
@@ -311,7 +311,7 @@ def delete(db: Database, host_id: int) -> Host:
 
     def run(tx: Transaction) -> Host:
         host = _get(tx, "id", host_id)
-        changes.record(tx, host.zone_id, host.zone, host.name)
+        changes.record_host(tx, host.zone_id, host.zone, host.id, host.name)
         tx.execute("DELETE FROM records WHERE host_id = ?", (host_id,))
         tx.execute("DELETE FROM hosts WHERE id = ?", (host_id,))
         return host

@@ -223,11 +223,11 @@ def record_login(db: Database, user_id: int, ok: bool) -> None:
 
 
 def _record_host_changes(tx: Transaction, user_id: int) -> None:
-    for host_name, zone_id, zone_name in tx.tuples(
-        "SELECT h.name, h.zone_id, z.name FROM hosts h JOIN zones z ON z.id = h.zone_id WHERE h.user_id = ?",
+    for host_id, host_name, zone_id, zone_name in tx.tuples(
+        "SELECT h.id, h.name, h.zone_id, z.name FROM hosts h JOIN zones z ON z.id = h.zone_id WHERE h.user_id = ?",
         (user_id,),
     ):
-        changes.record(tx, zone_id, zone_name, host_name)
+        changes.record_host(tx, zone_id, zone_name, host_id, host_name)
 
 
 def delete(db: Database, user_id: int) -> int:

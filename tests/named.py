@@ -1,0 +1,173 @@
+"""A real BIND 9 ``named`` for tests: a temp folder, a free port on 127.0.0.1, a TSIG key, dynamic zones.
+
+``NamedServer`` may be stopped and started again on the same port (to prove that nothing is lost while the
+nameserver is down); the ``named`` fixture always stops it. Use ``dig``-like queries through ``query``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.query
+import dns.rdatatype
+import dns.tsig
+import dns.update
+import dns.zone
+import pytest
+
+from tests import support
+
+KEY_NAME = "ddserver-key"
+KEY_ALGORITHM = "hmac-sha256"
+
+
+def make_secret(seed: str) -> str:
+    """A deterministic base64 TSIG secret of 32 bytes (tests need no randomness here)."""
+    return base64.b64encode(hashlib.sha256(seed.encode()).digest()).decode()
+
+
+class NamedServer:
+    """One ``named -g`` in its own folder, serving dynamic zones that the key may update and transfer."""
+
+    def __init__(
+        self,
+        folder: Path,
+        zones: tuple[str, ...] = ("dyn.example.org",),
+        *,
+        key_name: str = KEY_NAME,
+        key_algorithm: str = KEY_ALGORITHM,
+        secret: str | None = None,
+    ) -> None:
+        self.binary = support.require_binary("named", "/usr/sbin/named")
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.zones = zones
+        self.key_name = key_name
+        self.key_algorithm = key_algorithm
+        self.secret = secret or make_secret(str(folder))
+        self.host = "127.0.0.1"
+        self.port = support.free_dns_port(self.host)
+        self.process: support.Process | None = None
+        self.conf = self.folder / "named.conf"
+        self._write()
+
+    @property
+    def server(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _write(self) -> None:
+        f = self.folder
+        key_file = f / "ddserver.key"
+        key_file.write_text(
+            f'key "{self.key_name}" {{\n    algorithm {self.key_algorithm};\n    secret "{self.secret}";\n}};\n'
+        )
+        (f / "secret").write_text(self.secret + "\n")
+        parts = [
+            "options {",
+            f'    directory "{f}";',
+            f'    pid-file "{f}/named.pid";',
+            f'    session-keyfile "{f}/session.key";',
+            f'    managed-keys-directory "{f}";',
+            f"    listen-on port {self.port} {{ {self.host}; }};",
+            "    listen-on-v6 { none; };",
+            "    recursion no;",
+            "    dnssec-validation no;",
+            "    notify no;",
+            "    allow-query { any; };",
+            "};",
+            "controls { };",
+            f'include "{key_file}";',
+        ]
+        for zone in self.zones:
+            zone_file = f / f"{zone}.zone"
+            if not zone_file.exists():
+                zone_file.write_text(
+                    f"$TTL 60\n@ IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 604800 60\n"
+                    f"@ IN NS ns1.{zone}.\nns1 IN A 192.0.2.53\n"
+                )
+            parts += [
+                f'zone "{zone}" {{',
+                "    type primary;",
+                f'    file "{zone_file}";',
+                f"    update-policy {{ grant {self.key_name} zonesub ANY; }};",
+                f"    allow-transfer {{ key {self.key_name}; }};",
+                "};",
+            ]
+        self.conf.write_text("\n".join(parts) + "\n")
+
+    def start(self) -> None:
+        if self.process is not None and self.process.alive():
+            return
+        # -g: foreground, log to stderr; -n 1: one worker thread (the machine is shared); -4: IPv4 only.
+        argv = [self.binary, "-g", "-4", "-n", "1", "-c", str(self.conf)]
+        self.process = support.Process(argv, log=self.folder / "named.log")
+        self.process.wait_for(self._answers, timeout=30, what=f"named to serve on {self.server}")
+
+    def _answers(self) -> bool:
+        try:
+            self.soa(self.zones[0])
+            return True
+        except (OSError, EOFError, IndexError, dns.exception.DNSException):
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.alive()
+
+    def log(self) -> str:
+        return self.process.log() if self.process else ""
+
+    # -- talking to it directly (as dig would, or as someone changing the zone behind ddserver's back)
+
+    def key(self) -> dns.tsig.Key:
+        return dns.tsig.Key(self.key_name, self.secret, dns.name.from_text(self.key_algorithm))
+
+    def query(self, name: str, rdtype: str = "A") -> list[str]:
+        """The records of ``name`` as sorted presentation text ([] for NXDOMAIN or NODATA)."""
+        response = dns.query.udp(dns.message.make_query(name, rdtype), self.host, timeout=3, port=self.port)
+        found = []
+        for rrset in response.answer:
+            if rrset.rdtype == dns.rdatatype.from_text(rdtype):
+                found += [rdata.to_text() for rdata in rrset]
+        return sorted(found)
+
+    def ttl(self, name: str, rdtype: str = "A") -> int | None:
+        response = dns.query.udp(dns.message.make_query(name, rdtype), self.host, timeout=3, port=self.port)
+        for rrset in response.answer:
+            if rrset.rdtype == dns.rdatatype.from_text(rdtype):
+                return int(rrset.ttl)
+        return None
+
+    def soa(self, zone: str) -> int:
+        response = dns.query.udp(dns.message.make_query(zone, "SOA"), self.host, timeout=1, port=self.port)
+        return int(response.answer[0][0].serial)
+
+    def update(self, zone: str, build: object) -> None:
+        """Change the zone directly (``build(update)`` fills the message), as an outside party would."""
+        update = dns.update.UpdateMessage(zone, keyring=self.key())
+        build(update)  # type: ignore[operator]
+        response = dns.query.tcp(update, self.host, timeout=5, port=self.port)
+        assert response.rcode() == 0, response
+
+    def axfr(self, zone: str) -> dns.zone.Zone:
+        return dns.zone.from_xfr(dns.query.xfr(self.host, zone, port=self.port, keyring=self.key(), lifetime=10))
+
+
+@pytest.fixture
+def named(tmp_path: Path) -> Iterator[NamedServer]:
+    """A started ``named`` serving dyn.example.org, stopped whatever happens."""
+    server = NamedServer(tmp_path / "named")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
