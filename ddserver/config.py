@@ -248,6 +248,33 @@ class InterfaceSection:
 
     listen: str = option("127.0.0.1:8080", "Address the web interface listens on.", check=_check_listen)
     threads: int = option(8, "Worker threads of the web server.", minimum=1, maximum=256)
+    site_name: str = option("ddserver", "Name of the service, shown in page titles and mail.")
+    default_language: str = option(
+        "en", "Language of the pages when the browser asks for none we have.", choices=("en", "de")
+    )
+    secure_cookies: str = option(
+        "auto",
+        "Mark cookies Secure: auto (when the request came over TLS, directly or through a trusted proxy, "
+        "or base_url is https), yes, or no.",
+        choices=("auto", "yes", "no"),
+    )
+    login_window: int = option(900, "Seconds over which failed logins are counted for the rate limits.", minimum=10)
+    login_failures_per_address: int = option(
+        20, "Failed logins from one client address within login_window before it must wait.", minimum=1
+    )
+    login_failures_per_account: int = option(
+        10, "Failed logins for one account within login_window before it must wait.", minimum=1
+    )
+    mail_per_address: int = option(
+        10, "Sign-ups and password-reset requests from one client address per hour.", minimum=1
+    )
+    ipv4_check_url: str = option(
+        "",
+        "URL answering the visitor's address as JSON over IPv4 only (such as https://ipv4.example.org/myip), "
+        "used by the start page to show both addresses. Empty: only the address the page was loaded from.",
+    )
+    ipv6_check_url: str = option("", "The same over IPv6 only (such as https://ipv6.example.org/myip).")
+    reverse_dns: bool = option(True, "Show the reverse DNS name of the visitor's address on the start page.")
 
 
 @dataclass(frozen=True)
