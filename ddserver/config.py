@@ -344,6 +344,30 @@ class RecursorSection:
     """[recursor]: the PowerDNS backend (ddserver-recursor)."""
 
     poll_interval: float = option(0.2, "Seconds between two reads of the change feed.", minimum=0.01, maximum=60.0)
+    purge: str = option(
+        "socket",
+        "How changed names are purged from PowerDNS's caches after each change: socket (the control "
+        "socket, spoken directly), pdns_control (the command), api (the HTTP API), or none.",
+        choices=("socket", "pdns_control", "api", "none"),
+    )
+    control_socket: str = option(
+        "/run/pdns/pdns.controlsocket",
+        "PowerDNS's control socket (socket-dir/pdns.controlsocket) for purge = socket or pdns_control.",
+    )
+    pdns_control: str = option("pdns_control", "The pdns_control program, for purge = pdns_control.")
+    api_url: str = option("http://127.0.0.1:8081", "Base URL of PowerDNS's HTTP API, for purge = api.")
+    api_key: str = option("", "PowerDNS's api-key, for purge = api.", secret=True)
+    socket_mode: str = option(
+        "0666",
+        "Permissions (octal) of the --remote-socket socket; PowerDNS's user must be able to write to it.",
+        check=lambda v: None if v.isdigit() and set(v) <= set("01234567") else "an octal mode such as 0660",
+    )
+    metrics: str = option(
+        "",
+        "HOST:PORT where Prometheus metrics are served (remote-socket mode). Empty: no metrics. "
+        "--metrics overrides it.",
+        check=lambda v: None if not v else _check_listen(v),
+    )
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,30 @@
-"""Command line of ``ddserver-recursor``."""
+"""Command line of ``ddserver-recursor``: load the zones, follow the feed, and speak to PowerDNS."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ddserver import console
+from ddserver.config import Config, parse_listen
+from ddserver.db import Database
+from ddserver.dns import pipe, remote
+from ddserver.dns.purge import PurgeError, PurgeMethod, Purger
+from ddserver.errors import ConfigError, DatabaseError, DDServerError
+from ddserver.recursor import metrics
+from ddserver.recursor.follower import Follower, PurgeList
+from ddserver.recursor.server import SocketServer, serve_stream
+
+logger = logging.getLogger("ddserver.recursor")
+
+#: How long a pipe query waits for the first load before it FAILs (PowerDNS's pipe-timeout is 2 s).
+FIRST_LOAD_WAIT = 1.5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,10 +34,196 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--pipe", action="store_true", help="speak the pipe backend protocol on stdin/stdout")
     mode.add_argument("--remote-pipe", action="store_true", help="speak the remote backend protocol on stdin/stdout")
     mode.add_argument("--remote-socket", metavar="PATH", help="serve the remote backend protocol on a unix socket")
+    parser.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics here (overrides config)")
     return parser
 
 
+class Purge:
+    """The follower's purge hook: logs a failing PowerDNS once per state change, not once per change."""
+
+    def __init__(self, purger: Purger) -> None:
+        self.purger = purger
+        self.ok = True
+
+    def __call__(self, stale: PurgeList) -> None:
+        try:
+            self.purger.purge(stale.exact, stale.subtree, stale.zones_changed)
+        except PurgeError as exc:
+            if self.ok:
+                logger.warning("cannot purge PowerDNS's cache (answers may stay stale until it expires): %s", exc)
+                self.ok = False
+            return
+        if not self.ok:
+            logger.info("purging PowerDNS's cache works again")
+            self.ok = True
+
+
+def make_follower(config: Config) -> tuple[Follower, Purger]:
+    section = config.recursor
+    purger = Purger(
+        PurgeMethod(section.purge),
+        socket_path=section.control_socket,
+        api_url=section.api_url,
+        api_key=section.api_key,
+        pdns_control=section.pdns_control,
+    )
+    follower = Follower(
+        Database.from_config(config),
+        default_ttl=config.dns.default_ttl,
+        poll_interval=section.poll_interval,
+        retention=config.dns.change_retention,
+        purge=None if purger.method is PurgeMethod.NONE else Purge(purger),
+    )
+    return follower, purger
+
+
+def commands(follower: Follower) -> dict[str, Callable[[list[str]], list[str]]]:
+    """Answers to ``CMD`` / ``directBackendCmd``."""
+
+    def stats(_: list[str]) -> list[str]:
+        index = follower.index
+        counts = index.stats() if index else {}
+        s = follower.stats
+        return [f"{k}: {v}" for k, v in counts.items()] + [
+            f"last_change_id: {s.last_change_id}",
+            f"reloads: {s.reloads}",
+            f"database: {'up' if s.db_up else 'down'}",
+        ]
+
+    def reload(_: list[str]) -> list[str]:
+        try:
+            index = follower.load()
+        except DatabaseError as exc:
+            return [f"reload failed: {exc}"]
+        return [f"reloaded: {len(index.zones)} zones, {len(index.hosts)} hosts"]
+
+    return {"stats": stats, "reload": reload}
+
+
+def metrics_text(follower: Follower, counter: metrics.QueryCounter, purger: Purger, server: Any = None) -> str:
+    s = follower.stats
+    index = follower.index
+    gauges: dict[str, tuple[str, str, float]] = {
+        "ddserver_recursor_reloads_total": ("counter", "Full loads of the zone data.", s.reloads),
+        "ddserver_recursor_changes_applied_total": ("counter", "Changes applied from the feed.", s.changes_applied),
+        "ddserver_recursor_last_change_id": ("gauge", "Id of the newest change applied.", s.last_change_id),
+        "ddserver_recursor_change_lag_seconds": (
+            "gauge",
+            "Seconds from the last applied change's commit to its application.",
+            float(s.change_lag),
+        ),
+        "ddserver_recursor_database_up": ("gauge", "1 when the last read of the database worked.", int(s.db_up)),
+        "ddserver_recursor_load_seconds": ("gauge", "Duration of the last full load.", float(s.load_seconds)),
+        "ddserver_recursor_zones": ("gauge", "Zones in memory.", len(index.zones) if index else 0),
+        "ddserver_recursor_hosts": ("gauge", "Hosts in memory.", len(index.hosts) if index else 0),
+        "ddserver_recursor_purge_failures_total": ("counter", "Failed cache purges.", purger.failures),
+    }
+    if server is not None:
+        gauges["ddserver_recursor_connections_total"] = ("counter", "Connections accepted.", server.connections)
+    return metrics.render(counter, gauges)
+
+
+def _remote_responder(handler: remote.RemoteHandler) -> Callable[[bytes], bytes]:
+    handle = handler.handle
+
+    def respond(line: bytes) -> bytes:
+        if not line.strip():
+            return b""  # PowerDNS never sends empty lines; answering one would desynchronise it
+        return handle(line).encode() + b"\n"
+
+    return respond
+
+
+def run_pipe(follower: Follower, counter: metrics.QueryCounter) -> int:
+    session = pipe.PipeSession(lambda: follower.wait_index(FIRST_LOAD_WAIT), commands(follower), counter)
+    handle = session.handle
+
+    def respond(line: bytes) -> bytes:
+        return handle(line.decode("latin-1")).encode("latin-1", "replace")
+
+    follower.start()
+    serve_stream(respond, pipe.fail("request line too long").encode(), pipe.MAX_LINE)
+    return 0
+
+
+def run_remote_pipe(follower: Follower, counter: metrics.QueryCounter) -> int:
+    handler = remote.RemoteHandler(lambda: follower.wait_index(FIRST_LOAD_WAIT), commands(follower), counter)
+    follower.start()
+    serve_stream(_remote_responder(handler), remote.false("message too long").encode() + b"\n", remote.MAX_MESSAGE)
+    return 0
+
+
+def first_load(follower: Follower) -> None:
+    """Load before serving, waiting for the database as long as it takes (logged once, retried)."""
+    delay = 0.5
+    warned = False
+    while True:
+        try:
+            follower.load()
+            return
+        except DatabaseError as exc:
+            if not warned:
+                logger.warning("cannot load the zone data yet, retrying: %s", exc)
+                warned = True
+            follower.db.close()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def run_socket(
+    follower: Follower, counter: metrics.QueryCounter, path: str, mode: int, metrics_at: str, purger: Purger
+) -> int:
+    handler = remote.RemoteHandler(lambda: follower.index, commands(follower), counter)
+    server = SocketServer(path, _remote_responder(handler), remote.false("message too long").encode() + b"\n",
+                          remote.MAX_MESSAGE, mode)  # fmt: skip
+    first_load(follower)
+    try:
+        server.bind()
+    except OSError as exc:
+        raise DDServerError(f"--remote-socket {path}: {exc.strerror or exc}")
+    follower.start()
+    if metrics_at:
+        host, port = parse_listen(metrics_at)
+        try:
+            metrics.serve(host, port, lambda: metrics_text(follower, counter, purger, server))
+        except OSError as exc:
+            raise DDServerError(f"--metrics {metrics_at}: {exc.strerror or exc}")
+        logger.info("metrics on http://%s:%d/metrics", host, port)
+
+    def stop(signum: int, frame: object) -> None:
+        server.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logger.info("serving the remote backend protocol on %s", path)
+    server.serve()
+    follower.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("ddserver-recursor: not implemented yet", file=sys.stderr)
-    return 1
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
+        config = console.config_from(args.config)
+        console.setup_logging(config, "ddserver-recursor")
+        metrics_at = args.metrics if args.metrics is not None else config.recursor.metrics
+        if metrics_at:
+            try:
+                parse_listen(metrics_at)
+            except ValueError:
+                raise ConfigError(f"--metrics {metrics_at!r}: expected HOST:PORT")
+        follower, purger = make_follower(config)
+        counter = metrics.QueryCounter()
+        if args.pipe:
+            return run_pipe(follower, counter)
+        if args.remote_pipe:
+            return run_remote_pipe(follower, counter)
+        mode = int(config.recursor.socket_mode, 8)
+        return run_socket(follower, counter, os.path.abspath(args.remote_socket), mode, metrics_at, purger)
+
+    return console.run(body, "ddserver-recursor")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""PowerDNS pipe backend protocol, ABI 1 to 5: one line in, the answer lines out (pure, no I/O).
+
+A :class:`PipeSession` holds the ABI agreed in the handshake; ``handle`` turns each request line into the
+complete text to write back, always ending in ``END`` or ``FAIL`` so PowerDNS never waits in vain.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+
+from ddserver.dns.zoneindex import ZoneIndex
+
+logger = logging.getLogger(__name__)
+
+#: Longest request line accepted; PowerDNS's are far shorter (a name is at most 255 bytes).
+MAX_LINE = 4096
+BANNER = "ddserver recursor"
+
+
+class Command(enum.StrEnum):
+    """First field of a request line."""
+
+    HELO = "HELO"
+    Q = "Q"
+    AXFR = "AXFR"
+    CMD = "CMD"
+
+
+class Reply(enum.StrEnum):
+    """First field of an answer line."""
+
+    OK = "OK"
+    DATA = "DATA"
+    END = "END"
+    FAIL = "FAIL"
+    LOG = "LOG"
+
+
+ABI_VERSIONS = (1, 2, 3, 4, 5)
+#: Fields of a Q line per ABI: Q qname qclass qtype id remote [local [real-remote]].
+_Q_FIELDS = {1: 6, 2: 7, 3: 8, 4: 8, 5: 8}
+_END = "END\n"
+_FAIL = "FAIL\n"
+
+
+def _log_line(message: str) -> str:
+    return "LOG\t" + message.replace("\n", " ").replace("\t", " ")[:400] + "\n"
+
+
+def fail(message: str) -> str:
+    """A ``LOG`` line with the reason, then ``FAIL`` (PowerDNS answers SERVFAIL)."""
+    return _log_line(message) + _FAIL
+
+
+class PipeSession:
+    """One coprocess conversation with PowerDNS.
+
+    :param index: a callable returning the current index (it is replaced on a full reload), or None while
+        nothing is loaded yet (queries then FAIL, so PowerDNS retries rather than caching NXDOMAIN).
+    :param commands: answers to ``CMD`` (ABI 5): name -> function returning lines.
+    """
+
+    def __init__(
+        self,
+        index: Callable[[], ZoneIndex | None],
+        commands: dict[str, Callable[[list[str]], list[str]]] | None = None,
+        on_query: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self._index = index
+        self.abi: int | None = None
+        self.commands = commands or {}
+        #: Called with (qtype, number of records) for each answered query (metrics).
+        self.on_query = on_query
+
+    def handle(self, line: str) -> str:
+        """The full answer to one request line (without its newline)."""
+        if len(line) > MAX_LINE:
+            logger.warning("pipe: request line of %d bytes refused", len(line))
+            return fail("request line too long")
+        fields = line.split("\t")
+        command = fields[0]
+        if command == "Q" and self.abi is not None:
+            return self._query(fields)
+        if command == "HELO":
+            return self._helo(fields)
+        if self.abi is None:
+            logger.warning("pipe: %r before the handshake", line[:80])
+            return fail("expected HELO first")
+        if command == "AXFR":
+            return self._axfr(fields)
+        if command == "CMD" and self.abi >= 5:
+            return self._cmd(fields)
+        logger.warning("pipe: unknown or malformed request %r", line[:80])
+        return fail(f"unknown request {command[:40]!r}")
+
+    def _helo(self, fields: list[str]) -> str:
+        try:
+            abi = int(fields[1]) if len(fields) == 2 else 0
+        except ValueError:
+            abi = 0
+        if abi not in ABI_VERSIONS:
+            logger.warning("pipe: unsupported handshake %r", "\t".join(fields)[:80])
+            return fail("unsupported ABI version; this backend speaks 1 to 5")
+        self.abi = abi
+        return f"OK\t{BANNER} (ABI {abi})\n"
+
+    def _query(self, fields: list[str]) -> str:
+        abi = self.abi
+        assert abi is not None
+        if len(fields) != _Q_FIELDS[abi]:
+            logger.warning("pipe: malformed query %r for ABI %d", "\t".join(fields)[:120], abi)
+            return fail(f"malformed query: ABI {abi} expects {_Q_FIELDS[abi]} fields")
+        index = self._index()
+        if index is None:
+            return fail("zone data not loaded yet")
+        qname = fields[1]
+        qtype = fields[3].upper()
+        name = qname.lower()
+        if name.endswith("."):
+            name = name[:-1]
+        zone, records = index.lookup(name, qtype)
+        if self.on_query is not None:
+            self.on_query(qtype, -1 if zone is None else len(records))
+        if not records:
+            return _END
+        assert zone is not None
+        prefix = f"DATA\t{qname}\tIN\t" if abi < 3 else f"DATA\t0\t1\t{qname}\tIN\t"
+        zid = zone.id
+        out = [f"{prefix}{rtype}\t{ttl}\t{zid}\t{_pipe_content(rtype, content)}\n" for rtype, ttl, content in records]
+        out.append(_END)
+        return "".join(out)
+
+    def _axfr(self, fields: list[str]) -> str:
+        index = self._index()
+        if index is None:
+            return fail("zone data not loaded yet")
+        try:
+            zone_id = int(fields[1])
+        except (IndexError, ValueError):
+            return fail("malformed AXFR request")
+        zone = index.zones_by_id.get(zone_id)
+        if zone is None and len(fields) > 2:
+            zone = index.zones.get(fields[2].lower().rstrip("."))
+        if zone is None:
+            logger.warning("pipe: AXFR of unknown zone %r", "\t".join(fields)[:80])
+            return fail("no such zone")
+        prefix = "DATA\t" if (self.abi or 1) < 3 else "DATA\t0\t1\t"
+        out = [
+            f"{prefix}{owner}\tIN\t{rtype}\t{ttl}\t{zone.id}\t{_pipe_content(rtype, content)}\n"
+            for owner, (rtype, ttl, content) in index.list_zone(zone)
+        ]
+        out.append(_END)
+        return "".join(out)
+
+    def _cmd(self, fields: list[str]) -> str:
+        words = " ".join(fields[1:]).split()
+        if not words:
+            return "commands: " + ", ".join(sorted(self.commands)) + "\n" + _END
+        handler = self.commands.get(words[0].lower())
+        if handler is None:
+            return f"unknown command {words[0][:40]!r}; commands: {', '.join(sorted(self.commands))}\n" + _END
+        lines = handler(words[1:])
+        return "".join(line.replace("\n", " ") + "\n" for line in lines) + _END
+
+
+def _pipe_content(rtype: str, content: str) -> str:
+    # The pipe backend wants the priority of MX and SRV in a field of its own.
+    if rtype == "MX" or rtype == "SRV":
+        return content.replace(" ", "\t", 1)
+    return content

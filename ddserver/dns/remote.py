@@ -1,0 +1,195 @@
+"""PowerDNS remote backend protocol (JSON over a pipe or a unix socket): one message in, one out (pure).
+
+Every request gets exactly one answer object; anything unknown or malformed gets ``{"result": false}``
+with a log entry, which PowerDNS treats as "nothing here" or as a failure, never as a reason to hang.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+from collections.abc import Callable
+from json.encoder import encode_basestring_ascii as _js  # type: ignore[attr-defined]
+from typing import Any
+
+from ddserver.dns.zoneindex import Zone, ZoneIndex
+
+logger = logging.getLogger(__name__)
+
+#: Longest request accepted; PowerDNS's are a few hundred bytes.
+MAX_MESSAGE = 65536
+
+
+class Method(enum.StrEnum):
+    """Remote backend methods this backend answers (matched case-insensitively)."""
+
+    INITIALIZE = "initialize"
+    LOOKUP = "lookup"
+    LIST = "list"
+    GET_ALL_DOMAINS = "getalldomains"
+    GET_DOMAIN_INFO = "getdomaininfo"
+    GET_ALL_DOMAIN_METADATA = "getalldomainmetadata"
+    GET_DOMAIN_METADATA = "getdomainmetadata"
+    DIRECT_BACKEND_CMD = "directbackendcmd"
+
+
+FALSE = '{"result":false}'
+TRUE = '{"result":true}'
+EMPTY_LIST = '{"result":[]}'
+
+
+def false(message: str) -> str:
+    """``{"result": false}`` with a log entry for PowerDNS's log."""
+    return '{"result":false,"log":[' + _js(message[:400]) + "]}"
+
+
+def _record(qname: str, rtype: str, ttl: int, content: str, zone_id: int) -> str:
+    return (
+        '{"qtype":"' + rtype + '","qname":' + qname + ',"content":' + _js(content) + ',"ttl":' + str(ttl)
+        + ',"domain_id":' + str(zone_id) + "}"
+    )  # fmt: skip
+
+
+def _domain(zone: Zone) -> str:
+    return (
+        '{"id":' + str(zone.id) + ',"zone":' + _js(zone.name + ".") + ',"kind":"native","serial":'
+        + str(zone.serial) + "}"
+    )  # fmt: skip
+
+
+class RemoteHandler:
+    """Answers remote backend messages from the current index.
+
+    :param index: returns the current index, or None while nothing is loaded (lookups then fail).
+    :param commands: answers to ``directBackendCmd``: name -> function returning lines.
+    :param on_query: called with (qtype, number of records, -1 for a foreign name) for metrics.
+    """
+
+    def __init__(
+        self,
+        index: Callable[[], ZoneIndex | None],
+        commands: dict[str, Callable[[list[str]], list[str]]] | None = None,
+        on_query: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self._index = index
+        self.commands = commands or {}
+        self.on_query = on_query
+        self._methods: dict[str, Callable[[dict[str, Any]], str]] = {
+            Method.INITIALIZE.value: lambda p: TRUE,
+            Method.LOOKUP.value: self._lookup,
+            Method.LIST.value: self._list,
+            Method.GET_ALL_DOMAINS.value: self._all_domains,
+            Method.GET_DOMAIN_INFO.value: self._domain_info,
+            Method.GET_ALL_DOMAIN_METADATA.value: lambda p: '{"result":{}}',
+            Method.GET_DOMAIN_METADATA.value: lambda p: EMPTY_LIST,
+            Method.DIRECT_BACKEND_CMD.value: self._command,
+        }
+
+    def handle(self, message: bytes | str) -> str:
+        """The answer (one JSON object, no newline) to one request."""
+        if len(message) > MAX_MESSAGE:
+            logger.warning("remote: message of %d bytes refused", len(message))
+            return false("message too long")
+        try:
+            request = json.loads(message)
+        except (ValueError, UnicodeDecodeError) as exc:
+            logger.warning("remote: bad JSON: %s", str(exc)[:120])
+            return false("bad JSON")
+        if not isinstance(request, dict):
+            logger.warning("remote: request is not an object")
+            return false("request is not a JSON object")
+        method = request.get("method")
+        params = request.get("parameters")
+        if params is None:
+            params = {}
+        if not isinstance(method, str) or not isinstance(params, dict):
+            logger.warning("remote: request without method or parameters object")
+            return false("request needs a method name and a parameters object")
+        handler = self._methods.get(method.lower())
+        if handler is None:
+            logger.debug("remote: %s is not supported", method[:60])
+            return false(f"{method[:60]} is not supported")
+        try:
+            return handler(params)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            logger.warning("remote: malformed %s request: %s", method[:60], exc)
+            return false(f"malformed {method[:60]} request")
+
+    def _lookup(self, params: dict[str, Any]) -> str:
+        qname = params["qname"]
+        qtype = params["qtype"]
+        if not isinstance(qname, str) or not isinstance(qtype, str):
+            raise TypeError("qname and qtype must be strings")
+        index = self._index()
+        if index is None:
+            return false("zone data not loaded yet")
+        name = qname.lower()
+        if name.endswith("."):
+            name = name[:-1]
+        qtype = qtype.upper()
+        zone, records = index.lookup(name, qtype)
+        if self.on_query is not None:
+            self.on_query(qtype, -1 if zone is None else len(records))
+        if zone is None:
+            return FALSE
+        if not records:
+            return EMPTY_LIST
+        quoted = _js(qname)
+        zid = zone.id
+        return (
+            '{"result":['
+            + ",".join([_record(quoted, rtype, ttl, content, zid) for rtype, ttl, content in records])
+            + "]}"
+        )
+
+    def _find_zone(self, index: ZoneIndex, params: dict[str, Any], key: str) -> Zone | None:
+        zone_id = params.get("domain_id", params.get("id"))
+        if isinstance(zone_id, int) and zone_id in index.zones_by_id:
+            return index.zones_by_id[zone_id]
+        name = params.get(key)
+        if isinstance(name, str):
+            return index.zones.get(name.lower().rstrip("."))
+        return None
+
+    def _list(self, params: dict[str, Any]) -> str:
+        index = self._index()
+        if index is None:
+            return false("zone data not loaded yet")
+        zone = self._find_zone(index, params, "zonename")
+        if zone is None:
+            return false("no such zone")
+        zid = zone.id
+        return (
+            '{"result":['
+            + ",".join(
+                [
+                    _record(_js(owner + "."), rtype, ttl, content, zid)
+                    for owner, (rtype, ttl, content) in index.list_zone(zone)
+                ]
+            )
+            + "]}"
+        )
+
+    def _all_domains(self, params: dict[str, Any]) -> str:
+        index = self._index()
+        if index is None:
+            # Startup of PowerDNS fails on an exception here, and an empty list means "all REFUSED":
+            # the daemon only accepts connections once loaded, so this is a rare corner.
+            return false("zone data not loaded yet")
+        return '{"result":[' + ",".join([_domain(z) for z in list(index.zones.values())]) + "]}"
+
+    def _domain_info(self, params: dict[str, Any]) -> str:
+        index = self._index()
+        if index is None:
+            return false("zone data not loaded yet")
+        zone = self._find_zone(index, params, "name")
+        if zone is None:
+            return FALSE
+        return '{"result":' + _domain(zone) + "}"
+
+    def _command(self, params: dict[str, Any]) -> str:
+        words = str(params.get("query", "")).split()
+        handler = self.commands.get(words[0].lower()) if words else None
+        text = "commands: " + ", ".join(sorted(self.commands)) if handler is None else "\n".join(handler(words[1:]))
+        return '{"result":' + _js(text) + "}"

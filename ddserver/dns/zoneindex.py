@@ -1,0 +1,282 @@
+"""The in-memory index of everything ddserver serves in DNS, and the answer to one question (pure, no I/O).
+
+Built from the store's rows and changed name by name; a lookup is a few dict reads. Hosts are kept compact
+(a plain string for the usual host with only an IPv4 address) so a million fit in a few hundred MB.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+#: One answer record: (type, ttl, content in zone-file form, names absolute without the final dot).
+Record = tuple[str, int, str]
+
+
+class QType(enum.StrEnum):
+    """The record types the index answers (others get an empty answer)."""
+
+    ANY = "ANY"
+    SOA = "SOA"
+    NS = "NS"
+    A = "A"
+    AAAA = "AAAA"
+    TXT = "TXT"
+
+
+_ANY = QType.ANY.value
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneRow:
+    """A zone as the store gives it."""
+
+    id: int
+    name: str
+    nameservers: tuple[str, ...]
+    hostmaster: str
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+    zone_ttl: int
+    ttl: int | None
+
+
+class Zone:
+    """A served zone with its apex records rendered once."""
+
+    __slots__ = ("apex", "host_ttl", "id", "name", "row", "serial", "soa")
+
+    def __init__(self, row: ZoneRow, default_ttl: int) -> None:
+        self.row = row
+        self.id = row.id
+        self.name = row.name
+        self.serial = row.serial
+        #: TTL of hosts that set none: the zone's, else the configured default.
+        self.host_ttl = row.ttl if row.ttl is not None else default_ttl
+        mname = row.nameservers[0] if row.nameservers else row.name
+        content = f"{mname} {row.hostmaster} {row.serial} {row.refresh} {row.retry} {row.expire} {row.minimum}"
+        self.soa: Record = ("SOA", row.zone_ttl, content)
+        self.apex: tuple[Record, ...] = (self.soa, *tuple(("NS", row.zone_ttl, ns) for ns in row.nameservers))
+
+
+def quote_txt(text: str) -> str:
+    """Render TXT data as one zone-file string: quoted, with ``"`` and ``\\`` escaped and control or
+    non-ASCII bytes as ``\\DDD`` (PowerDNS splits strings longer than 255 bytes itself)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    out = []
+    for byte in text.encode("utf-8"):
+        if byte in (0x22, 0x5C):
+            out.append("\\" + chr(byte))
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\{byte:03d}")
+    return '"' + "".join(out) + '"'
+
+
+def render_content(rtype: str, content: str) -> str:
+    """Content of an extra record in zone-file form."""
+    if rtype == "TXT":
+        return quote_txt(content)
+    return content
+
+
+# A host is either a str (only an IPv4 address, TTL from the zone, no wildcard: most hosts) or this tuple.
+HostValue = str | tuple[str | None, str | None, int | None, bool]
+# An extra record: (host that owns it, type, ttl or None, rendered content).
+Extra = tuple[str, str, int | None, str]
+
+
+def host_value(ipv4: str | None, ipv6: str | None, ttl: int | None, wildcard: bool) -> HostValue:
+    """The compact form of a host's row (a host without addresses is kept: its name exists, NODATA)."""
+    if ipv6 is None and ttl is None and not wildcard and ipv4 is not None:
+        return ipv4
+    return (ipv4, ipv6, ttl, bool(wildcard))
+
+
+class ZoneIndex:
+    """Zones, hosts and extra records, keyed by lower-case names without the final dot.
+
+    Readers never lock: each change replaces whole dict values, which is atomic for other threads.
+    """
+
+    def __init__(self, default_ttl: int = 60) -> None:
+        self.default_ttl = default_ttl
+        self.zones: dict[str, Zone] = {}
+        self.zones_by_id: dict[int, Zone] = {}
+        self.hosts: dict[str, HostValue] = {}
+        self.extra: dict[str, tuple[Extra, ...]] = {}
+        #: Owner names of each host's extra records, to drop them when the host changes.
+        self.owners: dict[str, tuple[str, ...]] = {}
+
+    # -- building ---------------------------------------------------------------------------------
+
+    def set_zone(self, row: ZoneRow) -> Zone:
+        zone = Zone(row, self.default_ttl)
+        old = self.zones_by_id.get(row.id)
+        if old is not None and old.name != row.name:
+            self.zones.pop(old.name, None)
+        self.zones[row.name] = zone
+        self.zones_by_id[row.id] = zone
+        return zone
+
+    def drop_zone(self, name: str) -> None:
+        """Forget a zone with every host and record below it."""
+        zone = self.zones.pop(name, None)
+        if zone is not None and self.zones_by_id.get(zone.id) is zone:
+            del self.zones_by_id[zone.id]
+        suffix = "." + name
+
+        def orphan(host: str) -> bool:
+            # Below the zone and not in a zone further down (a parent zone does not inherit them).
+            if not host.endswith(suffix):
+                return False
+            zone = self.zone_of(host)
+            return zone is None or not zone.name.endswith(suffix)
+
+        for host in [h for h in self.hosts if orphan(h)] + [h for h in self.owners if orphan(h)]:
+            self.drop_host(host)
+
+    def set_host(self, name: str, ipv4: str | None, ipv6: str | None, ttl: int | None, wildcard: bool) -> None:
+        self.hosts[name] = host_value(ipv4, ipv6, ttl, wildcard)
+
+    def drop_host(self, name: str) -> None:
+        """Forget a host and the extra records it owns."""
+        self.hosts.pop(name, None)
+        for owner in self.owners.pop(name, ()):
+            kept = tuple(e for e in self.extra.get(owner, ()) if e[0] != name)
+            if kept:
+                self.extra[owner] = kept
+            else:
+                self.extra.pop(owner, None)
+
+    def add_record(self, host: str, owner: str, rtype: str, content: str, ttl: int | None) -> None:
+        entry: Extra = (host, rtype.upper(), ttl, render_content(rtype.upper(), content))
+        self.extra[owner] = (*self.extra.get(owner, ()), entry)
+        owners = self.owners.get(host, ())
+        if owner not in owners:
+            self.owners[host] = (*owners, owner)
+
+    def host_of_owner(self, owner: str) -> list[str]:
+        """Hosts that own extra records at ``owner``."""
+        return [e[0] for e in self.extra.get(owner, ())]
+
+    # -- answering --------------------------------------------------------------------------------
+
+    def zone_of(self, name: str) -> Zone | None:
+        """The most specific served zone containing ``name`` (lower case, no final dot)."""
+        zones = self.zones
+        while True:
+            zone = zones.get(name)
+            if zone is not None:
+                return zone
+            dot = name.find(".")
+            if dot < 0:
+                return None
+            name = name[dot + 1 :]
+
+    def lookup(self, name: str, qtype: str) -> tuple[Zone | None, list[Record]]:
+        """Answer one question.
+
+        :param name: the qname in lower case without the final dot.
+        :param qtype: an upper-case type name; ``ANY`` gives every record of the name.
+        :returns: the zone (None when the name is in no served zone) and the records, empty for a
+            missing name (NXDOMAIN) or a missing type (NODATA).
+        """
+        zone = self.zone_of(name)
+        if zone is None:
+            return None, []
+        if name == zone.name:
+            if qtype == _ANY:
+                return zone, list(zone.apex)
+            return zone, [r for r in zone.apex if r[0] == qtype]
+        out: list[Record] = []
+        host = self.hosts.get(name)
+        if host is not None:
+            if type(host) is str:
+                if qtype == "A" or qtype == _ANY:
+                    out.append(("A", zone.host_ttl, host))
+            else:
+                self._addresses(host, zone, qtype, out)  # type: ignore[arg-type]
+        elif name.startswith("*."):
+            # PowerDNS looks for *.parent itself when a name is missing; answer the literal name.
+            base = self.hosts.get(name[2:])
+            if base is not None and type(base) is not str and base[3]:
+                self._addresses(base, zone, qtype, out)  # type: ignore[arg-type]
+        extra = self.extra.get(name)
+        if extra:
+            for _, rtype, ttl, content in extra:
+                if qtype in (_ANY, rtype):
+                    out.append((rtype, zone.host_ttl if ttl is None else ttl, content))
+        return zone, out
+
+    @staticmethod
+    def _addresses(host: tuple, zone: Zone, qtype: str, out: list[Record]) -> None:
+        ipv4, ipv6, ttl, _ = host
+        ttl = zone.host_ttl if ttl is None else ttl
+        if ipv4 is not None and (qtype == "A" or qtype == _ANY):
+            out.append(("A", ttl, ipv4))
+        if ipv6 is not None and (qtype == "AAAA" or qtype == _ANY):
+            out.append(("AAAA", ttl, ipv6))
+
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` has any record (used to tell NXDOMAIN from NODATA in tests and tools)."""
+        zone, records = self.lookup(name, _ANY)
+        return zone is not None and (bool(records) or name in self.hosts)
+
+    def list_zone(self, zone: Zone) -> Iterator[tuple[str, Record]]:
+        """Every record of a zone as (owner name, record), SOA first: the AXFR / ``list`` answer."""
+        for record in zone.apex:
+            yield zone.name, record
+        suffix = "." + zone.name
+        for name, host in list(self.hosts.items()):
+            if not name.endswith(suffix) or self.zone_of(name) is not zone:
+                continue
+            if type(host) is str:
+                yield name, ("A", zone.host_ttl, host)
+                continue
+            records: list[Record] = []
+            self._addresses(host, zone, _ANY, records)  # type: ignore[arg-type]
+            for record in records:
+                yield name, record
+            if host[3]:  # type: ignore[index]
+                for record in records:
+                    yield "*." + name, record
+        for owner, entries in list(self.extra.items()):
+            if owner.endswith(suffix) and self.zone_of(owner) is zone:
+                for _, rtype, ttl, content in entries:
+                    yield owner, (rtype, zone.host_ttl if ttl is None else ttl, content)
+
+    def stats(self) -> dict[str, int]:
+        return {"zones": len(self.zones), "hosts": len(self.hosts), "extra_names": len(self.extra)}
+
+
+def build(
+    zone_rows: Iterable[ZoneRow],
+    host_rows: Iterable[tuple],
+    record_rows: Iterable[tuple],
+    default_ttl: int = 60,
+) -> ZoneIndex:
+    """A whole index from the store's rows.
+
+    :param host_rows: ``(name, zone_id, ipv4, ipv6, ttl, wildcard)`` tuples.
+    :param record_rows: ``(host name, owner name, type, content, ttl)`` tuples.
+    """
+    index = ZoneIndex(default_ttl)
+    for row in zone_rows:
+        index.set_zone(row)
+    hosts = index.hosts
+    for name, _zone_id, ipv4, ipv6, ttl, wildcard in host_rows:
+        # The common case inline: this loop runs a million times at start.
+        if ipv6 is None and ttl is None and not wildcard and ipv4 is not None:
+            hosts[name] = ipv4
+        else:
+            index.set_host(name, ipv4, ipv6, ttl, bool(wildcard))
+    for host, owner, rtype, content, ttl in record_rows:
+        index.add_record(host, owner, rtype, content, ttl)
+    return index

@@ -1,0 +1,312 @@
+"""Loads the zone index from the database and keeps it current by following the change feed.
+
+Runs in its own thread. Lookups read ``follower.index`` without locks: each change replaces whole values.
+When the database goes away the index stays as it is and the follower retries with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ddserver.db import Database
+from ddserver.dns import zoneindex
+from ddserver.dns.zoneindex import ZoneIndex
+from ddserver.errors import DatabaseError
+from ddserver.store import recursor as store
+from ddserver.store.changes import Change
+
+logger = logging.getLogger(__name__)
+
+#: Changes read per poll.
+BATCH = 5000
+#: Ids just below the newest one at load time that are re-checked, in case their transaction commits late.
+START_WINDOW = 200
+#: Seconds an id missing from the feed is waited for before it counts as a rolled-back transaction.
+GAP_TIMEOUT = 30.0
+MAX_BACKOFF = 5.0
+
+
+@dataclass
+class PurgeList:
+    """Names whose cached answers are stale: exact names, and names purged with everything below them."""
+
+    exact: set[str] = field(default_factory=set)
+    subtree: set[str] = field(default_factory=set)
+    #: A zone was added or deleted: PowerDNS's zone cache must be refreshed too.
+    zones_changed: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.exact or self.subtree)
+
+
+@dataclass
+class FollowerStats:
+    reloads: int = 0
+    changes_applied: int = 0
+    last_change_id: int = 0
+    #: Seconds between the last applied change's commit and its application.
+    change_lag: float = 0.0
+    db_up: bool = True
+    load_seconds: float = 0.0
+    errors: int = 0
+
+
+class Follower:
+    """Holds the current index and follows the feed.
+
+    :param purge: called with the stale names after each applied batch (may be None).
+    :param retention: the feed's retention in seconds: a follower that has not read it for longer reloads.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        default_ttl: int = 60,
+        poll_interval: float = 0.2,
+        retention: float = 86400,
+        purge: Callable[[PurgeList], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.default_ttl = default_ttl
+        self.poll_interval = poll_interval
+        self.retention = retention
+        self.purge = purge
+        self.index: ZoneIndex | None = None
+        self.loaded = threading.Event()
+        self.stats = FollowerStats()
+        self._high = 0
+        self._gaps: dict[int, float] = {}
+        self._last_read = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    def load(self) -> ZoneIndex:
+        """Read everything and make it the current index.
+
+        :raises DatabaseError: when the database cannot be read (the old index, if any, stays).
+        """
+        started = time.monotonic()
+        _, newest = self.db.read(store.feed_bounds)
+        # Ids close below the newest may belong to transactions still open: re-check them afterwards.
+        window_start = max(0, newest - START_WINDOW)
+        present = {c.id for c in self.db.read(lambda tx: store.changes_after(tx, window_start, START_WINDOW + 1))}
+        zone_rows = self.db.read(store.zones)
+        index = zoneindex.build(
+            zone_rows, store.iter_all_hosts(self.db), self.db.read(store.all_records), self.default_ttl
+        )
+        now = time.monotonic()
+        self._gaps = {i: now for i in range(window_start + 1, newest + 1) if i not in present}
+        self._high = newest
+        self._last_read = time.time()
+        self.index = index
+        self.stats.reloads += 1
+        self.stats.last_change_id = newest
+        self.stats.load_seconds = time.monotonic() - started
+        self.loaded.set()
+        logger.info(
+            "loaded %d zones, %d hosts in %.2f s (feed at %d)",
+            len(index.zones),
+            len(index.hosts),
+            self.stats.load_seconds,
+            newest,
+        )
+        return index
+
+    def wait_index(self, timeout: float) -> ZoneIndex | None:
+        """The index, waiting up to ``timeout`` seconds for the first load."""
+        if self.index is None:
+            self.loaded.wait(timeout)
+        return self.index
+
+    # -- following --------------------------------------------------------------------------------
+
+    def poll(self) -> int:
+        """Read and apply what changed since the last poll.
+
+        :returns: how many changes were applied.
+        :raises DatabaseError: when the database cannot be read.
+        """
+        if self.index is None or time.time() - self._last_read > self.retention:
+            if self.index is not None:
+                logger.warning("the change feed was not read for longer than its retention: reloading in full")
+            self.load()
+            return 0
+        high = self._high
+        rows = self.db.read(lambda tx: store.changes_after(tx, high, BATCH))
+        if rows and high and rows[0].id > high + 1:
+            oldest, _ = self.db.read(store.feed_bounds)
+            if oldest > high + 1:
+                logger.warning("the change feed was pruned past change %d: reloading in full", high)
+                self.load()
+                return 0
+        if self._gaps:
+            late_ids = sorted(self._gaps)
+            rows = self.db.read(lambda tx: store.changes_with_ids(tx, late_ids)) + rows
+        self._last_read = time.time()
+        now = time.monotonic()
+        for change in rows:
+            self._gaps.pop(change.id, None)
+            if change.id > self._high:
+                self._gaps.update((i, now) for i in range(self._high + 1, change.id))
+                self._high = change.id
+        for gap, since in list(self._gaps.items()):
+            if now - since > GAP_TIMEOUT:
+                del self._gaps[gap]
+        if not rows:
+            return 0
+        stale = self.apply(rows)
+        self.stats.changes_applied += len(rows)
+        self.stats.last_change_id = self._high
+        self.stats.change_lag = max(0.0, time.time() - rows[-1].created_at)
+        if stale and self.purge is not None:
+            try:
+                self.purge(stale)
+            except Exception as exc:  # noqa: BLE001 - a purge failure must not stop following
+                logger.warning("cache purge failed: %s", exc)
+        return len(rows)
+
+    def apply(self, rows: Iterable[Change]) -> PurgeList:
+        """Re-read the names these changes touched and put their current state into the index."""
+        index = self.index
+        assert index is not None
+        zone_ids: set[int] = set()
+        reload_zones: set[int] = set()
+        names: set[str] = set()
+        stale = PurgeList()
+        for change in rows:
+            zone_ids.add(change.zone_id)
+            if change.name == "*":
+                reload_zones.add(change.zone_id)
+            elif change.name == change.zone:
+                stale.subtree.add(change.zone)
+                if change.zone not in index.zones:
+                    reload_zones.add(change.zone_id)
+            else:
+                names.add(change.name)
+        for name in names:
+            stale.subtree.add(name)
+        # Hosts whose records sit at a changed name (an _acme-challenge name below the host, say).
+        hosts = set(names)
+        for name in names:
+            hosts.update(index.host_of_owner(name))
+
+        def read(tx):  # type: ignore[no-untyped-def]
+            zone_rows = store.zones(tx, zone_ids)
+            hosts.update(store.hosts_owning(tx, names))
+            host_rows, record_rows = store.host_rows(tx, hosts)
+            zone_data = {zid: (store.zone_hosts(tx, zid), store.zone_records(tx, zid)) for zid in reload_zones}
+            return zone_rows, host_rows, record_rows, zone_data
+
+        zone_rows, host_rows, record_rows, zone_data = self.db.read(read)
+        found = {row.id for row in zone_rows}
+        for zone_id in zone_ids - found:
+            gone = index.zones_by_id.get(zone_id)
+            if gone is not None:
+                logger.info("zone %s is gone", gone.name)
+                stale.subtree.add(gone.name)
+                stale.zones_changed = True
+                index.drop_zone(gone.name)
+        for row in zone_rows:
+            if row.name not in index.zones:
+                logger.info("zone %s is new", row.name)
+                stale.zones_changed = True
+            index.set_zone(row)
+            stale.exact.add(row.name)
+        for zone_id, (zone_hosts, zone_records) in zone_data.items():
+            zone = index.zones_by_id.get(zone_id)
+            if zone is None:
+                continue
+            suffix = "." + zone.name
+            old = {h for h in index.hosts if h.endswith(suffix)} | {h for h in index.owners if h.endswith(suffix)}
+            replace_hosts(index, old | {r[0] for r in zone_hosts}, zone_hosts, zone_records)
+            stale.subtree.add(zone.name)
+        replace_hosts(index, hosts, host_rows, record_rows)
+        return stale
+
+    # -- thread -----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Load, then poll until stopped; database failures are logged once per state change."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                applied = self.poll()
+                if not self.stats.db_up:
+                    logger.warning("database is reachable again: following the change feed")
+                    self.stats.db_up = True
+                failures = 0
+                if applied >= BATCH:
+                    continue  # more are waiting
+                delay = self.poll_interval
+            except DatabaseError as exc:
+                self.stats.errors += 1
+                if self.stats.db_up:
+                    logger.warning("database unreachable, answering from memory and retrying: %s", exc)
+                    self.stats.db_up = False
+                failures += 1
+                delay = min(MAX_BACKOFF, self.poll_interval * 2**failures)
+                self.db.close()
+            except Exception:  # never let the follower die: log it and retry
+                self.stats.errors += 1
+                logger.exception("following the change feed failed")
+                failures += 1
+                delay = min(MAX_BACKOFF, self.poll_interval * 2**failures)
+            self._stop.wait(delay)
+
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, name="follower", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+def replace_hosts(index: ZoneIndex, names: set[str], host_rows: list[tuple], record_rows: list[tuple]) -> None:
+    """Make the index's data for the hosts ``names`` equal to the rows, one atomic assignment per name,
+    so a concurrent lookup sees the old or the new state of a name, never a missing one."""
+    hosts = index.hosts
+    fresh = {row[0]: zoneindex.host_value(row[2], row[3], row[4], bool(row[5])) for row in host_rows}
+    for name in names | set(fresh):
+        value = fresh.get(name)
+        if value is None:
+            hosts.pop(name, None)
+        else:
+            hosts[name] = value
+    by_host: dict[str, list[tuple]] = {}
+    for row in record_rows:
+        by_host.setdefault(row[0], []).append(row)
+    touched = names | set(by_host)
+    owners: set[str] = set()
+    for host in touched:
+        owners.update(index.owners.get(host, ()))
+    new_entries: dict[str, list[zoneindex.Extra]] = {}
+    new_owners: dict[str, list[str]] = {}
+    for host, rows in by_host.items():
+        for _, owner, rtype, content, ttl in rows:
+            rtype = rtype.upper()
+            new_entries.setdefault(owner, []).append((host, rtype, ttl, zoneindex.render_content(rtype, content)))
+            if owner not in new_owners.setdefault(host, []):
+                new_owners[host].append(owner)
+            owners.add(owner)
+    for owner in owners:
+        kept = [e for e in index.extra.get(owner, ()) if e[0] not in touched]
+        entries = tuple(kept + new_entries.get(owner, []))
+        if entries:
+            index.extra[owner] = entries
+        else:
+            index.extra.pop(owner, None)
+    for host in touched:
+        if host in new_owners:
+            index.owners[host] = tuple(new_owners[host])
+        else:
+            index.owners.pop(host, None)

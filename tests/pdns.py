@@ -1,0 +1,218 @@
+"""A real PowerDNS for tests: ``start_pdns`` runs pdns_server in a temp folder on a free port, with the pipe or
+remote backend pointing at ddserver-recursor, and always stops it (and the recursor) again.
+
+Usage::
+
+    with start_pdns(tmp_path, config_file, mode="remote-socket", cache=True) as pdns:
+        answer = pdns.query("home.dyn.example.org", "A")
+        assert pdns.addresses("home.dyn.example.org") == ["192.0.2.1"]
+
+``config_file`` is a ddserver configuration naming the database; the fixture points the recursor's cache
+purge at this PowerDNS's control socket itself.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.zone
+
+from tests import support
+
+MODES = ("pipe", "remote-pipe", "remote-socket")
+
+
+def pdns_binary() -> str:
+    return support.require_binary("pdns_server", "/usr/sbin/pdns_server")
+
+
+def require_backend(name: str) -> None:
+    """Skip (fail under CI) when the Debian backend package is missing."""
+    if not Path(f"/usr/lib/x86_64-linux-gnu/pdns/lib{name}backend.so").exists() and not list(
+        Path("/usr/lib").glob(f"*/pdns/lib{name}backend.so")
+    ):
+        support.missing(f"PowerDNS {name} backend is not installed (pdns-backend-{name})")
+
+
+class PdnsServer:
+    """A running pdns_server (and, in remote-socket mode, the ddserver-recursor daemon it talks to)."""
+
+    def __init__(self, folder: Path, port: int, process: support.Process, recursor: support.Process | None) -> None:
+        self.folder = folder
+        self.port = port
+        self.process = process
+        self.recursor = recursor
+        self.host = "127.0.0.1"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.folder
+
+    @property
+    def control_socket(self) -> Path:
+        return self.folder / "pdns.controlsocket"
+
+    def query(self, name: str, rdtype: str = "A", *, tcp: bool = False, timeout: float = 5.0) -> dns.message.Message:
+        """Ask PowerDNS one question and return the whole answer message."""
+        request = dns.message.make_query(name, rdtype)
+        if tcp:
+            return dns.query.tcp(request, self.host, port=self.port, timeout=timeout)
+        return dns.query.udp(request, self.host, port=self.port, timeout=timeout)
+
+    def rcode(self, name: str, rdtype: str = "A") -> str:
+        return dns.rcode.to_text(self.query(name, rdtype).rcode())
+
+    def records(self, name: str, rdtype: str = "A") -> list[str]:
+        """The answer section's data for ``name``/``rdtype`` as sorted texts."""
+        answer = self.query(name, rdtype)
+        found = []
+        for rrset in answer.answer:
+            if rrset.rdtype == dns.rdatatype.from_text(rdtype) or rdtype == "ANY":
+                found.extend(rdata.to_text() for rdata in rrset)
+        return sorted(found)
+
+    def addresses(self, name: str) -> list[str]:
+        return self.records(name, "A") + self.records(name, "AAAA")
+
+    def axfr(self, zone: str) -> dns.zone.Zone:
+        return dns.zone.from_xfr(dns.query.xfr(self.host, zone, port=self.port, timeout=10))
+
+    def control(self, command: str) -> str:
+        """One pdns_control command through the control socket."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.control_socket))
+            sock.sendall(command.encode() + b"\n")
+            chunks = []
+            while data := sock.recv(65536):
+                chunks.append(data)
+        return b"".join(chunks).decode()
+
+    def log(self) -> str:
+        text = self.process.log()
+        if self.recursor is not None:
+            text += "\n--- recursor ---\n" + self.recursor.log()
+        return text
+
+    def stop(self) -> None:
+        try:
+            self.process.stop()
+        finally:
+            if self.recursor is not None:
+                self.recursor.stop()
+
+    def __enter__(self) -> PdnsServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def pdns_conf(
+    folder: Path,
+    port: int,
+    backend: str,
+    *,
+    cache: bool,
+    cache_ttl: int = 60,
+    extra: str = "",
+) -> str:
+    """The pdns.conf text for a test server; ``backend`` holds the launch= lines."""
+    ttl = cache_ttl if cache else 0
+    return (
+        f"local-address=127.0.0.1\nlocal-port={port}\nsocket-dir={folder}\nguardian=no\ndaemon=no\n"
+        "disable-syslog=yes\nloglevel=6\nlog-dns-queries=no\n"
+        f"cache-ttl={ttl}\nquery-cache-ttl={ttl}\nnegquery-cache-ttl={ttl}\n"
+        "distributor-threads=3\nallow-axfr-ips=127.0.0.0/8,::1\ndisable-axfr=no\n"
+        "webserver=no\napi=no\nsecurity-poll-suffix=\n" + backend + extra
+    )
+
+
+def start_pdns(
+    folder: Path,
+    config_file: Path,
+    mode: str = "remote-socket",
+    *,
+    abi: int = 5,
+    cache: bool = False,
+    cache_ttl: int = 60,
+    purge: str = "socket",
+    extra: str = "",
+    env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> PdnsServer:
+    """Start pdns_server with ddserver-recursor as its backend; stop it with ``.stop()`` or ``with``.
+
+    :param folder: a private folder (pdns.conf, socket-dir, logs); a test's ``tmp_path`` or a sub-folder.
+    :param config_file: the ddserver configuration the recursor reads (the database, at least).
+    :param mode: ``pipe``, ``remote-pipe`` or ``remote-socket``.
+    :param abi: pipe ABI version (pipe mode only).
+    :param cache: turn PowerDNS's packet and query caches on (``cache_ttl`` seconds) or off.
+    :param purge: the recursor's purge method (``socket`` is aimed at this server's control socket).
+    :param extra: more pdns.conf lines.
+    :param env: more environment for the recursor (``DDSERVER_...`` overrides, say).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    binary = pdns_binary()
+    require_backend("pipe" if mode == "pipe" else "remote")
+    folder.mkdir(parents=True, exist_ok=True)
+    recursor_bin = support.console_script("ddserver-recursor")
+    config_file = Path(config_file).resolve()
+    if " " in str(config_file) or " " in recursor_bin:
+        raise ValueError("PowerDNS splits pipe-command on spaces: use paths without spaces")
+    environment = dict(os.environ)
+    environment.update(
+        {
+            "DDSERVER_RECURSOR_PURGE": purge,
+            "DDSERVER_RECURSOR_CONTROL_SOCKET": str(folder / "pdns.controlsocket"),
+        }
+    )
+    environment.update(env or {})
+    recursor: support.Process | None = None
+    if mode == "pipe":
+        backend = (
+            f"launch=pipe\npipe-command={recursor_bin} --config {config_file} --pipe\n"
+            f"pipe-abi-version={abi}\npipe-timeout=2000\nzone-cache-refresh-interval=0\n"
+        )
+    elif mode == "remote-pipe":
+        backend = (
+            f"launch=remote\nremote-connection-string=pipe:command={recursor_bin} --config {config_file} "
+            "--remote-pipe,timeout=5000\n"
+        )
+    else:
+        sock = folder / "recursor.sock"
+        recursor = support.Process(
+            [recursor_bin, "--config", str(config_file), "--remote-socket", str(sock)],
+            log=folder / "recursor.log",
+            env=environment,
+        )
+        recursor.wait_for(sock.exists, timeout, "ddserver-recursor to open its socket")
+        backend = f"launch=remote\nremote-connection-string=unix:path={sock},timeout=5000\n"
+    port = support.free_dns_port()
+    (folder / "pdns.conf").write_text(pdns_conf(folder, port, backend, cache=cache, cache_ttl=cache_ttl, extra=extra))
+    try:
+        process = support.Process(
+            [binary, f"--config-dir={folder}"], log=folder / "pdns.log", env=environment, stdin=subprocess.DEVNULL
+        )
+    except BaseException:
+        if recursor is not None:
+            recursor.stop()
+        raise
+    server = PdnsServer(folder, port, process, recursor)
+    try:
+        process.wait_port("127.0.0.1", port, timeout)
+        support.wait_until(
+            lambda: server.control("version").strip(), timeout, what="pdns_server to answer its control socket"
+        )
+    except BaseException:
+        server.stop()
+        raise
+    return server
