@@ -30,6 +30,13 @@ EXTRAS["test"] = [
     "setuptools>=68",
     "wheel>=0.42",
     "ruff>=0.6",
+    # Interface tests: WebTest drives the WSGI app in-process with cookies and real form parsing;
+    # aiosmtpd receives the mail the interface sends; Playwright drives Debian's Chromium (never a
+    # downloaded browser); Babel extracts and compiles the interface's gettext catalogs.
+    "webtest>=3.0",
+    "aiosmtpd>=1.4",
+    "playwright>=1.40",
+    "babel>=2.14",
 ]
 
 setup(

@@ -1,0 +1,138 @@
+"""``ddserver-bundle``: the web interface and the dyndns2 updater in one WSGI application, for small sites.
+
+Requests go to the updater when its router knows the path (``/nic/update`` and the other update paths),
+and to the interface otherwise. The quick start (``ddserver run``) serves this with a private PowerDNS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import bottle
+
+from ddserver.config import Config
+from ddserver.console import config_from, run, setup_logging
+from ddserver.db import Database
+
+logger = logging.getLogger(__name__)
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def load_updater(config: Config, db: Database) -> bottle.Bottle | None:
+    """The updater app, or None while ``ddserver.updater.app`` is not installed."""
+    try:
+        module = importlib.import_module("ddserver.updater.app")
+    except ImportError as exc:
+        if exc.name not in ("ddserver.updater.app", "ddserver.updater"):
+            raise
+        logger.warning("the updater is not installed: serving the web interface only")
+        return None
+    return module.create_app(config, db)  # type: ignore[no-any-return]
+
+
+class Bundle:
+    """A WSGI app that hands each request to the updater when it owns the path, else to the interface."""
+
+    def __init__(self, interface: bottle.Bottle, updater: bottle.Bottle | None) -> None:
+        self.interface = interface
+        self.updater = updater
+
+    def owner(self, environ: dict[str, Any]) -> bottle.Bottle:
+        if self.updater is None:
+            return self.interface
+        try:
+            self.updater.router.match(environ)
+        except bottle.HTTPError:
+            # 404 or 405 in the updater: the path is the interface's.
+            return self.interface
+        return self.updater
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return self.owner(environ)(environ, start_response)
+
+
+def create_bundle(config: Config, db: Database | None = None) -> Bundle:
+    """Build the bundle; both apps share one database object (one connection per thread)."""
+    from ddserver.interface.app import create_app
+
+    db = db if db is not None else Database.from_config(config)
+    return Bundle(create_app(config, db), load_updater(config, db))
+
+
+def serve_quickstart(config: Config, host: str, port: int, dns_port: int | None, data_dir: Path) -> int:
+    """Serve the bundle with waitress until Ctrl-C; with ``dns_port``, run a private PowerDNS beside it.
+
+    :returns: the exit code.
+    """
+    from ddserver.interface.main import serve
+
+    pdns: Any = None
+    if dns_port is not None:
+        pdns = _start_pdns(config, dns_port, data_dir)
+    stop = threading.Event()
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        print(f"serving the web interface and updater on http://{host if ':' not in host else f'[{host}]'}:{port}/")
+        print("press Ctrl-C to stop")
+        serve(create_bundle(config), host, port, config.interface.threads, "ddserver-bundle")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        signal.signal(signal.SIGTERM, previous)
+        if pdns is not None:
+            _stop_pdns(pdns)
+    return 0
+
+
+def _start_pdns(config: Config, dns_port: int, data_dir: Path) -> Any:
+    try:
+        from ddserver.recursor import private_pdns  # type: ignore[attr-defined]
+    except ImportError:
+        print("the private PowerDNS is not available in this version: serving HTTP only")
+        return None
+    handle = private_pdns.start_private_pdns(config=config, port=dns_port, data_dir=data_dir)
+    print(f"PowerDNS answers on 127.0.0.1:{dns_port} (dig @127.0.0.1 -p {dns_port} NAME)")
+    return handle
+
+
+def _stop_pdns(handle: Any) -> None:
+    for method in ("stop", "close", "terminate"):
+        if hasattr(handle, method):
+            getattr(handle, method)()
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ddserver.interface.main import build_parser, listen_address, serve
+
+    args = build_parser("ddserver-bundle", "Serve ddserver's web interface and updater in one process.").parse_args(
+        argv
+    )
+
+    def body() -> int:
+        config = config_from(args.config)
+        setup_logging(config, "ddserver-bundle")
+        host, port = listen_address(
+            args.listen or config.interface.listen, "--listen" if args.listen else "[interface] listen"
+        )
+        serve(create_bundle(config), host, port, config.interface.threads, "ddserver-bundle")
+        return 0
+
+    return run(body, "ddserver-bundle")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

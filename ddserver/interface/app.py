@@ -1,0 +1,158 @@
+"""``create_app(config)``: the web interface as a Bottle application, with no import-time side effects."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import bottle
+import jinja2
+
+from ddserver import validate
+from ddserver.config import Config
+from ddserver.db import Database
+from ddserver.errors import ConfigError
+from ddserver.interface import i18n, web
+from ddserver.interface.routes import account, admin, hosts, pages
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+TEMPLATE_DIR = HERE / "templates"
+
+
+def load_secret_key(config: Config) -> bytes:
+    """The key that signs CSRF tokens and flashes: from the config, else from the key file.
+
+    :raises ConfigError: when neither gives one (``ddserver init`` writes the file).
+    """
+    if config.auth.secret_key:
+        return config.auth.secret_key.encode("utf-8")
+    path = Path(config.auth.secret_key_file)
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"config: [auth] secret_key_file = {str(path)!r}: cannot be read ({exc.strerror}); "
+            "run 'ddserver init' or set [auth] secret_key"
+        )
+    if len(key) < 16:
+        raise ConfigError(f"config: [auth] secret_key_file = {str(path)!r}: the key is shorter than 16 characters")
+    return key.encode("utf-8")
+
+
+def _current_translations() -> Any:
+    ctx = web.current()
+    return ctx.translations if ctx is not None else i18n.translations(i18n.DEFAULT)
+
+
+def _gettext(message: str) -> str:
+    return str(_current_translations().gettext(message))
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    return str(_current_translations().ngettext(singular, plural, n))
+
+
+def format_time(stamp: float | None) -> str:
+    if not stamp:
+        return "–"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
+
+
+def make_environment() -> jinja2.Environment:
+    """The Jinja2 environment: autoescaping on for every template, gettext through the request."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        # Every page is escaped; only the plain-text mail templates (.txt) are not HTML.
+        autoescape=jinja2.select_autoescape(disabled_extensions=("txt",), default=True, default_for_string=True),
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["time"] = format_time
+    env.filters["unicode_name"] = validate.to_unicode
+    env.globals["languages"] = i18n.LANGUAGES
+    env.globals["csrf_field"] = web.CSRF_FIELD
+    return env
+
+
+def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
+    """Build the web interface.
+
+    :param config: the loaded configuration.
+    :param db: the database to use; by default one is opened from ``config`` (connections are made lazily).
+    :raises ConfigError: when no secret key is configured.
+    """
+    db = db if db is not None else Database.from_config(config)
+    env = make_environment()
+    env.globals["site_name"] = config.interface.site_name
+    env.globals["captcha"] = config.captcha
+    static_version = str(int(max(p.stat().st_mtime for p in STATIC_DIR.rglob("*") if p.is_file())))
+    env.globals["static_version"] = static_version
+
+    def render(name: str, **values: Any) -> str:
+        return env.get_template(name).render(**values)
+
+    site = web.Site(
+        config=config,
+        db=db,
+        key=load_secret_key(config),
+        render_template=render,
+        trusted=tuple(ipaddress.ip_network(n, strict=False) for n in config.http.trusted_proxies),
+        headers=web.security_headers(config),
+    )
+    app = bottle.Bottle(catchall=True)
+    app.config["ddserver.site"] = site
+    app.install(web.WebPlugin(site))
+
+    def add_headers() -> None:
+        for name, value in site.headers.items():
+            bottle.response.set_header(name, value)
+        if "Cache-Control" not in bottle.response.headers:
+            # Pages carry CSRF tokens, secrets shown once and personal data: nothing is cached.
+            bottle.response.set_header("Cache-Control", "no-store")
+
+    app.add_hook("after_request", add_headers)
+
+    def static(path: str) -> Any:
+        answer = bottle.static_file(path, root=str(STATIC_DIR))
+        answer.set_header("Cache-Control", "public, max-age=86400")
+        return answer
+
+    app.route("/static/<path:path>", "GET", static, raw=True)
+
+    def error_page(error: bottle.HTTPError) -> str:
+        add_headers()
+        ctx = web.current() or web.Context(site, bottle.request, bottle.response)
+        titles = {
+            404: ctx.gettext("Not found"),
+            405: ctx.gettext("Method not allowed"),
+            500: ctx.gettext("Something went wrong"),
+        }
+        messages = {
+            404: ctx.gettext("There is no such page here."),
+            405: ctx.gettext("This page does not take that kind of request."),
+            500: ctx.gettext("The server failed to answer. The failure has been logged."),
+        }
+        code = error.status_code
+        bottle.response.status = code
+        return render(
+            "error.html",
+            ctx=ctx,
+            title=titles.get(code, error.status_line),
+            message=messages.get(code, str(error.body or "")),
+        )
+
+    for code in (400, 403, 404, 405, 500):
+        app.error(code)(error_page)
+
+    for module in (pages, account, hosts, admin):
+        module.register(app)
+    return app

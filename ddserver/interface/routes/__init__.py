@@ -1,0 +1,46 @@
+"""The interface's routes, one module per area, and the helpers they share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ddserver.interface import mail
+
+
+def send_mail(ctx: Any, to: str, subject: str, template: str, **values: Any) -> bool:
+    """Render ``templates/mail/<template>.txt`` in the request's language and send it.
+
+    :returns: False when the SMTP server did not take it.
+    """
+    body = ctx.site.render_template(f"mail/{template}.txt", ctx=ctx, base_url=ctx.config.http.base_url, **values)
+    site_name = ctx.config.interface.site_name
+    message = mail.build(ctx.config.mail, to, f"[{site_name}] {subject}", body, site_name)
+    return mail.send(ctx.config.mail, message)
+
+
+def safe_next(target: str, default: str = "/hosts") -> str:
+    """Only a local path may be a redirect target after login (no open redirect)."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target and "\n" not in target:
+        return target
+    return default
+
+
+def password_problem(ctx: Any, password: str, again: str | None = None) -> str | None:
+    """What is wrong with a new password, or None."""
+    minimum = ctx.config.auth.min_password_length
+    if len(password) < minimum:
+        return ctx.gettext("Use at least %(n)s characters.", n=minimum)
+    if len(password) > 1024:
+        return ctx.gettext("Use at most 1024 characters.")
+    if again is not None and again != password:
+        return ctx.gettext("The two passwords differ.")
+    return None
+
+
+def page_args(ctx: Any, per_page: int = 50) -> tuple[int, int]:
+    """The page number asked for (from 1) and its offset."""
+    try:
+        page = max(1, min(int(ctx.query("page", "1")), 10**6))
+    except ValueError:
+        page = 1
+    return page, (page - 1) * per_page

@@ -1,0 +1,219 @@
+"""Hosts of the logged-in user: add, list, status, setup help, manual update, secret, delete."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import bottle
+
+from ddserver import secrets, validate
+from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
+from ddserver.interface.forms import Form
+from ddserver.interface.web import AuthLevel, Context
+from ddserver.store import hosts, records, tokens, zones
+from ddserver.store.common import KEEP
+from ddserver.store.hosts import Host
+
+
+def _own_host(ctx: Context, host_id: int) -> Host:
+    """The host if it belongs to the user (admins may open any); others get a 404, never a 403."""
+    assert ctx.user is not None
+    try:
+        host = hosts.get_by_id(ctx.db, host_id)
+    except NotFound:
+        raise bottle.HTTPError(404)
+    if host.user_id != ctx.user.id and not ctx.user.is_admin:
+        raise bottle.HTTPError(404)
+    return host
+
+
+def _limit(ctx: Context) -> int | None:
+    assert ctx.user is not None
+    return ctx.user.host_limit(ctx.config.dns.max_hosts_per_user)
+
+
+def host_list(ctx: Context) -> str:
+    assert ctx.user is not None
+    found = hosts.list_for_user(ctx.db, ctx.user.id)
+    return ctx.render("hosts.html", hosts=found, limit=_limit(ctx))
+
+
+def _zones(ctx: Context) -> list[zones.Zone]:
+    assert ctx.user is not None
+    return zones.usable_by(ctx.db, ctx.user.id, ctx.user.is_admin)
+
+
+def _check_label(ctx: Context, zone_choice: str, label_text: str, form: Form) -> tuple[zones.Zone | None, str | None]:
+    assert ctx.user is not None
+    usable = {str(z.id): z for z in _zones(ctx)}
+    zone = usable.get(zone_choice)
+    if zone is None:
+        form.error("zone", ctx.gettext("Choose one of the zones."))
+    reserved = () if ctx.user.is_admin else ctx.config.dns.reserved_names
+    label = form.check("label", lambda text: validate.label(text, reserved=reserved))
+    if zone is None or label is None:
+        return zone, None
+    name = f"{label}.{zone.name}"
+    if len(name) > 253:
+        form.error("label", ctx.gettext("The whole name is longer than 253 characters."))
+        return zone, None
+    return zone, name
+
+
+def add_page(ctx: Context) -> str:
+    assert ctx.user is not None
+    count = hosts.count_for_user(ctx.db, ctx.user.id)
+    return ctx.render("host_add.html", form=Form(), zones=_zones(ctx), limit=_limit(ctx), count=count)
+
+
+def add(ctx: Context) -> str:
+    assert ctx.user is not None
+    form = Form.from_request(ctx, "zone", "label", "description")
+    _zone, name = _check_label(ctx, form["zone"], form["label"], form)
+    description = form["description"][:200]
+    count = hosts.count_for_user(ctx.db, ctx.user.id)
+    if form.ok and name is not None:
+        secret = secrets.new_host_secret()
+        try:
+            host = hosts.add(
+                ctx.db,
+                ctx.user.id,
+                name,
+                secrets.hash_host_secret(secret, ctx.config.auth.pepper),
+                default_limit=ctx.config.dns.max_hosts_per_user,
+                description=description,
+            )
+        except LimitReached:
+            form.error("_form", _limit_message(ctx))
+        except Conflict:
+            form.error("label", ctx.gettext("%(name)s is taken; choose another name.", name=name))
+        except (ValidationError, NotFound) as exc:
+            form.error("zone", exc.message)
+        else:
+            ctx.log_event("host", f"host {host.name}", "added")
+            return _detail(ctx, host, secret=secret, status=201)
+    return ctx.render("host_add.html", status=400, form=form, zones=_zones(ctx), limit=_limit(ctx), count=count)
+
+
+def _limit_message(ctx: Context) -> str:
+    return ctx.gettext(
+        "You have reached your limit of %(limit)s hosts. Delete a host you no longer use, "
+        "or ask an administrator for a higher limit.",
+        limit=_limit(ctx),
+    )
+
+
+def check_label(ctx: Context) -> str:
+    """JSON for the live check of the add form: is this name valid and free?"""
+    form = Form({"label": ctx.query("label"), "zone": ctx.query("zone")})
+    _zone, name = _check_label(ctx, form["zone"], form["label"], form)
+    if form.ok and name:
+        try:
+            hosts.get(ctx.db, name)
+        except NotFound:
+            pass
+        else:
+            form.error("label", ctx.gettext("%(name)s is taken; choose another name.", name=name))
+    ctx.response.content_type = "application/json"
+    message = form.errors.get("label") or form.errors.get("zone") or ctx.gettext("%(name)s is free.", name=name)
+    return json.dumps({"ok": form.ok, "name": name or "", "message": message})
+
+
+def update_url(ctx: Context) -> str:
+    return ctx.config.update_url + "/nic/update"
+
+
+def _detail(ctx: Context, host: Host, *, secret: str | None = None, status: int = 200, **values: Any) -> str:
+    assert ctx.user is not None
+    from urllib.parse import urlsplit
+
+    url = update_url(ctx)
+    values.setdefault("address_form", Form({"ipv4": host.ipv4 or "", "ipv6": host.ipv6 or ""}))
+    values.setdefault("description_form", Form({"description": host.description}))
+    return ctx.render(
+        "host.html",
+        status=status,
+        host=host,
+        secret=secret,
+        records=records.for_host(ctx.db, host.id),
+        update_url=url,
+        update_host=urlsplit(url).netloc,
+        update_scheme=urlsplit(url).scheme,
+        has_update_token=bool(tokens.for_user(ctx.db, host.user_id, "update")),
+        **values,
+    )
+
+
+def detail(ctx: Context, host_id: int) -> str:
+    return _detail(ctx, _own_host(ctx, host_id))
+
+
+def set_address(ctx: Context, host_id: int) -> str:
+    host = _own_host(ctx, host_id)
+    form = Form.from_request(ctx, "ipv4", "ipv6", "use_current")
+    ipv4: Any = KEEP
+    ipv6: Any = KEEP
+    if form["use_current"]:
+        address = validate.ip_address(ctx.client)
+        if address.version == 4:
+            ipv4 = str(address)
+        else:
+            ipv6 = address.compressed
+        form.values["ipv4" if address.version == 4 else "ipv6"] = str(address)
+    else:
+        ipv4 = form.check("ipv4", validate.ipv4) if form["ipv4"] else None
+        ipv6 = form.check("ipv6", validate.ipv6) if form["ipv6"] else None
+    if not form.ok:
+        return _detail(ctx, host, status=400, address_form=form)
+    change = hosts.set_addresses(ctx.db, host.id, ipv4=ipv4, ipv6=ipv6, client=ctx.client, tls=ctx.https, result="web")
+    message = ctx.gettext("The addresses are saved.") if change.changed else ctx.gettext("The addresses are unchanged.")
+    return ctx.redirect(f"/hosts/{host.id}", message)
+
+
+def set_description(ctx: Context, host_id: int) -> str:
+    host = _own_host(ctx, host_id)
+    hosts.set_properties(ctx.db, host.id, description=ctx.form("description")[:200])
+    return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The description is saved."))
+
+
+def regenerate_secret(ctx: Context, host_id: int) -> str:
+    host = _own_host(ctx, host_id)
+    secret = secrets.new_host_secret()
+    hosts.set_secret_hash(ctx.db, host.id, secrets.hash_host_secret(secret, ctx.config.auth.pepper))
+    ctx.log_event("host", f"host {host.name}", "secret regenerated")
+    return _detail(ctx, host, secret=secret)
+
+
+def clear_faults(ctx: Context, host_id: int) -> str:
+    """The owner clears the abuse flag after fixing the client (an admin's block stays)."""
+    host = _own_host(ctx, host_id)
+    hosts.set_flags(ctx.db, host.id, abuse=False, reset_faults=True)
+    ctx.log_event("host", f"host {host.name}", "abuse flag cleared by the owner")
+    return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The abuse flag and the fault counters are cleared."))
+
+
+def delete_page(ctx: Context, host_id: int) -> str:
+    return ctx.render("host_delete.html", host=_own_host(ctx, host_id))
+
+
+def delete(ctx: Context, host_id: int) -> str:
+    host = _own_host(ctx, host_id)
+    hosts.delete(ctx.db, host.id)
+    ctx.log_event("host", f"host {host.name}", "deleted")
+    return ctx.redirect("/hosts", ctx.gettext("%(name)s is deleted.", name=validate.to_unicode(host.name)))
+
+
+def register(app: bottle.Bottle) -> None:
+    user = {"auth": AuthLevel.USER}
+    app.route("/hosts", "GET", host_list, **user)
+    app.route("/hosts/new", "GET", add_page, **user)
+    app.route("/hosts/new", "POST", add, **user)
+    app.route("/hosts/check", "GET", check_label, **user)
+    app.route("/hosts/<host_id:int>", "GET", detail, **user)
+    app.route("/hosts/<host_id:int>/address", "POST", set_address, **user)
+    app.route("/hosts/<host_id:int>/description", "POST", set_description, **user)
+    app.route("/hosts/<host_id:int>/secret", "POST", regenerate_secret, **user)
+    app.route("/hosts/<host_id:int>/clear-faults", "POST", clear_faults, **user)
+    app.route("/hosts/<host_id:int>/delete", "GET", delete_page, **user)
+    app.route("/hosts/<host_id:int>/delete", "POST", delete, **user)
