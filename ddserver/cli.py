@@ -61,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--description", default="", help="shown to users in the zone picker")
     _rfc2136_arguments(add)
     zone.add_parser("list", help="list zones with their serial, nameservers and hosts")
+    edit = zone.add_parser("edit", help="change a zone's RFC 2136 primary and TSIG key")
+    edit.add_argument("name")
+    edit.add_argument("--rfc2136", metavar="HOST:PORT", help="primary nameserver that takes RFC 2136 updates")
+    edit.add_argument("--no-rfc2136", action="store_true", help="stop pushing this zone to a primary")
+    edit.add_argument("--transport", choices=("tcp", "udp"), help="for RFC 2136 updates")
+    edit.add_argument("--tsig-name", metavar="NAME", help="TSIG key name")
+    edit.add_argument("--tsig-algorithm", choices=TSIG_ALGORITHMS)
+    edit.add_argument("--tsig-secret-file", metavar="FILE", help="file holding the base64 TSIG secret")
+    edit.add_argument("--no-tsig", action="store_true", help="send updates unsigned (not recommended)")
+    check = zone.add_parser("check", help="check that a zone's RFC 2136 primary takes signed updates")
+    check.add_argument("name")
+    sync = zone.add_parser("sync", help="compare a zone's RFC 2136 primary (AXFR) with the database and fix it")
+    sync.add_argument("name")
 
     user = sub.add_parser("user", help="manage users").add_subparsers(
         dest="action", metavar="ACTION", parser_class=_Parser
@@ -220,16 +233,104 @@ def cmd_zone(config: Config, args: argparse.Namespace) -> int:
         )
         print(f"added zone {zone.name} (serial {zone.serial}, nameservers {', '.join(zone.nameservers)})")
         return 0
+    if args.action in ("edit", "check", "sync"):
+        return _zone_rfc2136(db, config, args)
     counts = zones.host_counts(db)
     for zone in zones.list_all(db):
         line = f"{zone.name}\tserial {zone.serial}\tns {','.join(zone.nameservers)}\thosts {counts.get(zone.id, 0)}"
         if zone.rfc2136_server:
-            state = "ok"
+            state = "pending" if zone.rfc2136_ok_at is None else f"ok at {_format_time(zone.rfc2136_ok_at)}"
             if zone.rfc2136_error:
-                when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(zone.rfc2136_error_at or 0))
-                state = f"error at {when} UTC: {zone.rfc2136_error}"
-            line += f"\trfc2136 {zone.rfc2136_server} {state}"
+                state = f"error at {_format_time(zone.rfc2136_error_at)}: {zone.rfc2136_error}"
+            line += f"\trfc2136 {_describe_rfc2136(zone)}\t{state}"
         print(line)
+    return 0
+
+
+def _describe_rfc2136(zone: zones.Zone) -> str:
+    """The zone's primary and key as shown to admins: the secret never in full."""
+    text = f"{zone.rfc2136_server} {zone.rfc2136_transport}"
+    if zone.tsig_name:
+        secret = zone.tsig_secret or ""
+        text += f" key {zone.tsig_name} ({zone.tsig_algorithm or 'hmac-sha256'}, secret {secret[:4]}...)"
+    else:
+        text += " unsigned"
+    return text
+
+
+def _zone_rfc2136(db: Database, config: Config, args: argparse.Namespace) -> int:
+    zone = zones.get(db, validate.zone_name(args.name))
+    if args.action == "edit":
+        return _zone_edit(db, zone, args)
+    try:
+        from ddserver.rfc2136 import admin
+    except ImportError:
+        from ddserver.errors import MissingDependency
+
+        raise MissingDependency("dnspython is not installed: pip install 'ddserver[rfc2136]'")
+    if args.action == "check":
+        for line in admin.check(db, config, zone):
+            print(f"{zone.name}: {line}")
+        print(f"{zone.name}: ok")
+        return 0
+    fixed = admin.sync(db, config, zone)
+    for name in fixed:
+        print(f"fixed {name}")
+    print(f"{zone.name}: {len(fixed)} names fixed; the server now holds what the database holds")
+    return 0
+
+
+def _zone_edit(db: Database, zone: zones.Zone, args: argparse.Namespace) -> int:
+    """Change the RFC 2136 settings that are given; keep the others."""
+    from ddserver.store import changes
+    from ddserver.store import rfc2136 as rfc2136_store
+
+    if args.no_rfc2136 and (args.rfc2136 or args.tsig_name or args.tsig_secret_file):
+        raise ValidationError("--no-rfc2136 goes alone")
+    if args.no_tsig and (args.tsig_name or args.tsig_secret_file):
+        raise ValidationError("give --no-tsig or a key, not both")
+    values: dict[str, str | None] = {}
+    if args.no_rfc2136:
+        values = dict(rfc2136_server=None, tsig_name=None, tsig_algorithm=None, tsig_secret=None)
+    else:
+        server = args.rfc2136 or zone.rfc2136_server
+        if not server:
+            raise ValidationError(f"zone {zone.name} has no RFC 2136 server: give --rfc2136 HOST:PORT")
+        # The add command's checks, on the settings as they will be (a key file is read only if given).
+        given = _rfc2136_settings(
+            argparse.Namespace(
+                rfc2136=server,
+                transport=args.transport or zone.rfc2136_transport,
+                tsig_name=args.tsig_name,
+                tsig_secret_file=args.tsig_secret_file,
+                tsig_algorithm=args.tsig_algorithm or zone.tsig_algorithm or "hmac-sha256",
+            )
+        )
+        if args.rfc2136:
+            values["rfc2136_server"] = given["rfc2136_server"]
+        if args.transport:
+            values["rfc2136_transport"] = args.transport
+        if args.no_tsig:
+            values.update(tsig_name=None, tsig_algorithm=None, tsig_secret=None)
+        elif args.tsig_name:
+            values.update({k: v for k, v in given.items() if k.startswith("tsig_")})
+        elif args.tsig_algorithm:
+            if not zone.tsig_name:
+                raise ValidationError("--tsig-algorithm needs a key: give --tsig-name and --tsig-secret-file")
+            values["tsig_algorithm"] = args.tsig_algorithm
+    if not values:
+        raise ValidationError("nothing to change: give --rfc2136, --transport, a TSIG key, --no-tsig or --no-rfc2136")
+    was_pushed = bool(zone.rfc2136_server)
+    updated = zones.update(db, zone.id, **values)
+    if not updated.rfc2136_server:
+        print(f"{zone.name}: no longer pushed by RFC 2136")
+        return 0
+    if not was_pushed:
+        # Pushing starts now; the full comparison requested below brings the server up to date.
+        zones.set_rfc2136_state(db, zone.id, position=changes.last_id(db))
+    # A new server or key: the worker compares the whole zone before it pushes the next changes.
+    rfc2136_store.request_full_sync(db, zone.id)
+    print(f"{zone.name}: rfc2136 {_describe_rfc2136(updated)}; the worker will compare the whole zone")
     return 0
 
 
