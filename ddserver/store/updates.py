@@ -22,6 +22,7 @@ _HOST_COLUMNS = (
     "h.blocked, u.is_disabled, h.address_changed_at, h.last_update_at"
 )
 _HOST_FROM = " FROM hosts h JOIN zones z ON z.id = h.zone_id JOIN users u ON u.id = h.user_id"
+_HOST_WIDTH = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +93,24 @@ def lookup(
     wanted = sorted(set(names) | ({login} if "." in login else set()))
     since = now() - window
 
+    # The rate-limit counters ride along with the host query as scalar subqueries: one round trip fewer
+    # on the hot path.
+    counters = "".join(", (SELECT hits FROM rate_limits WHERE name = ? AND window_start >= ?)" for _ in limit_keys)
+    counter_params = [value for key in limit_keys for value in (key, since)]
+
     def run(tx: Transaction) -> Lookup:
         hosts: dict[str, HostState] = {}
+        failures: dict[str, int] = {}
         if wanted:
             marks = ", ".join("?" for _ in wanted)
-            for row in tx.tuples(f"SELECT {_HOST_COLUMNS}{_HOST_FROM} WHERE h.name IN ({marks})", wanted):
-                host = HostState.from_tuple(row)
+            rows = tx.tuples(
+                f"SELECT {_HOST_COLUMNS}{counters}{_HOST_FROM} WHERE h.name IN ({marks})", (*counter_params, *wanted)
+            )
+            for row in rows:
+                host = HostState.from_tuple(row[:_HOST_WIDTH])
                 hosts[host.name] = host
+            if rows:
+                failures = {key: int(hits) for key, hits in zip(limit_keys, rows[0][_HOST_WIDTH:], strict=True) if hits}
         account = None
         if login not in hosts:
             row = tx.one(
@@ -113,8 +125,7 @@ def lookup(
                     for row in tx.tuples(f"SELECT {_HOST_COLUMNS}{_HOST_FROM} WHERE h.user_id = ?", (account.id,)):
                         host = HostState.from_tuple(row)
                         hosts[host.name] = host
-        failures: dict[str, int] = {}
-        if limit_keys:
+        if limit_keys and not (wanted and hosts):
             marks = ", ".join("?" for _ in limit_keys)
             for key, hits in tx.tuples(
                 f"SELECT name, hits FROM rate_limits WHERE name IN ({marks}) AND window_start >= ?",

@@ -1,0 +1,231 @@
+"""Updater benchmark: changing updates/s and nochg/s on MariaDB with 100k hosts (10k updating), 8 and 32
+concurrent clients (wrk with a Lua script), p50/p99, and the same requests with a slow hash check per request.
+
+Run it by hand (not collected by pytest)::
+
+    .venv/bin/python -m tests.bench.bench_updater [--hosts 100000] [--updating 10000] [--duration 10]
+
+It makes its own database on the MariaDB of DDSERVER_TEST_MYSQL_URL (default 127.0.0.1:3306 root) and drops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from ddserver import passwords, secrets
+from ddserver.db import Database
+from tests import support
+from tests.updater_support import write_updater_config
+
+ZONE = "bench.example.org"
+SLOW_SECRET = "bench-slow-secret"
+
+LUA = r"""
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  mode, hosts, nthreads, slow, run = args[1], tonumber(args[2]), tonumber(args[3]), args[4] == "slow", tonumber(args[5])
+  slice = math.floor(hosts / nthreads)
+  n, good, nochg, other = 0, 0, 0, 0
+end
+function request()
+  local i = tid + nthreads * (n % slice)
+  n = n + 1
+  local ip
+  if mode == "change" then
+    ip = string.format("10.%d.%d.%d", 100 + run * 4 + tid, math.floor(n / 250) % 250, n % 250 + 1)
+  else
+    ip = string.format("10.200.%d.%d", math.floor(i / 250) % 250, i % 250 + 1)
+  end
+  local secret = slow and "SLOW" or string.format("bench%017d", i)
+  local name = string.format("h%d.ZONE", i)
+  return wrk.format("GET", string.format("/nic/update?hostname=%s&myip=%s&username=%s&password=%s",
+    name, ip, name, secret))
+end
+function response(status, headers, body)
+  if body:sub(1, 4) == "good" then good = good + 1
+  elseif body:sub(1, 5) == "nochg" then nochg = nochg + 1
+  else other = other + 1 end
+end
+function done(summary, latency, requests)
+  local g, c, o = 0, 0, 0
+  for _, t in ipairs(threads) do g = g + t:get("good"); c = c + t:get("nochg"); o = o + t:get("other") end
+  local e = summary.errors
+  io.write(string.format("RESULT good=%d nochg=%d other=%d requests=%d seconds=%.3f p50=%.2f p99=%.2f errors=%d\n",
+    g, c, o, summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+""".replace("SLOW", SLOW_SECRET).replace("ZONE", ZONE)
+
+
+def host_secret(i: int) -> str:
+    return f"bench{i:017d}"
+
+
+def load(db: Database, total: int, updating: int) -> None:
+    """One zone, one user, ``total`` hosts; the first ``updating`` have known secrets and a current address."""
+    stamp = int(time.time())
+
+    def setup(tx) -> None:  # type: ignore[no-untyped-def]
+        tx.execute(
+            "INSERT INTO zones (name, nameservers, hostmaster, serial, created_at) VALUES (?, ?, ?, ?, ?)",
+            (ZONE, "ns1.example.org", "hostmaster.example.org", 2026010101, stamp),
+        )
+        tx.execute(
+            "INSERT INTO users (username, email, is_active, is_approved, created_at) VALUES (?, ?, 1, 1, ?)",
+            ("bench", "bench@example.org", stamp),
+        )
+
+    db.run(setup)
+    zone_id = db.read(lambda tx: tx.scalar("SELECT id FROM zones WHERE name = ?", (ZONE,)))
+    user_id = db.read(lambda tx: tx.scalar("SELECT id FROM users WHERE username = 'bench'"))
+    other = secrets.hash_host_secret(secrets.new_host_secret())
+    for start in range(0, total, 5000):
+        rows = []
+        for i in range(start, min(start + 5000, total)):
+            known = i < updating
+            rows.append(
+                (
+                    f"h{i}.{ZONE}",
+                    zone_id,
+                    user_id,
+                    f"10.200.{(i // 250) % 250}.{i % 250 + 1}" if known else None,
+                    secrets.hash_host_secret(host_secret(i)) if known else other,
+                    stamp,
+                    stamp if known else None,
+                )
+            )
+        db.run(
+            lambda tx, rows=rows: tx.executemany(
+                "INSERT INTO hosts (name, zone_id, user_id, ipv4, secret_hash, created_at, last_update_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        )
+
+
+def wrk(port: int, script: Path, mode: str, clients: int, duration: int, updating: int, slow: bool, run: int) -> dict:
+    threads = 2
+    argv = [
+        support.require_binary("wrk"),
+        f"-t{threads}",
+        f"-c{clients}",
+        f"-d{duration}s",
+        "--timeout",
+        "60s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}",
+        "--",
+        mode,
+        str(updating),
+        str(threads),
+        "slow" if slow else "fast",
+        str(run),
+    ]
+    output = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120).stdout
+    match = re.search(r"RESULT (.*)", output)
+    if not match:
+        raise RuntimeError(f"wrk printed no result:\n{output}")
+    values = dict(part.split("=") for part in match.group(1).split())
+    result = {k: float(v) for k, v in values.items()}
+    result["rate"] = (result["good"] if mode == "change" else result["nochg"]) / result["seconds"]
+    return result
+
+
+def start(argv: list[str], folder: Path, port: int, name: str) -> support.Process:
+    process = support.Process(argv, log=folder / f"{name}.log", cwd=Path(__file__).resolve().parents[2])
+    process.wait_port("127.0.0.1", port)
+    return process
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=100_000)
+    parser.add_argument("--updating", type=int, default=10_000)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--slow-duration", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=16, help="waitress worker threads")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="ddserver-bench-"))
+    url = f"{support.mysql_base()}ddbench_updater_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    db = support.create_database(url)
+    results: list[tuple[str, dict]] = []
+    try:
+        started = time.perf_counter()
+        load(db, args.hosts, args.updating)
+        print(f"loaded {args.hosts} hosts ({args.updating} updating) in {time.perf_counter() - started:.1f} s")
+        script = folder / "update.lua"
+        script.write_text(LUA)
+        port = support.free_port()
+        config = write_updater_config(folder / "ddserver.conf", url, port, threads=args.threads)
+        fast = start([support.console_script("ddserver-updater"), "--config", str(config)], folder, port, "fast")
+        try:
+            run = 0
+            # nochg first: the changing runs move the addresses away from the ones the nochg runs send.
+            for mode in ("nochg", "change"):
+                for clients in (8, 32):
+                    run += 1
+                    result = wrk(port, script, mode, clients, args.duration, args.updating, False, run)
+                    results.append((f"{mode:6} c={clients:<2} sha256 secret", result))
+        finally:
+            fast.stop()
+        # The same requests where each one checks a slow SHA-512-crypt hash (passlib's default rounds), as
+        # ddserver 0.2 did: every updating host gets the same legacy hash (one slow hash to make, not 10k).
+        legacy = passwords._context().handler("sha512_crypt").hash(SLOW_SECRET)
+        index = "CAST(SUBSTRING_INDEX(SUBSTRING(name, 2), '.', 1) AS UNSIGNED)"
+        db.run(
+            lambda tx: tx.execute(
+                f"UPDATE hosts SET secret_hash = ?, ipv4 = CONCAT('10.200.', FLOOR({index} / 250) % 250, '.', "
+                f"{index} % 250 + 1) WHERE last_update_at IS NOT NULL",
+                (legacy,),
+            )
+        )
+        slow = start(
+            [support.python_bin(), "-m", "tests.bench.updater_server", "--no-rehash", "--config", str(config)],
+            folder,
+            port,
+            "slow",
+        )
+        try:
+            for mode in ("nochg", "change"):
+                run += 1
+                result = wrk(port, script, mode, 8, args.slow_duration, args.updating, True, run)
+                results.append((f"{mode:6} c=8  slow hash", result))
+        finally:
+            slow.stop()
+    finally:
+        db.drop_database()
+    print(
+        f"\nupdater on MariaDB, {args.hosts} hosts, {args.updating} updating, waitress {args.threads} threads, "
+        f"{os.cpu_count()} CPUs (shared with the database and wrk), load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"{'run':32} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'good':>7} {'nochg':>7} {'other':>6} {'errors':>6}"
+    )
+    for label, r in results:
+        print(
+            f"{label:32} {r['rate']:10.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['good']:7.0f} {r['nochg']:7.0f} "
+            f"{r['other']:6.0f} {r['errors']:6.0f}"
+        )
+    by = dict(results)
+    for mode in ("change", "nochg"):
+        fast_rate = by[f"{mode:6} c=8  sha256 secret"]["rate"]
+        slow_rate = by[f"{mode:6} c=8  slow hash"]["rate"]
+        print(f"ratio {mode}, c=8: sha256 secret / slow hash per request = {fast_rate / max(slow_rate, 1e-9):.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
