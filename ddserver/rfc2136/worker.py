@@ -321,7 +321,7 @@ class Worker:
         try:
             while not self.stopping.is_set():
                 try:
-                    self.run_pass()
+                    result = self.run_pass()
                     if outage:
                         logger.info("database reachable again")
                     outage = 0
@@ -331,6 +331,8 @@ class Worker:
                         logger.error("database: %s; retrying", exc.message)
                     self.stopping.wait(min(5.0, interval * 2 ** min(outage, 5)))
                     continue
-                self.stopping.wait(interval)
+                if not result.pushed:
+                    # After a push, look again at once: more changes came in while it was sent.
+                    self.stopping.wait(interval)
         finally:
             self.release_all()
