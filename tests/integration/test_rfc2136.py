@@ -177,7 +177,8 @@ def test_unreachable_and_wrong_zone_errors(db, config, tmp_path, alice):
 def journal_addresses(server: NamedServer, name: str) -> list[str]:
     """Every address ``name`` was given, in the order named applied the updates (from its journal)."""
     journal = server.folder / f"{ZONE}.zone.jnl"
-    out = subprocess.run(["named-journalprint", str(journal)], capture_output=True, text=True, check=True)
+    printer = support.require_binary("named-journalprint")
+    out = subprocess.run([printer, str(journal)], capture_output=True, text=True, check=True)
     added = []
     for line in out.stdout.splitlines():
         parts = line.split()
