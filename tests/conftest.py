@@ -70,9 +70,17 @@ def _mysql_url(db: Database) -> str:
 
 def _empty(db: Database) -> None:
     def run(tx) -> None:  # type: ignore[no-untyped-def]
+        # Every table the migrations made, whoever added it, except the record of the migrations.
+        tables = [
+            row[0]
+            for row in tx.tuples(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+                "AND table_name <> 'schema_version'"
+            )
+        ]
         tx.execute("SET FOREIGN_KEY_CHECKS = 0")
-        for table in _TABLES:
-            tx.execute(f"DELETE FROM {table}")
+        for table in tables:
+            tx.execute(f"DELETE FROM `{table}`")
         tx.execute("SET FOREIGN_KEY_CHECKS = 1")
 
     db.run(run)

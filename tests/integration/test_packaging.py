@@ -24,7 +24,16 @@ def test_recursor_wheel_installs_without_web_dependencies(tmp_path):
     pip = [sys.executable, "-m", "pip"]
     run(*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT))
     for package in PACKAGES:
-        run(*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT / "packages" / package))
+        run(
+            *pip,
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(ROOT / "packages" / package),
+        )
     built = sorted(p.name.split("-")[0] for p in wheels.glob("*.whl"))
     assert built == ["ddserver", "ddserver_bundle", "ddserver_interface", "ddserver_recursor", "ddserver_updater"]
 
