@@ -1,7 +1,7 @@
 """``ddserver-bundle``: the web interface and the dyndns2 updater in one WSGI application, for small sites.
 
-Requests go to the updater when its router knows the path (``/nic/update`` and the other update paths),
-and to the interface otherwise. The quick start (``ddserver run``) serves this with a private PowerDNS.
+Requests go to the interface when its router knows the path, to the updater when its router does
+(``/nic/update``, ``/nic/ip`` and the other update paths), and to the interface's 404 page otherwise. The quick start (``ddserver run``) serves this with a private PowerDNS.
 """
 
 from __future__ import annotations
@@ -46,14 +46,17 @@ class Bundle:
         self.updater = updater
 
     def owner(self, environ: dict[str, Any]) -> bottle.Bottle:
+        """The interface for its own paths (``/`` included), the updater for the paths it knows, else the
+        interface (for its 404 page)."""
         if self.updater is None:
             return self.interface
-        try:
-            self.updater.router.match(environ)
-        except bottle.HTTPError:
-            # 404 or 405 in the updater: the path is the interface's.
-            return self.interface
-        return self.updater
+        for app in (self.interface, self.updater):
+            try:
+                app.router.match(environ)
+            except bottle.HTTPError:
+                continue  # 404 or 405 there
+            return app
+        return self.interface
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         return self.owner(environ)(environ, start_response)

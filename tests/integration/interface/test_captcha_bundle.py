@@ -101,6 +101,7 @@ def test_bundle_dispatches_by_path(db, config) -> None:
     assert isinstance(bundle, Bundle)
     app = webtest.TestApp(bundle, extra_environ={"REMOTE_ADDR": CLIENT})
     assert "<!doctype html>" in app.get("/login").text
+    assert "<!doctype html>" in app.get("/").text  # the updater's own "/" is hidden behind the interface's
     if bundle.updater is None:
         pytest.skip("the updater is not installed")
     answer = app.get("/nic/update?hostname=x.example.org", expect_errors=True)

@@ -1,0 +1,178 @@
+"""End to end in Debian's Chromium: sign up, activate from the mail, approval, a host updated by the real updater.
+
+The bundle (interface + updater) runs as a real process; mail goes to a local aiosmtpd. Screenshots of
+the main pages are written to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ddserver import passwords, validate
+from ddserver.db import Database
+from ddserver.db import migrate as migrations
+from ddserver.store import users, zones
+from tests import support
+from tests.integration.interface.conftest import Mailbox
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ADMIN_PASSWORD = "admin password 12345"
+PASSWORD = "frank's long password"
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        support.missing("Debian's chromium is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    controller_module = pytest.importorskip("aiosmtpd.controller")
+    box = Mailbox()
+    smtp_port = support.free_port()
+    smtp = controller_module.Controller(box, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    url = f"sqlite:///{tmp_path / 'ddserver.sqlite3'}"
+    db = Database(url)
+    migrations.migrate(db)
+    users.add(db, "admin", "admin@example.org", password_hash=passwords.hash_password(ADMIN_PASSWORD), is_admin=True)
+    zones.add(db, "dyn.example.org", ["ns1.example.org"], validate.hostmaster("hostmaster@example.org"))
+    port = support.free_port()
+    base = f"http://127.0.0.1:{port}"
+    config = support.write_config_file(
+        tmp_path / "ddserver.conf",
+        url,
+        f"[signup]\nmode = semi-automatic\n\n[mail]\nhost = 127.0.0.1\nport = {smtp_port}\n"
+        f"sender = ddserver@example.org\n\n[http]\nbase_url = {base}\n\n[interface]\nreverse_dns = no\n",
+    )
+    process = support.Process(
+        [support.console_script("ddserver-bundle"), "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+        log=tmp_path / "bundle.log",
+        cwd=tmp_path,
+    )
+    try:
+        process.wait_port("127.0.0.1", port)
+        yield {"base": base, "mail": box, "db": db, "process": process}
+    finally:
+        process.stop()
+        smtp.stop()
+        db.close_all()
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Any, base: str, login: str, password: str) -> None:
+    page.goto(base + "/login")
+    page.get_by_label("User name or e-mail address").fill(login)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any]) -> None:
+    base, box = site["base"], site["mail"]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+
+    page.goto(base + "/")
+    assert page.locator("#ipv4").inner_text() == "127.0.0.1"
+    shot(page, "start")
+
+    # Sign up and activate from the mail.
+    page.goto(base + "/signup")
+    page.get_by_label("User name").fill("frank")
+    page.get_by_label("E-mail address").fill("frank@example.org")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Password again").fill(PASSWORD)
+    shot(page, "signup")
+    page.get_by_role("button", name="Sign up").click()
+    page.get_by_text("Check your mail").first.wait_for()
+    link = box.link(box.wait_for("frank@example.org")[0], "/activate/")
+    page.goto(base + link)
+    page.get_by_role("button", name="Activate my account").click()
+    page.get_by_text("An administrator will approve").wait_for()
+
+    # The admin approves the user and adds a zone.
+    admin = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    log_in(admin, base, "admin", ADMIN_PASSWORD)
+    admin.goto(base + "/admin/users")
+    shot(admin, "admin-users")
+    admin.get_by_role("link", name="frank").click()
+    admin.get_by_role("button", name="Approve").click()
+    admin.get_by_text("Saved.").wait_for()
+    assert "approved" in box.wait_for("frank@example.org", 2)[1].get_content()
+    admin.goto(base + "/admin/zones/new")
+    admin.get_by_label("Zone name").fill("home.example.net")
+    admin.get_by_label("Nameservers").fill("ns1.example.net ns2.example.net")
+    admin.get_by_label("Hostmaster").fill("hostmaster@example.net")
+    admin.get_by_role("button", name="Add the zone").click()
+    admin.get_by_text("The zone home.example.net is added.").wait_for()
+    shot(admin, "admin-zones")
+    admin.goto(base + "/admin/audit")
+    assert "approve" in admin.content()
+    shot(admin, "admin-audit")
+
+    # The user logs in, adds a host in the new zone, copies its secret.
+    log_in(page, base, "frank", PASSWORD)
+    page.wait_for_url(base + "/hosts")
+    page.get_by_role("link", name="Add a host").first.click()
+    page.get_by_label("Name").fill("castle")
+    page.get_by_label("Zone").select_option(label=".home.example.net")
+    page.locator("#label-status").get_by_text("castle.home.example.net is free.").wait_for()
+    shot(page, "host-add")
+    page.get_by_role("button", name="Add the host").click()
+    page.locator("#new-secret").wait_for()
+    page.get_by_role("button", name="Copy").first.click()
+    secret = page.evaluate("navigator.clipboard.readText()")
+    assert re.fullmatch(r"[A-Za-z0-9]{22,}", secret), secret
+    assert secret == page.locator("#secret").input_value()
+    shot(page, "host-new-secret")
+
+    # The real updater takes the secret.
+    request = urllib.request.Request(f"{base}/nic/update?hostname=castle.home.example.net&myip=192.0.2.55")
+    credentials = base64.b64encode(f"castle.home.example.net:{secret}".encode()).decode()
+    request.add_header("Authorization", "Basic " + credentials)
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.read().decode().strip() == "good 192.0.2.55"
+
+    page.goto(base + "/hosts")
+    page.get_by_text("192.0.2.55").wait_for()
+    shot(page, "hosts")
+    page.get_by_role("link", name="castle.home.example.net").click()
+    assert page.locator("#status-ipv4").inner_text() == "192.0.2.55"
+    assert page.locator("#status-last-update").inner_text() != "–"
+    shot(page, "host")
+    page.goto(base + "/account")
+    shot(page, "account")
+    assert not errors, errors
