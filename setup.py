@@ -49,7 +49,15 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["ddserver", "ddserver.*"]),
     include_package_data=True,
-    package_data={"ddserver": ["sql/*/*.sql", "interface/templates/**/*", "interface/static/**/*", "py.typed"]},
+    package_data={
+        "ddserver": [
+            "sql/*/*.sql",
+            "interface/templates/**/*",
+            "interface/static/**/*",
+            "interface/locale/*/LC_MESSAGES/*.mo",
+            "py.typed",
+        ]
+    },
     install_requires=["idna>=3.6", "pymysql>=1.1"],
     extras_require=EXTRAS,
     entry_points={

@@ -276,3 +276,13 @@ def test_account_update_token_is_shown_once_and_stored_hashed(db, client) -> Non
     assert tokens.check(db, "update", token).user_id == alice.id
     assert token not in client.get("/account").text
     assert token not in str(db.read(lambda tx: tx.all("SELECT * FROM tokens")))
+
+
+def test_language_from_browser_and_choice(db, client) -> None:
+    assert "Anmelden" in client.get("/login", headers={"Accept-Language": "de-DE,de;q=0.9"}).text
+    page = client.get("/login")
+    assert "Log in" in page.text
+    form = form_for(page, "/language")
+    form["language"] = "de"
+    form.submit()
+    assert "Anmelden" in client.get("/login").text
