@@ -362,6 +362,11 @@ class RecursorSection:
         "Permissions (octal) of the --remote-socket socket; PowerDNS's user must be able to write to it.",
         check=lambda v: None if v.isdigit() and set(v) <= set("01234567") else "an octal mode such as 0660",
     )
+    snapshot_dir: str = option(
+        "",
+        "Folder (private to the recursor's user) for the index snapshot that pipe-mode coprocesses start "
+        "from. Empty: a private folder in the system's temp directory.",
+    )
     metrics: str = option(
         "",
         "HOST:PORT where Prometheus metrics are served (remote-socket mode). Empty: no metrics. "

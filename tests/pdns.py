@@ -18,6 +18,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
@@ -64,7 +65,12 @@ class PdnsServer:
         request = dns.message.make_query(name, rdtype)
         if tcp:
             return dns.query.tcp(request, self.host, port=self.port, timeout=timeout)
-        return dns.query.udp(request, self.host, port=self.port, timeout=timeout)
+        # A real resolver retries a lost UDP answer; so do we, once (a busy machine may be slow to start
+        # PowerDNS's coprocesses).
+        try:
+            return dns.query.udp(request, self.host, port=self.port, timeout=timeout)
+        except dns.exception.Timeout:
+            return dns.query.udp(request, self.host, port=self.port, timeout=timeout)
 
     def rcode(self, name: str, rdtype: str = "A") -> str:
         return dns.rcode.to_text(self.query(name, rdtype).rcode())
@@ -173,6 +179,8 @@ def start_pdns(
         {
             "DDSERVER_RECURSOR_PURGE": purge,
             "DDSERVER_RECURSOR_CONTROL_SOCKET": str(folder / "pdns.controlsocket"),
+            # Pipe coprocesses start from a snapshot: one per test, never another test's.
+            "DDSERVER_RECURSOR_SNAPSHOT_DIR": str(folder / "snapshots"),
         }
     )
     environment.update(env or {})
@@ -212,6 +220,9 @@ def start_pdns(
         support.wait_until(
             lambda: server.control("version").strip(), timeout, what="pdns_server to answer its control socket"
         )
+        if mode != "remote-socket":
+            # The first coprocess has the index snapshot built; until then its queries fail.
+            process.wait_for(lambda: list((folder / "snapshots").glob("*.snapshot")), timeout, "the index snapshot")
     except BaseException:
         server.stop()
         raise

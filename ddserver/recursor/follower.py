@@ -119,10 +119,26 @@ class Follower:
         )
         return index
 
+    def adopt(self, index: ZoneIndex, high: int, gaps: list[int], created: float) -> None:
+        """Take an index read from a snapshot; the next poll catches up from its feed position.
+
+        It is not published (``loaded``) until the caller has caught up and sets ``loaded``.
+        """
+        now = time.monotonic()
+        self._gaps = {gap: now for gap in gaps}
+        self._high = high
+        self._last_read = created
+        self.index = index
+        self.stats.last_change_id = high
+
+    def position(self) -> tuple[int, list[int]]:
+        """The newest change id applied and the ids below it still awaited (for snapshots)."""
+        return self._high, sorted(self._gaps)
+
     def wait_index(self, timeout: float) -> ZoneIndex | None:
-        """The index, waiting up to ``timeout`` seconds for the first load."""
-        if self.index is None:
-            self.loaded.wait(timeout)
+        """The published index, waiting up to ``timeout`` seconds for the first load."""
+        if not self.loaded.is_set() and not self.loaded.wait(timeout):
+            return None
         return self.index
 
     # -- following --------------------------------------------------------------------------------
@@ -232,8 +248,11 @@ class Follower:
 
     # -- thread -----------------------------------------------------------------------------------
 
-    def run(self) -> None:
-        """Load, then poll until stopped; database failures are logged once per state change."""
+    def run(self, first: Callable[[], None] | None = None) -> None:
+        """Load (or run ``first``), then poll until stopped; database failures are logged once per state
+        change."""
+        if first is not None:
+            first()
         failures = 0
         while not self._stop.is_set():
             try:
@@ -260,8 +279,8 @@ class Follower:
                 delay = min(MAX_BACKOFF, self.poll_interval * 2**failures)
             self._stop.wait(delay)
 
-    def start(self) -> threading.Thread:
-        self._thread = threading.Thread(target=self.run, name="follower", daemon=True)
+    def start(self, first: Callable[[], None] | None = None) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, args=(first,), name="follower", daemon=True)
         self._thread.start()
         return self._thread
 

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ddserver import console
@@ -17,8 +18,8 @@ from ddserver.db import Database
 from ddserver.dns import pipe, remote
 from ddserver.dns.purge import PurgeError, PurgeMethod, Purger
 from ddserver.errors import ConfigError, DatabaseError, DDServerError
-from ddserver.recursor import metrics
-from ddserver.recursor.follower import Follower, PurgeList
+from ddserver.recursor import metrics, snapshot
+from ddserver.recursor.follower import BATCH, Follower, PurgeList
 from ddserver.recursor.server import SocketServer, serve_stream
 
 logger = logging.getLogger("ddserver.recursor")
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--remote-pipe", action="store_true", help="speak the remote backend protocol on stdin/stdout")
     mode.add_argument("--remote-socket", metavar="PATH", help="serve the remote backend protocol on a unix socket")
     parser.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics here (overrides config)")
+    # Internal: the detached process that writes the snapshot pipe coprocesses start from.
+    mode.add_argument("--write-snapshot", metavar="PATH", help=argparse.SUPPRESS)
     return parser
 
 
@@ -134,21 +137,70 @@ def _remote_responder(handler: remote.RemoteHandler) -> Callable[[bytes], bytes]
     return respond
 
 
-def run_pipe(follower: Follower, counter: metrics.QueryCounter) -> int:
+def from_snapshot(follower: Follower, path: Path, builder: snapshot.Builder) -> Callable[[], None]:
+    """The pipe coprocesses' start: read the snapshot (having one built when there is none), catch up
+    with the feed, then publish the index."""
+
+    def first() -> None:
+        while True:
+            snap = snapshot.read(path, follower.default_ttl)
+            if snap is not None and time.time() - snap.created < follower.retention - 60:
+                follower.adopt(snap.index, snap.high, snap.gaps, snap.created)
+                try:
+                    while follower.poll() >= BATCH:
+                        pass
+                except DatabaseError as exc:
+                    logger.warning("database unreachable, answering from the snapshot: %s", exc)
+                follower.loaded.set()
+                logger.info("started from the snapshot of %s", time.ctime(snap.created))
+                if time.time() - snap.created > snapshot.REFRESH_AGE:
+                    builder.start()
+                return
+            if not builder.running():
+                builder.start()
+            time.sleep(0.1)
+
+    return first
+
+
+def write_snapshot(config: Config, path: Path) -> int:
+    with snapshot.build_lock(path) as mine:
+        if not mine:
+            return 0  # another builder is at it
+        follower, _ = make_follower(config)
+        first_load(follower)
+        high, gaps = follower.position()
+        assert follower.index is not None
+        snapshot.write(path, follower.index, high, gaps)
+        logger.info("snapshot written to %s", path)
+    return 0
+
+
+def _snapshot_start(follower: Follower, config: Config) -> Callable[[], None] | None:
+    try:
+        folder = snapshot.snapshot_dir(config.recursor.snapshot_dir)
+    except OSError as exc:
+        logger.warning("no snapshots (each coprocess loads the database itself): %s", exc)
+        return None
+    path = snapshot.snapshot_path(folder, config.database.url)
+    return from_snapshot(follower, path, snapshot.Builder(path, config.source))
+
+
+def run_pipe(follower: Follower, counter: metrics.QueryCounter, first: Callable[[], None] | None) -> int:
     session = pipe.PipeSession(lambda: follower.wait_index(FIRST_LOAD_WAIT), commands(follower), counter)
     handle = session.handle
 
     def respond(line: bytes) -> bytes:
         return handle(line.decode("latin-1")).encode("latin-1", "replace")
 
-    follower.start()
+    follower.start(first)
     serve_stream(respond, pipe.fail("request line too long").encode(), pipe.MAX_LINE)
     return 0
 
 
-def run_remote_pipe(follower: Follower, counter: metrics.QueryCounter) -> int:
+def run_remote_pipe(follower: Follower, counter: metrics.QueryCounter, first: Callable[[], None] | None) -> int:
     handler = remote.RemoteHandler(lambda: follower.wait_index(FIRST_LOAD_WAIT), commands(follower), counter)
-    follower.start()
+    follower.start(first)
     serve_stream(_remote_responder(handler), remote.false("message too long").encode() + b"\n", remote.MAX_MESSAGE)
     return 0
 
@@ -215,10 +267,12 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"--metrics {metrics_at!r}: expected HOST:PORT")
         follower, purger = make_follower(config)
         counter = metrics.QueryCounter()
+        if args.write_snapshot:
+            return write_snapshot(config, Path(args.write_snapshot))
         if args.pipe:
-            return run_pipe(follower, counter)
+            return run_pipe(follower, counter, _snapshot_start(follower, config))
         if args.remote_pipe:
-            return run_remote_pipe(follower, counter)
+            return run_remote_pipe(follower, counter, _snapshot_start(follower, config))
         mode = int(config.recursor.socket_mode, 8)
         return run_socket(follower, counter, os.path.abspath(args.remote_socket), mode, metrics_at, purger)
 

@@ -5,11 +5,11 @@ Written in the text exposition format by hand (no client library), served by a s
 
 from __future__ import annotations
 
-import http.server
 import logging
 import socket
 import threading
 from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,9 @@ def render(counter: QueryCounter, gauges: dict[str, tuple[str, str, float]]) -> 
     return "\n".join(lines) + "\n"
 
 
-def serve(host: str, port: int, body: Callable[[], str]) -> http.server.ThreadingHTTPServer:
+def serve(host: str, port: int, body: Callable[[], str]) -> Any:
     """Serve ``GET /metrics`` on a daemon thread; returns the server (``shutdown()`` stops it)."""
+    import http.server  # only the socket daemon serves metrics: pipe coprocesses start faster without
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -1,0 +1,134 @@
+"""Snapshots of the index on local disk, so the many short-lived pipe coprocesses start in milliseconds.
+
+PowerDNS starts one coprocess per backend instance and kills any that takes longer than ``pipe-timeout``
+(2 s) to answer; loading a large database takes longer. So pipe modes start from a snapshot and follow the
+feed from the snapshot's position; a detached builder process (which PowerDNS does not kill) writes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import marshal
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+from ddserver.dns.zoneindex import ZoneIndex, ZoneRow
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+#: A snapshot older than this is still used (the feed fills the gap) but a fresh one is built for next time.
+REFRESH_AGE = 3600.0
+
+
+@dataclass
+class Snapshot:
+    index: ZoneIndex
+    high: int
+    gaps: list[int]
+    created: float
+
+
+def snapshot_dir(configured: str) -> Path:
+    """The folder for snapshots: the configured one, else a private folder in the temp directory.
+
+    :raises OSError: when the folder is not private to this user (someone else could plant answers).
+    """
+    folder = Path(configured) if configured else Path(tempfile.gettempdir()) / f"ddserver-recursor-{os.getuid()}"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise OSError(f"{folder} must belong to this user and not be writable by others")
+    return folder
+
+
+def snapshot_path(folder: Path, database_url: str) -> Path:
+    return folder / f"index-{hashlib.sha256(database_url.encode()).hexdigest()[:16]}.snapshot"
+
+
+def write(path: Path, index: ZoneIndex, high: int, gaps: list[int]) -> None:
+    """Write atomically: readers see the old file or the new one, never half of one."""
+    data = (
+        FORMAT,
+        index.default_ttl,
+        high,
+        sorted(gaps),
+        [astuple(zone.row) for zone in list(index.zones.values())],
+        dict(index.hosts),
+        dict(index.extra),
+        dict(index.owners),
+        time.time(),
+    )
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            marshal.dump(data, out)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read(path: Path, default_ttl: int) -> Snapshot | None:
+    """The snapshot at ``path``, or None when there is none usable (missing, other format, other TTL)."""
+    try:
+        with open(path, "rb") as f:
+            data = marshal.load(f)
+        fmt, ttl, high, gaps, zones, hosts, extra, owners, created = data
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if fmt != FORMAT or ttl != default_ttl:
+        return None
+    index = ZoneIndex(default_ttl)
+    for row in zones:
+        index.set_zone(ZoneRow(row[0], row[1], tuple(row[2]), *row[3:]))
+    index.hosts, index.extra, index.owners = hosts, extra, owners
+    return Snapshot(index, high, list(gaps), created)
+
+
+class Builder:
+    """Starts the detached process that writes a snapshot, at most one at a time per snapshot file."""
+
+    def __init__(self, path: Path, config_file: str | None) -> None:
+        self.path = path
+        self.config_file = config_file
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        if self.running():
+            return
+        argv = [sys.executable, "-m", "ddserver.recursor.main", "--write-snapshot", str(self.path)]
+        if self.config_file:
+            argv[3:3] = ["--config", self.config_file]
+        # Its own session: PowerDNS kills a slow coprocess, and the build must survive that.
+        self._process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
+
+
+@contextlib.contextmanager
+def build_lock(path: Path):  # type: ignore[no-untyped-def]
+    """Yields True for the one builder that may write ``path`` now, False for the others."""
+    with open(str(path) + ".lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
