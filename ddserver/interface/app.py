@@ -77,7 +77,8 @@ def make_environment() -> jinja2.Environment:
     )
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["time"] = format_time
-    env.filters["unicode_name"] = validate.to_unicode
+    # Decoding IDNA is slow; only names with an A-label need it (a list of 1,000 hosts renders per request).
+    env.filters["unicode_name"] = lambda name: validate.to_unicode(name) if "xn--" in name else name
     env.globals["languages"] = i18n.LANGUAGES
     env.globals["csrf_field"] = web.CSRF_FIELD
     return env
