@@ -75,6 +75,8 @@ class RemoteHandler:
         self._index = index
         self.commands = commands or {}
         self.on_query = on_query
+        #: getAllDomains was refused before the first load: PowerDNS's zone cache is empty until told.
+        self.refused_domains = False
         self._methods: dict[str, Callable[[dict[str, Any]], str]] = {
             Method.INITIALIZE.value: lambda p: TRUE,
             Method.LOOKUP.value: self._lookup,
@@ -174,8 +176,9 @@ class RemoteHandler:
     def _all_domains(self, params: dict[str, Any]) -> str:
         index = self._index()
         if index is None:
-            # Startup of PowerDNS fails on an exception here, and an empty list means "all REFUSED":
-            # the daemon only accepts connections once loaded, so this is a rare corner.
+            # An empty list would mean "all REFUSED" until the next zone cache refresh; the shell asks
+            # PowerDNS to rediscover once the data is loaded.
+            self.refused_domains = True
             return false("zone data not loaded yet")
         return '{"result":[' + ",".join([_domain(z) for z in list(index.zones.values())]) + "]}"
 

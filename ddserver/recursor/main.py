@@ -198,9 +198,24 @@ def run_pipe(follower: Follower, counter: metrics.QueryCounter, first: Callable[
     return 0
 
 
-def run_remote_pipe(follower: Follower, counter: metrics.QueryCounter, first: Callable[[], None] | None) -> int:
+def run_remote_pipe(
+    follower: Follower, counter: metrics.QueryCounter, first: Callable[[], None] | None, purger: Purger
+) -> int:
     handler = remote.RemoteHandler(lambda: follower.wait_index(FIRST_LOAD_WAIT), commands(follower), counter)
-    follower.start(first)
+
+    def start() -> None:
+        if first is not None:
+            first()
+        else:
+            first_load(follower)
+        if handler.refused_domains and purger.method is not PurgeMethod.NONE:
+            # PowerDNS asked for the zone list before it was loaded: have it fill its zone cache now.
+            try:
+                purger.purge((), (), rediscover=True)
+            except PurgeError as exc:
+                logger.warning("cannot ask PowerDNS to rediscover the zones: %s", exc)
+
+    follower.start(start)
     serve_stream(_remote_responder(handler), remote.false("message too long").encode() + b"\n", remote.MAX_MESSAGE)
     return 0
 
@@ -272,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.pipe:
             return run_pipe(follower, counter, _snapshot_start(follower, config))
         if args.remote_pipe:
-            return run_remote_pipe(follower, counter, _snapshot_start(follower, config))
+            return run_remote_pipe(follower, counter, _snapshot_start(follower, config), purger)
         mode = int(config.recursor.socket_mode, 8)
         return run_socket(follower, counter, os.path.abspath(args.remote_socket), mode, metrics_at, purger)
 
