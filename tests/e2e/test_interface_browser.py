@@ -1,12 +1,13 @@
 """End to end in Debian's Chromium: sign up, activate from the mail, approval, a host updated by the real updater.
 
 The bundle (interface + updater) runs as a real process; mail goes to a local aiosmtpd. Screenshots of
-the main pages are written to docs/screenshots/.
+the main pages go to the test's folder, or to docs/screenshots/ with DDSERVER_SCREENSHOTS=1.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -86,8 +87,9 @@ def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    folder = SHOTS if os.environ.get("DDSERVER_SCREENSHOTS") == "1" else Path(page.context.shots_folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def log_in(page: Any, base: str, login: str, password: str) -> None:
@@ -97,9 +99,10 @@ def log_in(page: Any, base: str, login: str, password: str) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
-def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any]) -> None:
+def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any], tmp_path: Path) -> None:
     base, box = site["base"], site["mail"]
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.shots_folder = tmp_path / "screenshots"
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
     page = context.new_page()
     errors: list[str] = []
@@ -124,7 +127,9 @@ def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any])
     page.get_by_text("An administrator will approve").wait_for()
 
     # The admin approves the user and adds a zone.
-    admin = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    admin_context = browser.new_context(viewport={"width": 1280, "height": 900})
+    admin_context.shots_folder = tmp_path / "screenshots"
+    admin = admin_context.new_page()
     log_in(admin, base, "admin", ADMIN_PASSWORD)
     admin.goto(base + "/admin/users")
     shot(admin, "admin-users")
