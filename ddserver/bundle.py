@@ -101,21 +101,20 @@ def serve_quickstart(config: Config, host: str, port: int, dns_port: int | None,
 
 
 def _start_pdns(config: Config, dns_port: int, data_dir: Path) -> Any:
+    """Start the recursor and a private pdns_server (``ddserver.recursor.private_pdns``), or None when that
+    module is not installed; a failure to start is a ``DDServerError`` (one line, exit 1)."""
     try:
-        from ddserver.recursor import private_pdns  # type: ignore[attr-defined]
+        from ddserver.recursor import private_pdns
     except ImportError:
         print("the private PowerDNS is not available in this version: serving HTTP only")
         return None
-    handle = private_pdns.start_private_pdns(config=config, port=dns_port, data_dir=data_dir)
+    handle = private_pdns.start_private_pdns(config, config.source, dns_port, data_dir)
     print(f"PowerDNS answers on 127.0.0.1:{dns_port} (dig @127.0.0.1 -p {dns_port} NAME)")
     return handle
 
 
 def _stop_pdns(handle: Any) -> None:
-    for method in ("stop", "close", "terminate"):
-        if hasattr(handle, method):
-            getattr(handle, method)()
-            return
+    handle.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
