@@ -22,19 +22,37 @@ def new_secret() -> str:
 def code(secret: str, at: float | None = None, step_offset: int = 0) -> str:
     """The code for the time ``at`` (now by default)."""
     key = base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
-    counter = int((time.time() if at is None else at) // STEP) + step_offset
+    counter = step(at) + step_offset
     digest = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
     offset = digest[-1] & 0x0F
     value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
     return str(value % 10**DIGITS).zfill(DIGITS)
 
 
-def verify(secret: str, presented: str, at: float | None = None, window: int = 1) -> bool:
-    """Accept the code of this step or of ``window`` steps either side (clock drift)."""
+def step(at: float | None = None) -> int:
+    """The time step (counter) of the time ``at`` (now by default)."""
+    return int((time.time() if at is None else at) // STEP)
+
+
+def matching_step(secret: str, presented: str, at: float | None = None, window: int = 1) -> int | None:
+    """The time step whose code was presented: this step or ``window`` steps either side (clock drift).
+
+    :returns: the step, or None when the code matches none. The caller refuses a step already spent.
+    """
     presented = presented.replace(" ", "").strip()
     if not secret or len(presented) != DIGITS or not presented.isdigit():
-        return False
-    return any(hmac.compare_digest(code(secret, at, offset), presented) for offset in range(-window, window + 1))
+        return None
+    found = None
+    # Every candidate is compared (no early exit), so the time taken does not tell which step matched.
+    for offset in range(-window, window + 1):
+        if hmac.compare_digest(code(secret, at, offset), presented):
+            found = step(at) + offset
+    return found
+
+
+def verify(secret: str, presented: str, at: float | None = None, window: int = 1) -> bool:
+    """Accept the code of this step or of ``window`` steps either side (no replay check: see ``matching_step``)."""
+    return matching_step(secret, presented, at, window) is not None
 
 
 def uri(secret: str, account: str, issuer: str) -> str:

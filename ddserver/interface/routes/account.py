@@ -13,7 +13,7 @@ from ddserver.interface.forms import Form
 from ddserver.interface.i18n import LANGUAGES
 from ddserver.interface.routes import password_problem, safe_next, send_mail
 from ddserver.interface.web import LANG_COOKIE, AuthLevel, Context
-from ddserver.store import sessions, tokens, users
+from ddserver.store import accounts, sessions, tokens, users
 
 ACTIVATION = "activation"
 RESET = "reset"
@@ -88,7 +88,9 @@ def totp_login(ctx: Context) -> str:
     user = users.get(ctx.db, ctx.session.user_id)
     if limits.login_blocked(ctx, user.username):
         return _too_many(ctx, form, "login_totp.html")
-    if not totp.verify(user.totp_secret or "", form["code"]):
+    step = totp.matching_step(user.totp_secret or "", form["code"])
+    if step is None or not accounts.use_totp_step(ctx.db, user.id, step):
+        # A code used before (replayed, or typed twice) is refused like a wrong one.
         limits.login_failed(ctx, user.username)
         form.error("code", ctx.gettext("This code is not right. Use the current code of your authenticator app."))
         return ctx.render("login_totp.html", status=401, form=form)
@@ -191,9 +193,8 @@ def activate(ctx: Context, token: str) -> str:
         return ctx.render("activate.html", token=token, valid=False, status=400)
     ctx.log_event("account", f"user {user.username}", "activated")
     if not user.is_approved:
-        for admin in users.search(ctx.db, limit=1000)[0]:
-            if admin.is_admin and not admin.is_disabled:
-                send_mail(ctx, admin.email, ctx.gettext("A new account waits for approval"), "approval", user=user)
+        for admin in accounts.admins(ctx.db):
+            send_mail(ctx, admin.email, ctx.gettext("A new account waits for approval"), "approval", user=user)
     return ctx.render("activated.html", user=user)
 
 
@@ -386,11 +387,13 @@ def totp_enable(ctx: Context) -> str:
     if not secret:
         return ctx.redirect("/account/totp")
     form = Form.from_request(ctx, "code")
-    if not totp.verify(secret, form["code"]):
+    step = totp.matching_step(secret, form["code"])
+    if step is None:
         form.error("code", ctx.gettext("This code is not right. Check the clock of your device and try again."))
         uri = totp.uri(secret, ctx.user.username, ctx.config.interface.site_name)
         return ctx.render("totp_setup.html", status=400, form=form, secret=secret, uri=uri)
-    users.set_totp_secret(ctx.db, ctx.user.id, secret)
+    # The setup code is spent: it cannot log in afterwards.
+    accounts.set_totp(ctx.db, ctx.user.id, secret, step)
     ctx.session.data.pop("totp_setup", None)
     sessions.save_data(ctx.db, ctx.session.id, ctx.session.data)
     ctx.log_event("account", f"user {ctx.user.username}", "second factor enabled")
@@ -400,11 +403,13 @@ def totp_enable(ctx: Context) -> str:
 def totp_disable(ctx: Context) -> str:
     assert ctx.user is not None
     form = Form.from_request(ctx, "current", "code", secret=("current",))
-    if _check_password(ctx, form) and not totp.verify(ctx.user.totp_secret or "", form["code"]):
-        form.error("code", ctx.gettext("This code is not right."))
+    if _check_password(ctx, form):
+        step = totp.matching_step(ctx.user.totp_secret or "", form["code"])
+        if step is None or not accounts.use_totp_step(ctx.db, ctx.user.id, step):
+            form.error("code", ctx.gettext("This code is not right."))
     if not form.ok:
         return _account(ctx, 400, totp_form=form)
-    users.set_totp_secret(ctx.db, ctx.user.id, None)
+    accounts.set_totp(ctx.db, ctx.user.id, None, None)
     ctx.log_event("account", f"user {ctx.user.username}", "second factor disabled")
     return ctx.redirect("/account", ctx.gettext("The second factor is off."))
 

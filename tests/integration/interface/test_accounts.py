@@ -7,7 +7,7 @@ import time
 
 from ddserver import passwords
 from ddserver.interface import totp
-from ddserver.store import sessions, tokens, users
+from ddserver.store import accounts, sessions, tokens, users
 from tests.integration.interface.conftest import PASSWORD, add_user, csrf_of, form_for, log_in, log_in_as
 
 
@@ -174,6 +174,31 @@ def test_signup_semi_automatic_needs_approval(db, make_app, mailbox) -> None:
     assert log_in(client, "dave").status_int == 303
 
 
+def test_approval_mail_reaches_every_admin_however_many_users(db, make_app, mailbox) -> None:
+    client = make_app(signup={"mode": "semi-automatic"})
+    stamp = int(time.time())
+    # More than a page of 1,000 users sort before the admins (rows inserted in bulk: hashing is slow).
+    rows = [(f"a{i:04d}", f"a{i:04d}@example.org", stamp) for i in range(1005)]
+    db.run(
+        lambda tx: tx.executemany(
+            "INSERT INTO users (username, email, is_active, is_approved, created_at) VALUES (?, ?, 1, 1, ?)", rows
+        )
+    )
+    admins = [add_user(db, name, admin=True, password=None) for name in ("zadmin", "zroot")]
+    add_user(db, "zoff", admin=True, password=None, is_approved=True)
+    users.set_flags(db, users.get_by_name(db, "zoff").id, is_disabled=True)
+    assert [u.username for u in accounts.admins(db)] == ["zadmin", "zroot"]
+    form = form_for(client.get("/signup"), "/signup")
+    form["username"], form["email"] = "dave", "dave@example.org"
+    form["password"] = form["password2"] = PASSWORD
+    form.submit()
+    link = mailbox.link(mailbox.wait_for("dave@example.org")[0], "/activate/")
+    form_for(client.get(link), link).submit()
+    for admin in admins:
+        assert "/admin/users/" in mailbox.wait_for(admin.email)[0].get_content()
+    assert not mailbox.to("zoff@example.org")
+
+
 def test_manual_mode_closes_signup_and_admin_creates_users(db, make_app, mailbox) -> None:
     client = make_app(signup={"mode": "manual"})
     assert "does not take sign-ups" in client.get("/signup").text
@@ -263,9 +288,46 @@ def test_totp_second_factor(db, client) -> None:
     form["code"] = "123456" if totp.code(secret) != "123456" else "654321"
     form.submit(status=401)
     form = form_for(client.get("/login/totp"), "/login/totp")
-    form["code"] = totp.code(secret)
+    # The setup code's step is spent; the next step's code is within the window.
+    form["code"] = totp.code(secret, step_offset=1)
     assert form.submit().status_int == 303
     assert client.get("/hosts").status_int == 200
+
+
+def test_totp_code_is_refused_once_used(db, client) -> None:
+    alice = add_user(db, "alice")
+    secret = totp.new_secret()
+    accounts.set_totp(db, alice.id, secret, None)
+    code = totp.code(secret)
+
+    def second_step(code: str) -> int:
+        log_in(client, "alice")
+        form = form_for(client.get("/login/totp"), "/login/totp")
+        form["code"] = code
+        return form.submit(expect_errors=True).status_int
+
+    assert second_step(code) == 303
+    client.reset()
+    # The same code again, within its window: refused, as is an older one still inside the window.
+    assert second_step(code) == 401
+    client.reset()
+    assert second_step(totp.code(secret, step_offset=-1)) == 401
+    client.reset()
+    later = totp.code(secret, step_offset=1)
+    assert second_step(later) == 303
+    # Turning the factor off needs an unused code too.
+    token = csrf_of(client.get("/account"))
+    page = client.post("/account/totp/disable", {"csrf_token": token, "current": PASSWORD, "code": later}, status=400)
+    assert 'id="e-code"' in page.text and users.get(db, alice.id).totp_secret == secret
+
+
+def test_totp_verify_names_the_matching_step() -> None:
+    secret = totp.new_secret()
+    at = 1_700_000_000.0
+    assert totp.matching_step(secret, totp.code(secret, at), at) == totp.step(at)
+    assert totp.matching_step(secret, totp.code(secret, at, -1), at) == totp.step(at) - 1
+    assert totp.matching_step(secret, totp.code(secret, at, 2), at) is None
+    assert totp.matching_step(secret, "12345", at) is None and totp.matching_step("", "123456", at) is None
 
 
 def test_account_update_token_is_shown_once_and_stored_hashed(db, client) -> None:
