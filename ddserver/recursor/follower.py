@@ -77,6 +77,8 @@ class Follower:
         self.retention = retention
         self.purge = purge
         self.index: ZoneIndex | None = None
+        #: Bumped after every load and applied batch: cached answers from an older generation are stale.
+        self.generation = 0
         self.loaded = threading.Event()
         self.stats = FollowerStats()
         self._high = 0
@@ -106,6 +108,7 @@ class Follower:
         self._high = newest
         self._last_read = time.time()
         self.index = index
+        self.generation += 1
         self.stats.reloads += 1
         self.stats.last_change_id = newest
         self.stats.load_seconds = time.monotonic() - started
@@ -129,6 +132,7 @@ class Follower:
         self._high = high
         self._last_read = created
         self.index = index
+        self.generation += 1
         self.stats.last_change_id = high
 
     def position(self) -> tuple[int, list[int]]:
@@ -177,7 +181,10 @@ class Follower:
                 del self._gaps[gap]
         if not rows:
             return 0
-        stale = self.apply(rows)
+        try:
+            stale = self.apply(rows)
+        finally:
+            self.generation += 1
         self.stats.changes_applied += len(rows)
         self.stats.last_change_id = self._high
         self.stats.change_lag = max(0.0, time.time() - rows[-1].created_at)

@@ -20,7 +20,7 @@ from ddserver.dns.purge import PurgeError, PurgeMethod, Purger
 from ddserver.errors import ConfigError, DatabaseError, DDServerError
 from ddserver.recursor import metrics, snapshot
 from ddserver.recursor.follower import BATCH, Follower, PurgeList
-from ddserver.recursor.server import SocketServer, serve_stream
+from ddserver.recursor.server import ResponseCache, SocketServer, serve_stream
 
 logger = logging.getLogger("ddserver.recursor")
 
@@ -126,7 +126,15 @@ def metrics_text(follower: Follower, counter: metrics.QueryCounter, purger: Purg
     return metrics.render(counter, gauges)
 
 
-def _remote_responder(handler: remote.RemoteHandler) -> Callable[[bytes], bytes]:
+def _is_lookup(line: bytes) -> bool:
+    return b'"lookup"' in line[:24]
+
+
+def _remote_responder(
+    handler: remote.RemoteHandler, follower: Follower, counter: metrics.QueryCounter
+) -> Callable[[bytes], bytes]:
+    cache = ResponseCache(lambda: follower.generation)
+    handler.on_query = cache.note
     handle = handler.handle
 
     def respond(line: bytes) -> bytes:
@@ -134,7 +142,7 @@ def _remote_responder(handler: remote.RemoteHandler) -> Callable[[bytes], bytes]
             return b""  # PowerDNS never sends empty lines; answering one would desynchronise it
         return handle(line).encode() + b"\n"
 
-    return respond
+    return cache.wrap(respond, counter, _is_lookup)
 
 
 def from_snapshot(follower: Follower, path: Path, builder: snapshot.Builder) -> Callable[[], None]:
@@ -187,11 +195,14 @@ def _snapshot_start(follower: Follower, config: Config) -> Callable[[], None] | 
 
 
 def run_pipe(follower: Follower, counter: metrics.QueryCounter, first: Callable[[], None] | None) -> int:
-    session = pipe.PipeSession(lambda: follower.wait_index(FIRST_LOAD_WAIT), commands(follower), counter)
+    cache = ResponseCache(lambda: follower.generation)
+    session = pipe.PipeSession(lambda: follower.wait_index(FIRST_LOAD_WAIT), commands(follower), cache.note)
     handle = session.handle
 
-    def respond(line: bytes) -> bytes:
+    def answer(line: bytes) -> bytes:
         return handle(line.decode("latin-1")).encode("latin-1", "replace")
+
+    respond = cache.wrap(answer, counter, lambda line: line[:2] == b"Q\t")
 
     follower.start(first)
     serve_stream(respond, pipe.fail("request line too long").encode(), pipe.MAX_LINE)
@@ -216,7 +227,11 @@ def run_remote_pipe(
                 logger.warning("cannot ask PowerDNS to rediscover the zones: %s", exc)
 
     follower.start(start)
-    serve_stream(_remote_responder(handler), remote.false("message too long").encode() + b"\n", remote.MAX_MESSAGE)
+    serve_stream(
+        _remote_responder(handler, follower, counter),
+        remote.false("message too long").encode() + b"\n",
+        remote.MAX_MESSAGE,
+    )
     return 0
 
 
@@ -241,7 +256,7 @@ def run_socket(
     follower: Follower, counter: metrics.QueryCounter, path: str, mode: int, metrics_at: str, purger: Purger
 ) -> int:
     handler = remote.RemoteHandler(lambda: follower.index, commands(follower), counter)
-    server = SocketServer(path, _remote_responder(handler), remote.false("message too long").encode() + b"\n",
+    server = SocketServer(path, _remote_responder(handler, follower, counter), remote.false("message too long").encode() + b"\n",
                           remote.MAX_MESSAGE, mode)  # fmt: skip
     first_load(follower)
     try:

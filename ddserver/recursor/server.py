@@ -19,6 +19,63 @@ logger = logging.getLogger(__name__)
 Responder = Callable[[bytes], bytes]
 
 
+class ResponseCache:
+    """Remembers answers by the exact request bytes, valid while the index's generation is unchanged.
+
+    PowerDNS asks the same questions over and over (the zone's SOA for every query, the name twice); a hit
+    costs one dict read. Entries carry the generation they were computed at, so an answer computed while a
+    change was being applied is never served after it.
+
+    :param generation: the follower's current generation (bumped after each load and applied batch).
+    :param record: the metrics hook ``(qtype, records)``; hits are counted like the lookups they replace.
+    """
+
+    def __init__(self, generation: Callable[[], int], limit: int = 100000) -> None:
+        self.generation = generation
+        self.limit = limit
+        self.entries: dict[bytes, tuple[int, bytes, tuple[str, int] | None]] = {}
+        self.hits = 0
+        self._last: tuple[str, int] | None = None
+
+    def note(self, qtype: str, records: int) -> None:
+        """The handlers' ``on_query`` while wrapped: remembers what the answer counted as."""
+        self._last = (qtype, records)
+
+    def wrap(
+        self,
+        respond: Responder,
+        record: Callable[[str, int], None] | None,
+        cacheable: Callable[[bytes], bool],
+        max_answer: int = 8192,
+    ) -> Responder:
+        """``respond`` with the cache in front, for the requests ``cacheable`` accepts (lookups only:
+        a handshake or a command has effects or changing answers)."""
+        entries, generation, limit = self.entries, self.generation, self.limit
+
+        def cached(line: bytes) -> bytes:
+            if not cacheable(line):
+                return respond(line)
+            gen = generation()
+            hit = entries.get(line)
+            if hit is not None and hit[0] == gen:
+                self.hits += 1
+                if record is not None and hit[2] is not None:
+                    record(*hit[2])
+                return hit[1]
+            self._last = None
+            answer = respond(line)
+            counted = self._last
+            if record is not None and counted is not None:
+                record(*counted)
+            if len(answer) <= max_answer:
+                if len(entries) >= limit:
+                    entries.clear()
+                entries[line] = (gen, answer, counted)
+            return answer
+
+        return cached
+
+
 class LineSplitter:
     """Splits a byte stream into lines, refusing lines longer than ``max_line`` (pure)."""
 

@@ -87,7 +87,7 @@ def main() -> int:
                     finally:
                         process.stop()
                 else:
-                    with start_pdns(folder / mode, config, mode, cache=False, purge="none", timeout=120) as pdns:
+                    with start_pdns(folder / mode, config, mode, cache=False, timeout=120) as pdns:
                         dnsperf(pdns.port, queries, 2, args.clients)  # starts every backend instance
                         results[mode] = dnsperf(pdns.port, queries, args.seconds, args.clients)
                 r = results[mode]

@@ -3,7 +3,8 @@ concurrent clients (wrk with a Lua script), p50/p99, and the same requests with 
 
 Run it by hand (not collected by pytest)::
 
-    .venv/bin/python -m tests.bench.bench_updater [--hosts 100000] [--updating 10000] [--duration 10]
+    .venv/bin/python -m tests.bench.bench_updater [--hosts 100000] [--updating 10000] [--duration 10] \
+        [--servers waitress:1x16 gunicorn:3x8 granian:2x8,batch=1 ...] [--skip-slow]
 
 It makes its own database on the MariaDB of DDSERVER_TEST_MYSQL_URL (default 127.0.0.1:3306 root) and drops it.
 """
@@ -17,7 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from ddserver import passwords, secrets
@@ -144,10 +147,49 @@ def wrk(port: int, script: Path, mode: str, clients: int, duration: int, updatin
     return result
 
 
+@dataclass(frozen=True)
+class Server:
+    """One way to serve the updater: ``waitress:1x16``, ``gunicorn:3x8``, ``granian:2x8,batch=1``."""
+
+    kind: str
+    workers: int
+    threads: int
+    batch_max: int = 200
+
+    @classmethod
+    def parse(cls, spec: str) -> Server:
+        kind, _, rest = spec.partition(":")
+        shape, *options = rest.split(",")
+        workers, _, threads = shape.partition("x")
+        values = dict(option.split("=") for option in options)
+        return cls(kind, int(workers), int(threads), int(values.get("batch", 200)))
+
+    @property
+    def label(self) -> str:
+        batch = "" if self.batch_max == 200 else f",batch={self.batch_max}"
+        return f"{self.kind} {self.workers}x{self.threads}{batch}"
+
+    def config(self) -> str:
+        return f"server = {self.kind}\nworkers = {self.workers}\nbatch_max = {self.batch_max}\n"
+
+
 def start(argv: list[str], folder: Path, port: int, name: str) -> support.Process:
     process = support.Process(argv, log=folder / f"{name}.log", cwd=Path(__file__).resolve().parents[2])
     process.wait_port("127.0.0.1", port)
+    # gunicorn and granian listen before their workers have loaded the app: wait for an answer.
+    support.wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).status == 200)
     return process
+
+
+def reset(db: Database, secret_hash: str | None = None) -> None:
+    """Put every updating host back on the address the nochg runs send, with a fresh status."""
+    index = "CAST(SUBSTRING_INDEX(SUBSTRING(name, 2), '.', 1) AS UNSIGNED)"
+    assignments = f"ipv4 = CONCAT('10.200.', FLOOR({index} / 250) % 250, '.', {index} % 250 + 1), last_update_at = ?"
+    params: list[object] = [int(time.time())]
+    if secret_hash is not None:
+        assignments += ", secret_hash = ?"
+        params.append(secret_hash)
+    db.run(lambda tx: tx.execute(f"UPDATE hosts SET {assignments} WHERE last_update_at IS NOT NULL", params))
 
 
 def main() -> int:
@@ -156,74 +198,83 @@ def main() -> int:
     parser.add_argument("--updating", type=int, default=10_000)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--slow-duration", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=16, help="waitress worker threads")
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        default=["waitress:1x16"],
+        metavar="KIND:WORKERSxTHREADS[,batch=N]",
+        help="servers to measure, each in turn (the first also serves the slow-hash runs)",
+    )
+    parser.add_argument("--skip-slow", action="store_true", help="leave out the slow-hash runs (no ratio)")
     args = parser.parse_args()
+    servers = [Server.parse(spec) for spec in args.servers]
     folder = Path(tempfile.mkdtemp(prefix="ddserver-bench-"))
     url = f"{support.mysql_base()}ddbench_updater_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     db = support.create_database(url)
     results: list[tuple[str, dict]] = []
+    loads = [os.getloadavg()[0]]
+    run = 0
     try:
         started = time.perf_counter()
         load(db, args.hosts, args.updating)
         print(f"loaded {args.hosts} hosts ({args.updating} updating) in {time.perf_counter() - started:.1f} s")
         script = folder / "update.lua"
         script.write_text(LUA)
-        port = support.free_port()
-        config = write_updater_config(folder / "ddserver.conf", url, port, threads=args.threads)
-        fast = start([support.console_script("ddserver-updater"), "--config", str(config)], folder, port, "fast")
-        try:
-            run = 0
-            # nochg first: the changing runs move the addresses away from the ones the nochg runs send.
-            for mode in ("nochg", "change"):
-                for clients in (8, 32):
+        for server in servers:
+            reset(db)
+            port = support.free_port()
+            config = write_updater_config(folder / "ddserver.conf", url, port, server.config(), threads=server.threads)
+            process = start([support.console_script("ddserver-updater"), "--config", str(config)], folder, port, "fast")
+            try:
+                # nochg first: the changing runs move the addresses away from the ones the nochg runs send.
+                for mode in ("nochg", "change"):
+                    for clients in (8, 32):
+                        run += 1
+                        loads.append(os.getloadavg()[0])
+                        result = wrk(port, script, mode, clients, args.duration, args.updating, False, run)
+                        results.append((f"{server.label:22} {mode:6} c={clients:<2} sha256", result))
+                        print(f"{results[-1][0]}: {result['rate']:.1f}/s p99 {result['p99']:.1f} ms", flush=True)
+            finally:
+                process.stop()
+        if not args.skip_slow:
+            # The same requests where each one checks a slow SHA-512-crypt hash (passlib's default rounds), as
+            # ddserver 0.2 did: every updating host gets the same legacy hash (one slow hash to make, not 10k).
+            reset(db, passwords._context().handler("sha512_crypt").hash(SLOW_SECRET))
+            server = servers[0]
+            port = support.free_port()
+            config = write_updater_config(folder / "ddserver.conf", url, port, server.config(), threads=server.threads)
+            argv = [support.python_bin(), "-m", "tests.bench.updater_server", "--no-rehash", "--config", str(config)]
+            slow = start(argv, folder, port, "slow")
+            try:
+                for mode in ("nochg", "change"):
                     run += 1
-                    result = wrk(port, script, mode, clients, args.duration, args.updating, False, run)
-                    results.append((f"{mode:6} c={clients:<2} sha256 secret", result))
-        finally:
-            fast.stop()
-        # The same requests where each one checks a slow SHA-512-crypt hash (passlib's default rounds), as
-        # ddserver 0.2 did: every updating host gets the same legacy hash (one slow hash to make, not 10k).
-        legacy = passwords._context().handler("sha512_crypt").hash(SLOW_SECRET)
-        index = "CAST(SUBSTRING_INDEX(SUBSTRING(name, 2), '.', 1) AS UNSIGNED)"
-        db.run(
-            lambda tx: tx.execute(
-                f"UPDATE hosts SET secret_hash = ?, ipv4 = CONCAT('10.200.', FLOOR({index} / 250) % 250, '.', "
-                f"{index} % 250 + 1) WHERE last_update_at IS NOT NULL",
-                (legacy,),
-            )
-        )
-        slow = start(
-            [support.python_bin(), "-m", "tests.bench.updater_server", "--no-rehash", "--config", str(config)],
-            folder,
-            port,
-            "slow",
-        )
-        try:
-            for mode in ("nochg", "change"):
-                run += 1
-                result = wrk(port, script, mode, 8, args.slow_duration, args.updating, True, run)
-                results.append((f"{mode:6} c=8  slow hash", result))
-        finally:
-            slow.stop()
+                    result = wrk(port, script, mode, 8, args.slow_duration, args.updating, True, run)
+                    results.append((f"{server.label:22} {mode:6} c=8  slow hash", result))
+            finally:
+                slow.stop()
     finally:
         db.drop_database()
     print(
-        f"\nupdater on MariaDB, {args.hosts} hosts, {args.updating} updating, waitress {args.threads} threads, "
-        f"{os.cpu_count()} CPUs (shared with the database and wrk), load average {os.getloadavg()[0]:.2f}"
+        f"\nupdater on MariaDB, {args.hosts} hosts, {args.updating} updating, {os.cpu_count()} CPUs (shared with the "
+        f"database and wrk); 1-minute load average before the run {loads[0]:.2f}, before each measurement "
+        f"{min(loads[1:], default=0):.2f} to {max(loads[1:], default=0):.2f}, after {os.getloadavg()[0]:.2f}"
     )
     print(
-        f"{'run':32} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'good':>7} {'nochg':>7} {'other':>6} {'errors':>6}"
+        f"{'run':48} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'good':>7} {'nochg':>7} {'other':>6} {'errors':>6}"
     )
     for label, r in results:
         print(
-            f"{label:32} {r['rate']:10.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['good']:7.0f} {r['nochg']:7.0f} "
+            f"{label:48} {r['rate']:10.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['good']:7.0f} {r['nochg']:7.0f} "
             f"{r['other']:6.0f} {r['errors']:6.0f}"
         )
-    by = dict(results)
-    for mode in ("change", "nochg"):
-        fast_rate = by[f"{mode:6} c=8  sha256 secret"]["rate"]
-        slow_rate = by[f"{mode:6} c=8  slow hash"]["rate"]
-        print(f"ratio {mode}, c=8: sha256 secret / slow hash per request = {fast_rate / max(slow_rate, 1e-9):.1f}x")
+    if not args.skip_slow:
+        by = dict(results)
+        label = servers[0].label
+        for mode in ("change", "nochg"):
+            fast_rate = by[f"{label:22} {mode:6} c=8  sha256"]["rate"]
+            slow_rate = by[f"{label:22} {mode:6} c=8  slow hash"]["rate"]
+            ratio = fast_rate / max(slow_rate, 1e-9)
+            print(f"ratio {mode}, {label}, c=8: sha256 secret / slow hash per request = {ratio:.1f}x")
     return 0
 
 

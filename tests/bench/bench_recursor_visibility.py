@@ -1,0 +1,71 @@
+"""Update visibility through PowerDNS with caches on: time from the database commit to a DNS answer
+with the new address, over many updates (p50, p99, max).
+
+    .venv/bin/python -m tests.bench.bench_recursor_visibility --updates 1000 --mode remote-socket
+
+Each round asks once (so the old answer sits in PowerDNS's 60 s caches), commits a new address, then
+asks every 2 ms until the new address comes back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ddserver.store import hosts
+from tests import support
+from tests.bench import recursor_data
+from tests.pdns import start_pdns
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=1000)
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--mode", default="remote-socket", choices=("pipe", "remote-pipe", "remote-socket"))
+    parser.add_argument("--dialect", default="sqlite", choices=("sqlite", "mysql"))
+    parser.add_argument("--poll-interval", type=float, default=0.2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-visibility-") as tmp:
+        folder = Path(tmp)
+        url = support.new_database_url(args.dialect, folder)
+        db = support.create_database(url)
+        try:
+            recursor_data.seed_ddserver(db, args.hosts)
+            ids = dict(db.read(lambda tx: tx.tuples("SELECT name, id FROM hosts")))
+            config = support.write_config_file(
+                folder / "ddserver.conf", url, f"[recursor]\npoll_interval = {args.poll_interval}\n"
+            )
+            delays: list[float] = []
+            with start_pdns(folder / "pdns", config, args.mode, cache=True, cache_ttl=60, timeout=120) as pdns:
+                for n in range(args.updates):
+                    i = n % args.hosts
+                    name = recursor_data.host_name(i)
+                    new = f"172.{16 + n // 65536 % 16}.{n // 256 % 256}.{n % 256}"
+                    pdns.records(name, "A")  # the old answer is now cached
+                    hosts.set_addresses(db, ids[name], ipv4=new)
+                    committed = time.monotonic()
+                    while pdns.records(name, "A") != [new]:
+                        time.sleep(0.002)
+                        if time.monotonic() - committed > 30:
+                            raise RuntimeError(f"{name} never showed {new}")
+                    delays.append(time.monotonic() - committed)
+            delays.sort()
+            p50 = statistics.median(delays) * 1000
+            p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))] * 1000
+            print(
+                f"{args.mode} ({args.dialect}, poll {args.poll_interval} s, caches 60 s): {len(delays)} updates, "
+                f"commit to answer p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {delays[-1] * 1000:.0f} ms"
+            )
+        finally:
+            if args.dialect == "mysql":
+                db.drop_database()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
