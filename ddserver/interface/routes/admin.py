@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import math
+from typing import Any
 
 import bottle
 
 from ddserver import validate
+from ddserver.cli import TSIG_ALGORITHMS
+from ddserver.config import parse_listen
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
 from ddserver.interface.routes import page_args, send_mail
 from ddserver.interface.web import AuthLevel, Context
-from ddserver.store import audit, hosts, sessions, tokens, users, zones
+from ddserver.store import audit, changes, hosts, rfc2136, sessions, tokens, users, zones
 from ddserver.store.users import User
 from ddserver.store.zones import Zone
 
 PER_PAGE = 50
 AUDIT = "admin"
+TRANSPORTS = ("tcp", "udp")
+#: The zone columns that say where and how the RFC 2136 worker pushes a zone.
+RFC2136_COLUMNS = ("rfc2136_server", "rfc2136_transport", "tsig_name", "tsig_algorithm", "tsig_secret")
 
 
 def _pages(total: int) -> int:
@@ -173,10 +182,11 @@ def zone_list(ctx: Context) -> str:
     return ctx.render("admin/zones.html", zones=zones.list_all(ctx.db), counts=zones.host_counts(ctx.db))
 
 
-def _zone_form(ctx: Context, form: Form, new: bool) -> dict[str, object] | None:
-    """Check the zone form; returns the values for the store, or None with errors on the form."""
+def _zone_form(ctx: Context, form: Form, zone: Zone | None) -> dict[str, object] | None:
+    """Check the zone form (of a new zone when ``zone`` is None); returns the values for the store, or None
+    with errors on the form."""
     values: dict[str, object] = {}
-    if new:
+    if zone is None:
         values["name"] = form.check("name", validate.zone_name)
     servers = [s for s in form["nameservers"].replace(",", " ").split() if s]
     if not servers:
@@ -199,37 +209,147 @@ def _zone_form(ctx: Context, form: Form, new: bool) -> dict[str, object] | None:
         except NotFound:
             form.error("allowed_users", ctx.gettext("There is no user %(name)s.", name=name))
     values["allowed"] = allowed
+    values.update(_rfc2136_form(ctx, form, zone))
     return values if form.ok else None
 
 
-_ZONE_FIELDS = ("name", "nameservers", "hostmaster", "ttl", "is_public", "description", "allowed_users")
+def _server_address(ctx: Context, text: str) -> str:
+    """``HOST:PORT`` of an RFC 2136 primary, the port 53 when left out; the host must be an IP address
+    (the worker sends to it without resolving names).
+
+    :raises ValidationError: with what to type.
+    """
+    text = text.strip()
+    if (text.startswith("[") and text.endswith("]")) or ":" not in text:
+        text += ":53"
+    problem = ctx.gettext("Give the IP address and port, such as 192.0.2.53:53 or [2001:db8::53]:53.")
+    try:
+        host, port = parse_listen(text, default_host="")
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValidationError(problem)
+    if not 0 < port < 65536:
+        raise ValidationError(problem)
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+def _rfc2136_form(ctx: Context, form: Form, zone: Zone | None) -> dict[str, Any]:
+    """The RFC 2136 settings of the zone form, checked as ``ddserver zone add/edit`` checks them.
+
+    An empty secret on edit keeps the stored one (it is never sent back to the browser).
+    """
+    transport = form["rfc2136_transport"] or "tcp"
+    if transport not in TRANSPORTS:
+        form.error("rfc2136_transport", ctx.gettext("Choose TCP or UDP."))
+    algorithm = form["tsig_algorithm"] or TSIG_ALGORITHMS[0]
+    if algorithm not in TSIG_ALGORITHMS:
+        form.error("tsig_algorithm", ctx.gettext("Choose one of the algorithms."))
+    secret = "".join(form["tsig_secret"].split())
+    key_name = form["tsig_name"]
+    if not form["rfc2136_server"]:
+        if key_name or secret:
+            form.error("rfc2136_server", ctx.gettext("A TSIG key goes with a primary server: give its address."))
+        return dict(rfc2136_server=None, rfc2136_transport="tcp", tsig_name=None, tsig_algorithm=None, tsig_secret=None)
+    values: dict[str, Any] = {
+        "rfc2136_server": form.check("rfc2136_server", lambda text: _server_address(ctx, text)),
+        "rfc2136_transport": transport,
+        "tsig_name": None,
+        "tsig_algorithm": None,
+        "tsig_secret": None,
+    }
+    if not key_name:
+        if secret:
+            form.error("tsig_name", ctx.gettext("Give the key's name, or leave the secret empty."))
+        return values
+    values["tsig_name"] = form.check("tsig_name", validate.hostname)
+    values["tsig_algorithm"] = algorithm
+    if not secret and zone is not None and zone.tsig_secret:
+        secret = zone.tsig_secret
+    if not secret:
+        form.error("tsig_secret", ctx.gettext("Give the key's secret (base64)."))
+        return values
+    try:
+        valid = len(secret) <= 512 and bool(base64.b64decode(secret, validate=True))
+    except (binascii.Error, ValueError):
+        valid = False
+    if not valid:
+        form.error("tsig_secret", ctx.gettext("This is not a base64 secret, such as tsig-keygen prints."))
+    values["tsig_secret"] = secret
+    return values
+
+
+_ZONE_FIELDS = (
+    "name",
+    "nameservers",
+    "hostmaster",
+    "ttl",
+    "is_public",
+    "description",
+    "allowed_users",
+    "rfc2136_server",
+    "rfc2136_transport",
+    "tsig_name",
+    "tsig_algorithm",
+    "tsig_secret",
+)
+
+
+def _zone_form_from_request(ctx: Context) -> Form:
+    # The TSIG secret is never shown back, not even after an error on another field.
+    return Form.from_request(ctx, *_ZONE_FIELDS, secret=("tsig_secret",))
+
+
+def _zone_page(ctx: Context, form: Form, zone: Zone | None, status: int = 200) -> str:
+    return ctx.render(
+        "admin/zone_form.html",
+        status=status,
+        form=form,
+        zone=zone,
+        algorithms=[
+            (a, a + (f" ({ctx.gettext('default')})" if a == TSIG_ALGORITHMS[0] else "")) for a in TSIG_ALGORITHMS
+        ],
+        masked_secret=_masked(zone.tsig_secret) if zone is not None and zone.tsig_secret else "",
+    )
+
+
+def _masked(secret: str) -> str:
+    """A TSIG secret as admins see it: enough to tell two keys apart, never the whole (as ``zone list``)."""
+    return secret[:4] + "…"
+
+
+def _describe_rfc2136(zone: Zone) -> str:
+    """The zone's RFC 2136 settings for the audit trail, without the secret."""
+    if not zone.rfc2136_server:
+        return "not pushed"
+    key = f"key {zone.tsig_name} ({zone.tsig_algorithm})" if zone.tsig_name else "unsigned"
+    return f"{zone.rfc2136_server} {zone.rfc2136_transport} {key}"
 
 
 def zone_new_page(ctx: Context) -> str:
-    return ctx.render("admin/zone_form.html", form=Form({"is_public": "1"}), zone=None)
+    return _zone_page(ctx, Form({"is_public": "1", "rfc2136_transport": "tcp"}), None)
 
 
 def zone_new(ctx: Context) -> str:
-    form = Form.from_request(ctx, *_ZONE_FIELDS)
-    values = _zone_form(ctx, form, new=True)
+    form = _zone_form_from_request(ctx)
+    values = _zone_form(ctx, form, None)
     if values is None:
-        return ctx.render("admin/zone_form.html", status=400, form=form, zone=None)
+        return _zone_page(ctx, form, None, status=400)
     allowed = values.pop("allowed")
     try:
         zone = zones.add(
             ctx.db,
-            str(values["name"]),
-            values["nameservers"],  # type: ignore[arg-type]
-            str(values["hostmaster"]),
-            ttl=values["ttl"],  # type: ignore[arg-type]
-            is_public=bool(values["is_public"]),
-            description=str(values["description"]),
+            str(values.pop("name")),
+            values.pop("nameservers"),  # type: ignore[arg-type]
+            str(values.pop("hostmaster")),
+            is_public=bool(values.pop("is_public")),
+            **values,  # type: ignore[arg-type]
         )
     except Conflict as exc:
         form.error("name", exc.message)
-        return ctx.render("admin/zone_form.html", status=400, form=form, zone=None)
+        return _zone_page(ctx, form, None, status=400)
     zones.set_allowed_users(ctx.db, zone.id, allowed)  # type: ignore[arg-type]
-    ctx.log_event(AUDIT, f"zone {zone.name}", "added")
+    detail = "added" + (f"; rfc2136 {_describe_rfc2136(zone)}" if zone.rfc2136_server else "")
+    ctx.log_event(AUDIT, f"zone {zone.name}", detail)
     return ctx.redirect("/admin/zones", ctx.gettext("The zone %(name)s is added.", name=zone.name))
 
 
@@ -244,21 +364,39 @@ def zone_edit_page(ctx: Context, zone_id: int) -> str:
             "is_public": "1" if zone.is_public else "",
             "description": zone.description,
             "allowed_users": " ".join(sorted(allowed)),
+            "rfc2136_server": zone.rfc2136_server or "",
+            "rfc2136_transport": zone.rfc2136_transport or "tcp",
+            "tsig_name": zone.tsig_name or "",
+            "tsig_algorithm": zone.tsig_algorithm or TSIG_ALGORITHMS[0],
         }
     )
-    return ctx.render("admin/zone_form.html", form=form, zone=zone)
+    return _zone_page(ctx, form, zone)
 
 
 def zone_edit(ctx: Context, zone_id: int) -> str:
     zone = _zone(ctx, zone_id)
-    form = Form.from_request(ctx, *_ZONE_FIELDS)
-    values = _zone_form(ctx, form, new=False)
+    form = _zone_form_from_request(ctx)
+    values = _zone_form(ctx, form, zone)
     if values is None:
-        return ctx.render("admin/zone_form.html", status=400, form=form, zone=zone)
+        return _zone_page(ctx, form, zone, status=400)
     allowed = values.pop("allowed")
-    zones.update(ctx.db, zone.id, **values)
+    rfc2136_changed = any(values[column] != getattr(zone, column) for column in RFC2136_COLUMNS)
+    if not values["rfc2136_server"] and not zone.rfc2136_server:
+        rfc2136_changed = False  # neither pushed before nor now: nothing for the worker
+    updated = zones.update(ctx.db, zone.id, **values)
     zones.set_allowed_users(ctx.db, zone.id, allowed)  # type: ignore[arg-type]
-    ctx.log_event(AUDIT, f"zone {zone.name}", "edited")
+    detail = "edited"
+    if rfc2136_changed:
+        # As 'ddserver zone edit' does: a zone pushed from now on starts at the feed's end, and a new
+        # server or key makes the worker compare the whole zone before it pushes the next changes.
+        if updated.rfc2136_server:
+            if not zone.rfc2136_server:
+                zones.set_rfc2136_state(ctx.db, zone.id, position=changes.last_id(ctx.db))
+            rfc2136.request_full_sync(ctx.db, zone.id)
+        detail += f"; rfc2136 {_describe_rfc2136(updated)}"
+        if updated.tsig_secret and updated.tsig_secret != zone.tsig_secret:
+            detail += ", new secret"
+    ctx.log_event(AUDIT, f"zone {zone.name}", detail)
     return ctx.redirect("/admin/zones", ctx.gettext("The zone %(name)s is saved.", name=zone.name))
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ddserver.store import audit, hosts, users, zones
+import base64
+import time
+
+from ddserver.store import audit, changes, hosts, rfc2136, users, zones
 from tests.integration.interface.conftest import add_host, add_user, add_zone, form_for, log_in_as
 
 
@@ -92,3 +95,98 @@ def test_hosts_across_users_block_and_clear(db, client) -> None:
     assert not hosts.get(db, host.name).blocked
     page = client.get("/admin/audit")
     assert "host home.dyn.example.org" in page.text and "block" in page.text and "root" in page.text
+
+
+SECRET = base64.b64encode(b"a TSIG secret of 32 bytes, base64").decode()
+
+
+def _zone_form(client, url: str, **fields: str):
+    form = form_for(client.get(url), url)
+    for name, value in fields.items():
+        form[name] = value
+    return form
+
+
+def test_zone_form_rfc2136_settings(db, client) -> None:
+    admin = add_user(db, "root", admin=True, password=None)
+    log_in_as(client, admin)
+    base = {"name": "dyn.example.net", "nameservers": "ns1.example.net", "hostmaster": "hostmaster@example.net"}
+    for fields, error in [
+        ({"rfc2136_server": "ns1.example.net"}, "e-rfc2136_server"),  # a name: the worker sends to addresses
+        ({"rfc2136_server": "192.0.2.1:99999"}, "e-rfc2136_server"),
+        ({"tsig_name": "key", "tsig_secret": SECRET}, "e-rfc2136_server"),  # a key without a server
+        ({"rfc2136_server": "192.0.2.1", "tsig_name": "key", "tsig_secret": "not base64!"}, "e-tsig_secret"),
+        ({"rfc2136_server": "192.0.2.1", "tsig_name": "key"}, "e-tsig_secret"),
+        ({"rfc2136_server": "192.0.2.1", "tsig_secret": SECRET}, "e-tsig_name"),
+    ]:
+        page = _zone_form(client, "/admin/zones/new", **base, **fields).submit(status=400)
+        assert f'id="{error}"' in page.text, fields
+        assert SECRET not in page.text  # never sent back, not even after an error
+    form = _zone_form(
+        client,
+        "/admin/zones/new",
+        **base,
+        rfc2136_server="192.0.2.53",
+        rfc2136_transport="tcp",
+        tsig_name="Ddserver-Key",
+        tsig_algorithm="hmac-sha512",
+        tsig_secret=SECRET,
+    )
+    form.submit()
+    zone = zones.get(db, "dyn.example.net")
+    assert (zone.rfc2136_server, zone.rfc2136_transport) == ("192.0.2.53:53", "tcp")
+    assert (zone.tsig_name, zone.tsig_algorithm, zone.tsig_secret) == ("ddserver-key", "hmac-sha512", SECRET)
+    listing = client.get("/admin/zones").text
+    assert "192.0.2.53:53" in listing and "ddserver-key" in listing and "pending" in listing
+    assert SECRET[:8] not in listing
+    page = client.get(f"/admin/zones/{zone.id}")
+    assert SECRET not in page.text and f"Stored: {SECRET[:4]}…" in page.text
+    assert 'value="hmac-sha512" selected' in page.text
+
+    # Saved again with the secret left empty: the secret stays, the worker is asked for a full comparison.
+    form = form_for(page, f"/admin/zones/{zone.id}")
+    form["rfc2136_transport"] = "udp"
+    form.submit()
+    zone = zones.get(db, zone.name)
+    assert (zone.rfc2136_transport, zone.tsig_secret) == ("udp", SECRET)
+    assert rfc2136.get_lease(db, zone.id).full_sync
+    rfc2136.clear_full_sync(db, zone.id)
+    # Other settings only: no comparison asked for.
+    form = form_for(client.get(f"/admin/zones/{zone.id}"), f"/admin/zones/{zone.id}")
+    form["description"] = "for routers"
+    form.submit()
+    assert not rfc2136.get_lease(db, zone.id).full_sync
+    # A new secret replaces the old one; the audit trail says so without showing either.
+    other = base64.b64encode(b"another secret").decode()
+    form = form_for(client.get(f"/admin/zones/{zone.id}"), f"/admin/zones/{zone.id}")
+    form["tsig_secret"] = other
+    form.submit()
+    assert zones.get(db, zone.name).tsig_secret == other and rfc2136.get_lease(db, zone.id).full_sync
+    details = " ".join(e.detail for e in audit.recent(db))
+    assert "192.0.2.53:53 udp key ddserver-key (hmac-sha512), new secret" in details
+    assert SECRET not in details and other not in details
+
+    # The worker's state, as it records it.
+    zones.set_rfc2136_state(db, zone.id, ok=True)
+    listing = client.get("/admin/zones").text
+    assert "in step" in listing and "Last success: " in listing
+    zones.set_rfc2136_state(db, zone.id, error="192.0.2.53:53: the server refused the update (REFUSED)")
+    for text in (client.get("/admin/zones").text, client.get(f"/admin/zones/{zone.id}").text):
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(zones.get(db, zone.name).rfc2136_error_at))
+        assert "the server refused the update (REFUSED)" in text and stamp in text and "Last success: " in text
+
+    # Not pushed any more: server and key go; the key fields alone are refused.
+    form = form_for(client.get(f"/admin/zones/{zone.id}"), f"/admin/zones/{zone.id}")
+    form["rfc2136_server"], form["tsig_name"] = "", ""
+    form.submit()
+    zone = zones.get(db, zone.name)
+    assert (zone.rfc2136_server, zone.tsig_name, zone.tsig_secret) == (None, None, None)
+    # Pushed again (an IPv6 primary, unsigned): it starts at the feed's end, after a full comparison.
+    rfc2136.clear_full_sync(db, zone.id)
+    add_host(db, admin, "late.dyn.example.net")
+    form = form_for(client.get(f"/admin/zones/{zone.id}"), f"/admin/zones/{zone.id}")
+    form["rfc2136_server"] = "[2001:DB8::53]:5353"
+    form.submit()
+    zone = zones.get(db, zone.name)
+    assert zone.rfc2136_server == "[2001:db8::53]:5353" and zone.tsig_name is None
+    assert zone.rfc2136_position == changes.last_id(db) and rfc2136.get_lease(db, zone.id).full_sync
