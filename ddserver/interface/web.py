@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "ddserver_session"
 CSRF_COOKIE = "ddserver_csrf"
+#: Over TLS the session and CSRF cookies carry this prefix: the browser then takes them only with Secure,
+#: Path=/ and no Domain, so a host under a user's control (a sibling name) cannot set or shadow them.
+HOST_PREFIX = "__Host-"
 FLASH_COOKIE = "ddserver_flash"
 LANG_COOKIE = "ddserver_lang"
 CSRF_FIELD = "csrf_token"
@@ -131,7 +134,7 @@ class Context:
         self.session_token: str | None = None
         self.user: User | None = None
         self.mfa_pending = False
-        self._csrf_cookie = request.get_cookie(CSRF_COOKIE) or ""
+        self._csrf_cookie = request.get_cookie(self.csrf_cookie) or ""
         self.lang = i18n.DEFAULT
         self.translations = i18n.translations(i18n.DEFAULT)
         self._flashes = self._read_flashes()
@@ -183,6 +186,16 @@ class Context:
             return self.https or self.config.http.base_url.startswith("https:")
         return mode == "yes"
 
+    @property
+    def session_cookie(self) -> str:
+        """The session cookie's name: with the ``__Host-`` prefix when cookies are Secure."""
+        return HOST_PREFIX + SESSION_COOKIE if self.secure_cookies else SESSION_COOKIE
+
+    @property
+    def csrf_cookie(self) -> str:
+        """The name of the cookie that anonymous CSRF tokens are bound to (prefixed as the session's)."""
+        return HOST_PREFIX + CSRF_COOKIE if self.secure_cookies else CSRF_COOKIE
+
     # -- cookies ------------------------------------------------------------------------------------
 
     def set_cookie(self, name: str, value: str, max_age: int | None = None, http_only: bool = True) -> None:
@@ -203,12 +216,12 @@ class Context:
     # -- session and user ---------------------------------------------------------------------------
 
     def load_session(self) -> None:
-        token = self.request.get_cookie(SESSION_COOKIE)
+        token = self.request.get_cookie(self.session_cookie)
         if not token:
             return
         session = sessions.load(self.db, token)
         if session is None:
-            self.delete_cookie(SESSION_COOKIE)
+            self.delete_cookie(self.session_cookie)
             return
         try:
             user = users.get(self.db, session.user_id)
@@ -216,7 +229,7 @@ class Context:
             return
         if not user.can_log_in:
             sessions.delete(self.db, session.id)
-            self.delete_cookie(SESSION_COOKIE)
+            self.delete_cookie(self.session_cookie)
             return
         self.session, self.session_token = session, token
         if session.data.get("mfa") == "pending":
@@ -227,7 +240,7 @@ class Context:
             lifetime = self.config.auth.remember_lifetime if session.remember else self.config.auth.session_lifetime
             sessions.touch(self.db, session.id, lifetime)
             if session.remember:
-                self.set_cookie(SESSION_COOKIE, token, max_age=lifetime)
+                self.set_cookie(self.session_cookie, token, max_age=lifetime)
 
     def start_session(self, user: User, *, remember: bool = False, mfa_pending: bool = False) -> None:
         """Log a user in with a new session id (never reuse one from before the login)."""
@@ -246,7 +259,7 @@ class Context:
         self.session, self.session_token = session, token
         self.user = None if mfa_pending else user
         self.mfa_pending = mfa_pending
-        self.set_cookie(SESSION_COOKIE, token, max_age=lifetime if remember else None)
+        self.set_cookie(self.session_cookie, token, max_age=lifetime if remember else None)
         # A fresh anonymous CSRF cookie too, so a token seen before the login is worth nothing after it.
         self._csrf_cookie = ""
 
@@ -257,8 +270,8 @@ class Context:
         self.session_token = None
         self.user = None
         self.mfa_pending = False
-        if self.request.get_cookie(SESSION_COOKIE):
-            self.delete_cookie(SESSION_COOKIE)
+        if self.request.get_cookie(self.session_cookie):
+            self.delete_cookie(self.session_cookie)
 
     # -- CSRF ---------------------------------------------------------------------------------------
 
@@ -269,7 +282,7 @@ class Context:
             return _sign(self.site.key, "csrf-session", self.session.id)
         if not self._csrf_cookie:
             self._csrf_cookie = _random.token_urlsafe(24)
-            self.set_cookie(CSRF_COOKIE, self._csrf_cookie)
+            self.set_cookie(self.csrf_cookie, self._csrf_cookie)
         return _sign(self.site.key, "csrf-anonymous", self._csrf_cookie)
 
     def csrf_valid(self) -> bool:

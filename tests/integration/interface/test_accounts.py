@@ -8,7 +8,7 @@ import time
 from ddserver import passwords
 from ddserver.interface import totp
 from ddserver.store import accounts, sessions, tokens, users
-from tests.integration.interface.conftest import PASSWORD, add_user, csrf_of, form_for, log_in, log_in_as
+from tests.integration.interface.conftest import CLIENT, PASSWORD, add_user, csrf_of, form_for, log_in, log_in_as
 
 
 def test_every_page_has_security_headers(client) -> None:
@@ -67,6 +67,33 @@ def test_cookies_are_secure_behind_a_tls_proxy(db, client) -> None:
     client.reset()
     page = client.get("/login", headers={"X-Forwarded-Proto": "https"})
     assert "Secure" not in page.headers["Set-Cookie"]
+
+
+def test_secure_cookies_have_the_host_prefix(db, make_app) -> None:
+    add_user(db, "alice")
+    client = make_app()
+    client.extra_environ = {"REMOTE_ADDR": CLIENT, "wsgi.url_scheme": "https", "HTTP_HOST": "ddserver.example.test"}
+    page = client.get("/login")
+    cookie = page.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-ddserver_csrf=") and "Secure" in cookie and "Path=/" in cookie
+    assert "Domain" not in cookie
+    answer = log_in(client, "alice")
+    assert answer.status_int == 303
+    cookie = next(c for c in answer.headers.getall("Set-Cookie") if "ddserver_session" in c)
+    assert cookie.startswith("__Host-ddserver_session=") and "Secure" in cookie and "Path=/" in cookie
+    assert "Domain" not in cookie
+    assert client.get("/hosts").status_int == 200
+    # Over TLS a cookie without the prefix (as a sibling host could set one) is not a session.
+    token = client.cookies["__Host-ddserver_session"]
+    client.reset()
+    client.set_cookie("ddserver_session", token)
+    assert client.get("/hosts").status_int == 303
+    # Forced on by [interface] secure_cookies = yes; plain names where cookies are not Secure.
+    forced = make_app(interface={"secure_cookies": "yes"})
+    assert forced.get("/login").headers["Set-Cookie"].startswith("__Host-ddserver_csrf=")
+    plain = make_app(interface={"secure_cookies": "no"})
+    plain.extra_environ = {"REMOTE_ADDR": CLIENT, "wsgi.url_scheme": "https"}
+    assert plain.get("/login").headers["Set-Cookie"].startswith("ddserver_csrf=")
 
 
 def test_post_without_csrf_token_is_refused(db, client) -> None:
