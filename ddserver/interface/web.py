@@ -427,7 +427,8 @@ class WebPlugin:
             except bottle.HTTPResponse:
                 raise
             except DatabaseError as exc:
-                logger.error("database: %s", exc)
+                logger.error("%s", exc)
+                ctx.response.set_header("Retry-After", "60")
                 return ctx.render(
                     "error.html",
                     status=503,
