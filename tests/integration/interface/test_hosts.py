@@ -127,3 +127,27 @@ def test_status_txt_abuse_description_and_delete(db, client) -> None:
     form_for(client.get(f"/hosts/{host.id}/delete"), f"/hosts/{host.id}/delete").submit()
     assert hosts.count_for_user(db, alice.id) == 0
     assert users.get(db, alice.id)
+
+
+def test_myip_endpoint_answers_the_visitors_address(db, make_app) -> None:
+    client = make_app(interface={"reverse_dns": False})
+    answer = client.get("/api/myip")
+    assert answer.content_type == "application/json" and answer.headers["Cache-Control"] == "no-store"
+    assert answer.json == {"address": CLIENT, "family": "ipv4", "reverse": ""}
+    assert "Access-Control-Allow-Origin" not in answer.headers
+    assert client.get("/api/myip", extra_environ={"REMOTE_ADDR": "2001:db8::5"}).json["family"] == "ipv6"
+    # Behind a trusted proxy the forwarded client counts; from anyone else the header is ignored.
+    forwarded = {"X-Forwarded-For": "203.0.113.9, 198.51.100.7"}
+    behind = client.get("/api/myip", headers=forwarded, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+    assert behind.json["address"] == "198.51.100.7"
+    assert client.get("/api/myip", headers=forwarded).json["address"] == CLIENT
+    # The start page of the site's other address family asks with CORS: only the site's own origin may read.
+    page = client.get("/api/myip", headers={"Origin": "http://ddserver.example.test"})
+    assert page.headers["Access-Control-Allow-Origin"] == "http://ddserver.example.test"
+    assert page.headers["Vary"] == "Origin"
+    assert "Access-Control-Allow-Origin" not in client.get("/api/myip", headers={"Origin": "http://evil.example"})
+    # With reverse DNS on, the name comes from the system's resolver (127.0.0.1 is localhost in /etc/hosts).
+    named = make_app().get("/api/myip", extra_environ={"REMOTE_ADDR": "127.0.0.1"}).json
+    assert named == {"address": "127.0.0.1", "family": "ipv4", "reverse": "localhost"}
+    start = make_app().get("/", extra_environ={"REMOTE_ADDR": "127.0.0.1"}).text
+    assert '<code id="ipv4">127.0.0.1</code>' in start and "localhost" in start
