@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics here (overrides config)")
     # Internal: the detached process that writes the snapshot pipe coprocesses start from.
     mode.add_argument("--write-snapshot", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--rediscover", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -171,27 +172,34 @@ def from_snapshot(follower: Follower, path: Path, builder: snapshot.Builder) -> 
     return first
 
 
-def write_snapshot(config: Config, path: Path) -> int:
+def write_snapshot(config: Config, path: Path, rediscover: bool) -> int:
     with snapshot.build_lock(path) as mine:
         if not mine:
             return 0  # another builder is at it
-        follower, _ = make_follower(config)
+        follower, purger = make_follower(config)
         first_load(follower)
         high, gaps = follower.position()
         assert follower.index is not None
         snapshot.write(path, follower.index, high, gaps)
         logger.info("snapshot written to %s", path)
+        if rediscover and purger.method is not PurgeMethod.NONE:
+            # A remote-pipe coprocess that PowerDNS asked for the zone list before any data was loaded
+            # may be gone already: have PowerDNS fill its zone cache again, now that coprocesses start fast.
+            try:
+                purger.purge((), (), rediscover=True)
+            except PurgeError as exc:
+                logger.debug("no rediscover after the snapshot: %s", exc)
     return 0
 
 
-def _snapshot_start(follower: Follower, config: Config) -> Callable[[], None] | None:
+def _snapshot_start(follower: Follower, config: Config, rediscover: bool) -> Callable[[], None] | None:
     try:
         folder = snapshot.snapshot_dir(config.recursor.snapshot_dir)
     except OSError as exc:
         logger.warning("no snapshots (each coprocess loads the database itself): %s", exc)
         return None
     path = snapshot.snapshot_path(folder, config.database.url)
-    return from_snapshot(follower, path, snapshot.Builder(path, config.source))
+    return from_snapshot(follower, path, snapshot.Builder(path, config.source, rediscover))
 
 
 def run_pipe(follower: Follower, counter: metrics.QueryCounter, first: Callable[[], None] | None) -> int:
@@ -298,11 +306,11 @@ def main(argv: list[str] | None = None) -> int:
         follower, purger = make_follower(config)
         counter = metrics.QueryCounter()
         if args.write_snapshot:
-            return write_snapshot(config, Path(args.write_snapshot))
+            return write_snapshot(config, Path(args.write_snapshot), args.rediscover)
         if args.pipe:
-            return run_pipe(follower, counter, _snapshot_start(follower, config))
+            return run_pipe(follower, counter, _snapshot_start(follower, config, rediscover=False))
         if args.remote_pipe:
-            return run_remote_pipe(follower, counter, _snapshot_start(follower, config), purger)
+            return run_remote_pipe(follower, counter, _snapshot_start(follower, config, rediscover=True), purger)
         mode = int(config.recursor.socket_mode, 8)
         return run_socket(follower, counter, os.path.abspath(args.remote_socket), mode, metrics_at, purger)
 

@@ -99,9 +99,11 @@ def read(path: Path, default_ttl: int) -> Snapshot | None:
 class Builder:
     """Starts the detached process that writes a snapshot, at most one at a time per snapshot file."""
 
-    def __init__(self, path: Path, config_file: str | None) -> None:
+    def __init__(self, path: Path, config_file: str | None, rediscover: bool = False) -> None:
         self.path = path
         self.config_file = config_file
+        #: Ask PowerDNS to refill its zone cache once written (remote-pipe: see main.write_snapshot).
+        self.rediscover = rediscover
         self._process: subprocess.Popen[bytes] | None = None
 
     def running(self) -> bool:
@@ -113,6 +115,8 @@ class Builder:
         argv = [sys.executable, "-m", "ddserver.recursor.main", "--write-snapshot", str(self.path)]
         if self.config_file:
             argv[3:3] = ["--config", self.config_file]
+        if self.rediscover:
+            argv.append("--rediscover")
         # Its own session: PowerDNS kills a slow coprocess, and the build must survive that.
         self._process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
