@@ -331,6 +331,14 @@ class UpdaterSection:
         "it is older than this many seconds, so repeated updates cost a read and no write.",
         minimum=0,
     )
+    batch_max: int = option(
+        200,
+        "Group commit: changing updates that arrive while the previous write is committing are written "
+        "together, up to this many in one transaction (each answered only after it committed). "
+        "1: every update in a transaction of its own.",
+        minimum=1,
+        maximum=1000,
+    )
     metrics: bool = option(True, "Serve Prometheus metrics at /metrics.")
     metrics_allow: tuple[str, ...] = option(
         ("127.0.0.1", "::1"),

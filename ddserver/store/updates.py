@@ -3,6 +3,7 @@ transaction, and keep the fault and rate-limit counters that several updater pro
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -103,9 +104,15 @@ def lookup(
         failures: dict[str, int] = {}
         if wanted:
             marks = ", ".join("?" for _ in wanted)
-            rows = tx.tuples(
-                f"SELECT {_HOST_COLUMNS}{counters}{_HOST_FROM} WHERE h.name IN ({marks})", (*counter_params, *wanted)
-            )
+            # One JSON array per row instead of 16 columns: pymysql decodes every column's description in
+            # Python on every query, which cost more than the query itself (half the read's CPU time).
+            rows = [
+                json.loads(row[0])
+                for row in tx.tuples(
+                    f"SELECT JSON_ARRAY({_HOST_COLUMNS}{counters}){_HOST_FROM} WHERE h.name IN ({marks})",
+                    (*counter_params, *wanted),
+                )
+            ]
             for row in rows:
                 host = HostState.from_tuple(row[:_HOST_WIDTH])
                 hosts[host.name] = host
@@ -134,7 +141,8 @@ def lookup(
                 failures[str(key)] = int(hits)
         return Lookup(hosts, account, failures)
 
-    return db.read(run)
+    # No transaction: the usual request is one statement, and the rest need no common snapshot.
+    return db.query(run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +156,87 @@ class Applied:
     refused: bool = False
     address_changed_at: int | None = None
     last_update_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One update to write: the host as it was read, the addresses asked for, and the status to record."""
+
+    host: HostState
+    ipv4: str | None
+    ipv6: str | None
+    set_ipv4: bool
+    set_ipv6: bool
+    client: str | None = None
+    tls: bool = False
+    result: str = "good"
+    #: A change of nothing writes the update status only when it is older than this many seconds.
+    refresh_status_after: int = 0
+
+
+#: The columns of a host that ``apply_many`` locks and compares, in this order.
+_LOCKED = "id, ipv4, ipv6, abuse, blocked, address_changed_at, last_update_at"
+#: The columns it writes, from a ``_Row``.
+_WRITTEN = ("ipv4", "ipv6", "address_changed_at", "last_update_at", "last_client", "last_tls", "last_result")
+
+
+@dataclass(slots=True)
+class _Row:
+    """A locked host row as the transaction has made it so far."""
+
+    ipv4: str | None
+    ipv6: str | None
+    abuse: bool
+    blocked: bool
+    address_changed_at: int | None
+    last_update_at: int | None
+    last_client: str | None = None
+    last_tls: int | None = None
+    last_result: str | None = None
+    #: Something was changed that must be written.
+    dirty: bool = False
+
+
+def _apply_to(row: _Row, update: Update, stamp: int) -> Applied:
+    """Apply ``update`` to a locked row, in memory (written at the end of the transaction)."""
+    old4, old6 = row.ipv4, row.ipv6
+    if row.abuse or row.blocked:
+        return Applied(old4, old6, False, refused=True)
+    new4 = update.ipv4 if update.set_ipv4 else old4
+    new6 = update.ipv6 if update.set_ipv6 else old6
+    changed = (new4, new6) != (old4, old6)
+    applied = Applied(new4, new6, changed, address_changed_at=row.address_changed_at, last_update_at=row.last_update_at)
+    if changed:
+        row.ipv4, row.ipv6, row.address_changed_at = new4, new6, stamp
+    elif row.last_update_at is not None and stamp - int(row.last_update_at) < update.refresh_status_after:
+        return applied
+    row.last_update_at, row.last_client, row.last_tls, row.last_result = (
+        stamp,
+        update.client,
+        int(update.tls),
+        update.result,
+    )
+    row.dirty = True
+    return applied
+
+
+def _write_rows(tx: Transaction, rows: dict[int, _Row]) -> None:
+    """Write the rows that changed in one statement, whatever their number (one round trip per batch)."""
+    dirty = sorted(host_id for host_id, row in rows.items() if row.dirty)
+    if len(dirty) == 1:
+        row = rows[dirty[0]]
+        assignments = ", ".join(f"{column} = ?" for column in _WRITTEN)
+        tx.execute(f"UPDATE hosts SET {assignments} WHERE id = ?", (*(getattr(row, c) for c in _WRITTEN), dirty[0]))
+    elif dirty:
+        # A CASE per column: standard SQL, the same on both dialects.
+        cases = " ".join("WHEN ? THEN ?" for _ in dirty)
+        assignments = ", ".join(f"{column} = CASE id {cases} END" for column in _WRITTEN)
+        params: list[Any] = []
+        for column in _WRITTEN:
+            for host_id in dirty:
+                params += (host_id, getattr(rows[host_id], column))
+        marks = ", ".join("?" for _ in dirty)
+        tx.execute(f"UPDATE hosts SET {assignments} WHERE id IN ({marks})", (*params, *dirty))
 
 
 def apply(
@@ -170,33 +259,50 @@ def apply(
 
     :raises NotFound: the host was deleted meanwhile.
     """
+    outcome = apply_many(db, [Update(host, ipv4, ipv6, set_ipv4, set_ipv6, client, tls, result, refresh_status_after)])
+    if isinstance(outcome[0], NotFound):
+        raise outcome[0]
+    return outcome[0]
 
-    def run(tx: Transaction) -> Applied:
-        # Lock only the host's row: a join here would lock the zone's row for the whole transaction.
-        row = tx.tuples(
-            f"SELECT ipv4, ipv6, abuse, blocked, address_changed_at, last_update_at FROM hosts WHERE id = ?"
-            f"{for_update(tx)}",
-            (host.id,),
-        )
-        if not row:
-            raise NotFound(f"no host {host.name}")
-        old4, old6, abuse, blocked, changed_at, updated_at = row[0]
-        if abuse or blocked:
-            return Applied(old4, old6, False, refused=True)
-        new4 = ipv4 if set_ipv4 else old4
-        new6 = ipv6 if set_ipv6 else old6
-        changed = (new4, new6) != (old4, old6)
+
+def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFound]:
+    """Apply several updates in one transaction (group commit: one log flush for all of them).
+
+    Each update is checked on its own under the row lock of its host, in the order given (a later update
+    of the same host sees the earlier one), so one deleted or flagged host does not fail the others. The
+    serial of each zone goes up by one per change and every change enters the feed (``changes.record_many``),
+    in the same transaction.
+
+    :returns: per update, in order, what ``apply`` would return, or ``NotFound`` for a host deleted meanwhile.
+    """
+    if not updates:
+        return []
+    ids = sorted({u.host.id for u in updates})
+
+    def run(tx: Transaction) -> list[Applied | NotFound]:
+        # Rows are locked in id order (then zones in id order), the order every other writer of hosts and
+        # zones takes them in, so concurrent batches queue instead of deadlocking. A join here would lock
+        # the zone's row as well, for the whole transaction.
+        marks = ", ".join("?" for _ in ids)
+        locked = tx.tuples(f"SELECT {_LOCKED} FROM hosts WHERE id IN ({marks}) ORDER BY id{for_update(tx)}", ids)
+        rows = {int(r[0]): _Row(r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6]) for r in locked}
         stamp = now()
-        if changed:
-            tx.execute(
-                "UPDATE hosts SET ipv4 = ?, ipv6 = ?, address_changed_at = ?, last_update_at = ?, last_client = ?, "
-                "last_tls = ?, last_result = ? WHERE id = ?",
-                (new4, new6, stamp, stamp, client, int(tls), result, host.id),
-            )
-            changes.record(tx, host.zone_id, host.zone, host.name)
-        elif updated_at is None or stamp - int(updated_at) >= refresh_status_after:
-            _write_status(tx, host.id, stamp, client, tls, result)
-        return Applied(new4, new6, changed, address_changed_at=changed_at, last_update_at=updated_at)
+        results: list[Applied | NotFound] = []
+        fed: dict[tuple[int, str], list[str]] = {}
+        for update in updates:
+            host = update.host
+            row = rows.get(host.id)
+            if row is None:
+                results.append(NotFound(f"no host {host.name}"))
+                continue
+            applied = _apply_to(row, update, stamp)
+            if applied.changed:
+                fed.setdefault((host.zone_id, host.zone), []).append(host.name)
+            results.append(applied)
+        _write_rows(tx, rows)
+        for (zone_id, zone), names in sorted(fed.items()):
+            changes.record_many(tx, zone_id, zone, names)
+        return results
 
     return db.run(run)
 

@@ -86,8 +86,8 @@ def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
     :param db: the database to use; by default one is opened from ``config`` (on first use).
     """
     database = db if db is not None else Database.from_config(config)
-    updater = Updater(config, database)
     metrics = Metrics()
+    updater = Updater(config, database, on_batch=metrics.observe_batch)
     trusted = protocol.parse_networks(config.http.trusted_proxies)
     metrics_allow = protocol.parse_networks(config.updater.metrics_allow)
     app = bottle.Bottle()

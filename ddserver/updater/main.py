@@ -37,6 +37,9 @@ def _serve(argv: list[str] | None) -> int:
     from ddserver.updater.app import create_app
 
     app = create_app(config, db)
+    # waitress warns about its task queue on every request that waits for a thread: under load that is a log
+    # line per request, which costs more than the request. The latency histogram in /metrics tells the same.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     logging.getLogger(__name__).info("listening on %s:%d with %d threads", host, port, config.updater.threads)
     try:
         waitress.serve(
@@ -53,6 +56,7 @@ def _serve(argv: list[str] | None) -> int:
             _quiet=True,
         )
     finally:
+        app.config["ddserver.updater"].close()
         db.close_all()
     return 0
 

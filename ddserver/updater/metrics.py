@@ -21,6 +21,8 @@ class Metrics:
         self._buckets = [0] * len(BUCKETS)
         self._count = 0
         self._sum = 0.0
+        self._batches = 0
+        self._batched = 0
 
     def observe(self, endpoint: str, codes: Iterable[Code], seconds: float) -> None:
         """Count one request to ``endpoint``, the code of each answer line, and its latency."""
@@ -35,6 +37,12 @@ class Metrics:
                     self._buckets[index] += 1
                     break
 
+    def observe_batch(self, size: int) -> None:
+        """Count one group commit of ``size`` updates."""
+        with self._lock:
+            self._batches += 1
+            self._batched += size
+
     def answers(self, code: Code) -> int:
         with self._lock:
             return self._answers[code]
@@ -46,6 +54,7 @@ class Metrics:
             requests = dict(self._requests)
             buckets = list(self._buckets)
             count, total = self._count, self._sum
+            batches, batched = self._batches, self._batched
         lines = [
             "# HELP ddserver_updater_answers_total Answer lines sent, by dyndns2 code.",
             "# TYPE ddserver_updater_answers_total counter",
@@ -67,4 +76,12 @@ class Metrics:
         lines.append(f'ddserver_updater_request_seconds_bucket{{le="+Inf"}} {count}')
         lines.append(f"ddserver_updater_request_seconds_sum {total:.6f}")
         lines.append(f"ddserver_updater_request_seconds_count {count}")
+        lines += [
+            "# HELP ddserver_updater_commits_total Write transactions of the group committer.",
+            "# TYPE ddserver_updater_commits_total counter",
+            f"ddserver_updater_commits_total {batches}",
+            "# HELP ddserver_updater_committed_updates_total Updates written by those transactions.",
+            "# TYPE ddserver_updater_committed_updates_total counter",
+            f"ddserver_updater_committed_updates_total {batched}",
+        ]
         return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ddserver import secrets
@@ -16,6 +16,7 @@ from ddserver.store import records
 from ddserver.store import updates as store
 from ddserver.store.common import now
 from ddserver.updater import protocol
+from ddserver.updater.committer import Committer
 from ddserver.updater.protocol import Answer, Code, Credentials, Hostname, IPAddress, Target
 
 logger = logging.getLogger(__name__)
@@ -84,11 +85,20 @@ def _hostname_parameter(params: Mapping[str, str]) -> str:
 class Updater:
     """The dyndns2 service over one database; safe to share between threads."""
 
-    def __init__(self, config: Config, db: Database) -> None:
+    def __init__(self, config: Config, db: Database, on_batch: Callable[[int], None] | None = None) -> None:
+        """:param on_batch: called with the size of each group commit (for the metrics)."""
         self.config = config
         self.settings = config.updater
         self.db = db
         self.pepper = config.auth.pepper
+        self.committer = (
+            Committer(db, max_batch=self.settings.batch_max, on_batch=on_batch) if self.settings.batch_max > 1 else None
+        )
+
+    def close(self) -> None:
+        """Write the updates that are waiting and stop the committer thread."""
+        if self.committer is not None:
+            self.committer.close()
 
     # -- authentication -----------------------------------------------------------------------------
 
@@ -168,14 +178,13 @@ class Updater:
 
     # -- update -------------------------------------------------------------------------------------
 
-    def _prepare(self, request: UpdateRequest) -> tuple[Credentials, tuple[Hostname, ...]]:
+    def _prepare(self, request: UpdateRequest, hostnames: tuple[Hostname, ...]) -> Credentials:
         """The checks that need no database: agent, credentials, number of hostnames, blocked names."""
         if protocol.agent_blocked(request.user_agent, self.settings.blocked_agents):
             raise Refused(Code.BADAGENT)
         creds = protocol.credentials(request.authorization, request.params)
         if creds is None:
             raise Refused(Code.BADAUTH)
-        hostnames = protocol.parse_hostnames(_hostname_parameter(request.params))
         if len(hostnames) > protocol.MAX_HOSTNAMES:
             raise Refused(Code.NUMHOST)
         blocked = self.settings.blocked_hosts
@@ -184,13 +193,14 @@ class Updater:
                 raise Refused(Code.ABUSE)
             if hostnames and all(h.name and protocol.is_blocked(h.name, blocked) for h in hostnames):
                 raise Refused(Code.ABUSE)
-        return creds, hostnames
+        return creds
 
     def update(self, request: UpdateRequest, *, delete: bool = False) -> list[Answer]:
         """Answer a ``/nic/update`` (or, with ``delete``, a ``/nic/delete``) request: one answer per hostname."""
-        lines = max(1, len(protocol.parse_hostnames(_hostname_parameter(request.params))))
+        hostnames = protocol.parse_hostnames(_hostname_parameter(request.params))
+        lines = max(1, len(hostnames))
         try:
-            creds, hostnames = self._prepare(request)
+            creds = self._prepare(request, hostnames)
             names = [
                 h.name for h in hostnames if h.name and not protocol.is_blocked(h.name, self.settings.blocked_hosts)
             ]
@@ -236,17 +246,18 @@ class Updater:
         stamp = now()
         try:
             if outcome.changed or stamp - (host.last_update_at or 0) >= self.settings.status_refresh:
-                applied = store.apply(
-                    self.db,
-                    host,
-                    target.ipv4,
-                    target.ipv6,
-                    target.set_ipv4,
-                    target.set_ipv6,
-                    client=request.client_text,
-                    tls=request.tls,
-                    result=(Code.GOOD if outcome.changed else Code.NOCHG).value,
-                    refresh_status_after=self.settings.status_refresh,
+                applied = self._write(
+                    store.Update(
+                        host,
+                        target.ipv4,
+                        target.ipv6,
+                        target.set_ipv4,
+                        target.set_ipv6,
+                        client=request.client_text,
+                        tls=request.tls,
+                        result=(Code.GOOD if outcome.changed else Code.NOCHG).value,
+                        refresh_status_after=self.settings.status_refresh,
+                    )
                 )
                 if applied.refused:
                     return Answer(Code.ABUSE)
@@ -267,6 +278,15 @@ class Updater:
         if fault is not None:
             self._count_fault(request, host, fault.value)
         return outcome.answer()
+
+    def _write(self, update: store.Update) -> store.Applied:
+        """Write an update: with the others that are waiting (group commit), or in a transaction of its own."""
+        if self.committer is not None:
+            return self.committer.apply(update)
+        written = store.apply_many(self.db, [update])[0]
+        if isinstance(written, NotFound):
+            raise written
+        return written
 
     def _fault(self, request: UpdateRequest, host: store.HostState | None, code: Code) -> Answer:
         """Answer a bad request, counting it against the host it came for (when known)."""
@@ -301,15 +321,8 @@ class Updater:
         params = request.params
         value = params.get("txt", params.get("value", "")).strip()
         try:
-            creds, hostnames = self._prepare(
-                UpdateRequest(
-                    {**params, "hostname": protocol.strip_acme_label(_hostname_parameter(params))},
-                    request.authorization,
-                    request.client,
-                    request.tls,
-                    request.user_agent,
-                )
-            )
+            hostnames = protocol.parse_hostnames(protocol.strip_acme_label(_hostname_parameter(params)))
+            creds = self._prepare(request, hostnames)
             if len(hostnames) > 1:
                 raise Refused(Code.NUMHOST)
             names = [h.name for h in hostnames if h.name]

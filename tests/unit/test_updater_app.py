@@ -344,11 +344,11 @@ def test_metrics(config: Config, db: Database, site: Site) -> None:
 def test_host_deleted_between_read_and_write(app, site: Site, db: Database, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from ddserver.store import updates
 
-    real = updates.apply
+    real = updates.apply_many
 
     def deleting(*args, **kwargs):  # type: ignore[no-untyped-def]
         hosts.delete(db, site.home.id)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(updates, "apply", deleting)
+    monkeypatch.setattr(updates, "apply_many", deleting)
     assert update(app, site, {"myip": "198.51.100.1"}).body == "nohost\n"

@@ -1,0 +1,169 @@
+"""Group commit for the updater: the writes that arrive while a transaction is committing are written together
+in the next one, so many updates share one log flush; each caller returns only once its own write committed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable
+
+from ddserver.db import Database
+from ddserver.errors import DatabaseError, DatabaseUnavailable, NotFound
+from ddserver.store import updates as store
+
+logger = logging.getLogger(__name__)
+
+
+class _Job:
+    """One caller's update, and the lock it waits on until the committer has an answer for it."""
+
+    __slots__ = ("_done", "error", "result", "update")
+
+    def __init__(self, update: store.Update) -> None:
+        self.update = update
+        self.result: store.Applied | None = None
+        self.error: BaseException | None = None
+        # A plain lock, taken now and released by the committer: the cheapest one-shot signal in CPython.
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def finish(self, result: store.Applied | NotFound) -> None:
+        if isinstance(result, NotFound):
+            self.error = result
+        else:
+            self.result = result
+        self._done.release()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self._done.release()
+
+    def wait(self) -> store.Applied:
+        self._done.acquire()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class Committer:
+    """Writes updates in batches from one thread per process.
+
+    A caller hands its update to ``apply`` and blocks. The committer thread takes everything that is waiting
+    (up to ``max_batch``), writes it in one transaction (``store.apply_many``) and releases the callers once it
+    has committed; what arrives meanwhile waits for the next transaction. An idle updater waits for nothing: a
+    lone update is written at once. Under load, batches grow by themselves until a commit's flush is shared
+    by as many updates as arrived during the previous one.
+
+    If a batch fails for a reason other than a lost database, its updates are written again one transaction
+    each, so that one bad update fails alone. The thread ends after ``idle`` seconds without work (closing
+    its connection) and starts again with the next update.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch: int = 200,
+        idle: float = 30.0,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self.idle = idle
+        self.on_batch = on_batch
+        self._reset()
+        # A server that forks workers after making the app (gunicorn --preload): the parent's thread and lock
+        # do not come along, so the child starts afresh. A weak reference, so the registration keeps no app.
+        reset = weakref.WeakMethod(self._reset)
+        os.register_at_fork(after_in_child=lambda: (method := reset()) and method())
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: list[_Job] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def apply(self, update: store.Update) -> store.Applied:
+        """Write ``update`` with whatever else is waiting, and return once that transaction has committed.
+
+        :raises NotFound: the host was deleted meanwhile.
+        :raises DatabaseError: the write failed (nothing of it was committed, unless the connection was lost
+            during the commit itself).
+        """
+        job = _Job(update)
+        with self._cond:
+            if self._closed:
+                raise DatabaseUnavailable("database: the updater is shutting down")
+            self._pending.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ddserver-committer", daemon=True)
+                self._thread.start()
+            else:
+                self._cond.notify()
+        return job.wait()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is waiting, then stop the thread."""
+        with self._cond:
+            self._closed = True
+            thread = self._thread
+            self._cond.notify()
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    if not self._pending and not self._closed:
+                        self._cond.wait(self.idle)
+                    if not self._pending:
+                        # Idle (or closing): a later apply starts a new thread under the same lock.
+                        self._thread = None
+                        return
+                    batch = self._pending[: self.max_batch]
+                    del self._pending[: self.max_batch]
+                self._commit(batch)
+        finally:
+            self.db.close()
+
+    def _commit(self, batch: list[_Job]) -> None:
+        try:
+            try:
+                results = store.apply_many(self.db, [job.update for job in batch])
+            except DatabaseUnavailable as exc:
+                # The database is gone (the transaction already reconnected once): every member would fail
+                # the same way, each after a connect timeout of its own.
+                for job in batch:
+                    job.fail(exc)
+                return
+            except DatabaseError as exc:
+                if len(batch) == 1:
+                    batch[0].fail(exc)
+                    return
+                logger.warning("a batch of %d updates failed (%s); writing them one by one", len(batch), exc)
+                for job in batch:
+                    self._commit_one(job)
+                return
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
+            for job, result in zip(batch, results, strict=True):
+                job.finish(result)
+        except BaseException as exc:
+            logger.exception("group commit: unexpected error")
+            for job in batch:
+                if job.result is None and job.error is None:
+                    job.fail(exc)
+
+    def _commit_one(self, job: _Job) -> None:
+        try:
+            result = store.apply_many(self.db, [job.update])[0]
+        except DatabaseError as exc:
+            job.fail(exc)
+            return
+        if self.on_batch is not None:
+            self.on_batch(1)
+        job.finish(result)
