@@ -1,7 +1,8 @@
 """End to end in Debian's Chromium: sign up, activate from the mail, approval, a host updated by the real updater.
 
-The bundle (interface + updater) runs as a real process; mail goes to a local aiosmtpd. Screenshots of
-the main pages go to the test's folder, or to docs/screenshots/ with DDSERVER_SCREENSHOTS=1.
+The bundle (interface + updater) runs as a real process on SQLite and on MariaDB; mail goes to a local
+aiosmtpd. Screenshots of the main pages go to the test's folder, or (from the SQLite run) to
+docs/screenshots/ with DDSERVER_SCREENSHOTS=1.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from typing import Any
 import pytest
 
 from ddserver import passwords, validate
-from ddserver.db import Database
-from ddserver.db import migrate as migrations
 from ddserver.store import users, zones
 from tests import support
 from tests.integration.interface.conftest import Mailbox
@@ -36,6 +35,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ADMIN_PASSWORD = "admin password 12345"
+TSIG_SECRET = base64.b64encode(b"the zone's TSIG secret, 32 bytes").decode()
 PASSWORD = "frank's long password"
 
 
@@ -53,15 +53,15 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def site(tmp_path: Path, dialect: str) -> Iterator[dict[str, Any]]:
     controller_module = pytest.importorskip("aiosmtpd.controller")
+    # A database of the test's own in either dialect (the bundle process connects to it by URL).
+    url = support.new_database_url(dialect, tmp_path)
+    db = support.create_database(url)
     box = Mailbox()
     smtp_port = support.free_port()
     smtp = controller_module.Controller(box, hostname="127.0.0.1", port=smtp_port)
     smtp.start()
-    url = f"sqlite:///{tmp_path / 'ddserver.sqlite3'}"
-    db = Database(url)
-    migrations.migrate(db)
     users.add(db, "admin", "admin@example.org", password_hash=passwords.hash_password(ADMIN_PASSWORD), is_admin=True)
     zones.add(db, "dyn.example.org", ["ns1.example.org"], validate.hostmaster("hostmaster@example.org"))
     port = support.free_port()
@@ -79,15 +79,18 @@ def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
     )
     try:
         process.wait_port("127.0.0.1", port)
-        yield {"base": base, "mail": box, "db": db, "process": process}
+        yield {"base": base, "mail": box, "db": db, "process": process, "dialect": dialect}
     finally:
         process.stop()
         smtp.stop()
+        if dialect == "mysql":
+            db.drop_database()
         db.close_all()
 
 
 def shot(page: Any, name: str) -> None:
-    folder = SHOTS if os.environ.get("DDSERVER_SCREENSHOTS") == "1" else Path(page.context.shots_folder)
+    docs = os.environ.get("DDSERVER_SCREENSHOTS") == "1" and page.context.dialect == "sqlite"
+    folder = SHOTS if docs else Path(page.context.shots_folder)
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
@@ -102,7 +105,7 @@ def log_in(page: Any, base: str, login: str, password: str) -> None:
 def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any], tmp_path: Path) -> None:
     base, box = site["base"], site["mail"]
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.shots_folder = tmp_path / "screenshots"
+    context.shots_folder, context.dialect = tmp_path / "screenshots", site["dialect"]
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
     page = context.new_page()
     errors: list[str] = []
@@ -128,7 +131,7 @@ def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any],
 
     # The admin approves the user and adds a zone.
     admin_context = browser.new_context(viewport={"width": 1280, "height": 900})
-    admin_context.shots_folder = tmp_path / "screenshots"
+    admin_context.shots_folder, admin_context.dialect = tmp_path / "screenshots", site["dialect"]
     admin = admin_context.new_page()
     log_in(admin, base, "admin", ADMIN_PASSWORD)
     admin.goto(base + "/admin/users")
@@ -141,8 +144,14 @@ def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any],
     admin.get_by_label("Zone name").fill("home.example.net")
     admin.get_by_label("Nameservers").fill("ns1.example.net ns2.example.net")
     admin.get_by_label("Hostmaster").fill("hostmaster@example.net")
+    admin.get_by_label("Primary server").fill("192.0.2.53")
+    admin.get_by_label("TSIG key name").fill("ddserver-key")
+    admin.get_by_label("Algorithm").select_option("hmac-sha512")
+    admin.get_by_label("TSIG secret").fill(TSIG_SECRET)
+    shot(admin, "admin-zone-form")
     admin.get_by_role("button", name="Add the zone").click()
     admin.get_by_text("The zone home.example.net is added.").wait_for()
+    assert "192.0.2.53:53" in admin.content() and TSIG_SECRET not in admin.content()
     shot(admin, "admin-zones")
     admin.goto(base + "/admin/audit")
     assert "approve" in admin.content()
