@@ -77,6 +77,8 @@ def wait_until(check: Callable[[], object], timeout: float = 20.0, interval: flo
             result = check()
             if result:
                 return result
+        except ProcessExited:
+            raise
         except Exception as exc:  # noqa: BLE001 - the check may fail until the thing is ready
             last_error = exc
         time.sleep(interval)
@@ -89,6 +91,10 @@ def port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+class ProcessExited(RuntimeError):
+    """The server process being waited for is gone: waiting longer cannot help."""
 
 
 class Process:
@@ -124,7 +130,8 @@ class Process:
         return self.proc.poll() is None
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         try:
             return self.log_path.read_text(errors="replace")
         except OSError:
@@ -133,7 +140,7 @@ class Process:
     def wait_for(self, check: Callable[[], object], timeout: float = 30.0, what: str = "") -> None:
         def ready() -> object:
             if not self.alive():
-                raise RuntimeError(f"{self.argv[0]} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+                raise ProcessExited(f"{self.argv[0]} exited with {self.proc.returncode}")
             return check()
 
         try:
