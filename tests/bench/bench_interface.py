@@ -3,11 +3,15 @@ over 100,000 users (first page, a later page, a search). Prints per-request mill
 against the login page (the lightest page) measured in the same run.
 
 Run: .venv/bin/python -m tests.bench.bench_interface [--dialect sqlite|mysql] [--users 100000] [--hosts 1000]
+     [--profile]   (then also: where the host list's time goes, by cProfile, cumulative)
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import pstats
 import statistics
 import tempfile
 import time
@@ -70,6 +74,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--hosts", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--profile", action="store_true", help="profile the host list after measuring")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         url = support.new_database_url(args.dialect, Path(folder))
@@ -85,6 +90,14 @@ def main() -> int:
             peer = measure(app, "/login", args.rounds)
             log_in_as(app, owner)
             cases = {"/hosts (1,000 hosts)": measure(app, "/hosts", args.rounds)}
+            if args.profile:
+                profile = cProfile.Profile()
+                profile.runcall(measure, app, "/hosts", args.rounds)
+                text = io.StringIO()
+                pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(
+                    r"ddserver|jinja2|pymysql|sqlite", 25
+                )
+                print(text.getvalue())
             app.reset()
             log_in_as(app, admin)
             cases[f"/admin/users ({args.users} users)"] = measure(app, "/admin/users", args.rounds)

@@ -17,7 +17,7 @@ from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
 from ddserver.interface.routes import page_args, send_mail
 from ddserver.interface.web import AuthLevel, Context
-from ddserver.store import audit, changes, hosts, rfc2136, sessions, tokens, users, zones
+from ddserver.store import audit, changes, hosts, listing, rfc2136, sessions, tokens, users, zones
 from ddserver.store.users import User
 from ddserver.store.zones import Zone
 
@@ -56,7 +56,7 @@ def index(ctx: Context) -> str:
 def user_list(ctx: Context) -> str:
     page, offset = page_args(ctx, PER_PAGE)
     text = ctx.query("q")[:100]
-    found, total = users.search(ctx.db, text, offset=offset, limit=PER_PAGE)
+    found, total = listing.users_page(ctx.db, text, offset=offset, limit=PER_PAGE)
     return ctx.render("admin/users.html", users=found, total=total, page=page, pages=_pages(total), q=text)
 
 

@@ -6,12 +6,13 @@ import json
 from typing import Any
 
 import bottle
+import markupsafe
 
 from ddserver import secrets, validate
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
 from ddserver.interface.web import AuthLevel, Context
-from ddserver.store import hosts, records, tokens, zones
+from ddserver.store import hosts, listing, records, tokens, zones
 from ddserver.store.common import KEEP
 from ddserver.store.hosts import Host
 
@@ -35,8 +36,10 @@ def _limit(ctx: Context) -> int | None:
 
 def host_list(ctx: Context) -> str:
     assert ctx.user is not None
-    found = hosts.list_for_user(ctx.db, ctx.user.id)
-    return ctx.render("hosts.html", hosts=found, limit=_limit(ctx))
+    found = listing.hosts_of_user(ctx.db, ctx.user.id)
+    # The rows are rendered by themselves (autoescaped), then placed into the page as they are.
+    rows = markupsafe.Markup(ctx.site.render_template("host_rows.html", ctx=ctx, hosts=found))
+    return ctx.render("hosts.html", hosts=found, rows=rows, limit=_limit(ctx))
 
 
 def _zones(ctx: Context) -> list[zones.Zone]:

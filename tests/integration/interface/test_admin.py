@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import time
 
-from ddserver.store import audit, changes, hosts, rfc2136, users, zones
+from ddserver.store import audit, changes, hosts, listing, rfc2136, users, zones
 from tests.integration.interface.conftest import add_host, add_user, add_zone, form_for, log_in_as
 
 
@@ -190,3 +190,28 @@ def test_zone_form_rfc2136_settings(db, client) -> None:
     zone = zones.get(db, zone.name)
     assert zone.rfc2136_server == "[2001:db8::53]:5353" and zone.tsig_name is None
     assert zone.rfc2136_position == changes.last_id(db) and rfc2136.get_lease(db, zone.id).full_sync
+
+
+def test_lean_lists_answer_what_the_full_queries_answer(db) -> None:
+    stamp = int(time.time())
+    rows = [(f"u{i:03d}", f"{'x' if i % 7 else 'seven'}{i}@example.org", stamp) for i in range(130)]
+    db.run(
+        lambda tx: tx.executemany(
+            "INSERT INTO users (username, email, is_active, is_approved, created_at) VALUES (?, ?, 1, 1, ?)", rows
+        )
+    )
+    for text in ("", "u1", "seven", "nobody", "u_", "5%"):
+        for offset in (0, 50, 100, 150):
+            assert listing.users_page(db, text, offset=offset, limit=50) == users.search(
+                db, text, offset=offset, limit=50
+            ), (text, offset)
+    owner = users.get_by_name(db, "u007")
+    add_zone(db)
+    for label in ("b", "a", "c"):
+        add_host(db, owner, f"{label}.dyn.example.org")
+    hosts.set_flags(db, hosts.get(db, "c.dyn.example.org").id, abuse=True)
+    lean = listing.hosts_of_user(db, owner.id)
+    full = hosts.list_for_user(db, owner.id)
+    assert [
+        (h.id, h.name, h.ipv4, h.ipv6, h.description, h.last_update_at, bool(h.abuse), bool(h.blocked)) for h in lean
+    ] == [(h.id, h.name, h.ipv4, h.ipv6, h.description, h.last_update_at, h.abuse, h.blocked) for h in full]
