@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,18 @@ def test_german_catalog_has_every_message_and_its_mo_is_compiled(tmp_path: Path)
     catalog = babel_pofile.read_po(PO.open("rb"), locale="de")
     have = {m.id for m in catalog if m.id}
     assert wanted <= have, f"run scripts/interface-catalogs.py: missing {sorted(map(str, wanted - have))[:5]}"
+    # Every message is translated (a plural in each of its forms), and none is left fuzzy.
+    untranslated = [m.id for m in catalog if m.id and (not all(m.string) if isinstance(m.id, tuple) else not m.string)]
+    assert not untranslated, f"{len(untranslated)} German messages untranslated, such as {untranslated[:3]}"
+    assert not [m.id for m in catalog if m.id and m.fuzzy]
+    # A translation keeps the placeholders of its message.
+    for message in catalog:
+        if message.id and message.python_format:
+            ids = message.id if isinstance(message.id, tuple) else (message.id,)
+            strings = message.string if isinstance(message.string, tuple) else (message.string,)
+            wanted_names = set(re.findall(r"%\((\w+)\)s", ids[-1]))
+            for text in strings:
+                assert set(re.findall(r"%\((\w+)\)s", text)) == wanted_names, (message.id, text)
     compiled = io.BytesIO()
     babel_mofile.write_mo(compiled, catalog)
     assert PO.with_suffix(".mo").read_bytes() == compiled.getvalue(), "run scripts/interface-catalogs.py"
@@ -52,3 +65,9 @@ def test_accept_language() -> None:
     assert i18n.parse_accept_language("fr-CH, fr;q=0.9, de;q=0.95, *;q=0.5") == ["fr", "de", "fr"]
     assert i18n.parse_accept_language("") == []
     assert i18n.translations("de").gettext("Log in") == "Anmelden"
+    assert i18n.translations("de").gettext("Primary server") == "Primärer Server"
+    assert (
+        i18n.translations("de")
+        .ngettext("%(num)s host, no limit.", "%(num)s hosts, no limit.", 2)
+        .startswith("%(num)s Hosts")
+    )

@@ -175,6 +175,9 @@ def test_zone_form_rfc2136_settings(db, client) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(zones.get(db, zone.name).rfc2136_error_at))
         assert "the server refused the update (REFUSED)" in text and stamp in text and "Last success: " in text
 
+    german = client.get(f"/admin/zones/{zone.id}", headers={"Accept-Language": "de"}).text
+    assert "Primärer Server" in german and "Letzter Erfolg: " in german and f"Gespeichert: {other[:4]}…" in german
+
     # Not pushed any more: server and key go; the key fields alone are refused.
     form = form_for(client.get(f"/admin/zones/{zone.id}"), f"/admin/zones/{zone.id}")
     form["rfc2136_server"], form["tsig_name"] = "", ""
