@@ -14,6 +14,18 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time, so a replaced stderr never gets a closed stream."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
 def setup_logging(config: Config, name: str) -> None:
     """Log to the configured file or to standard error, at the configured level."""
     level = getattr(logging, config.logging.level.upper())
@@ -24,7 +36,7 @@ def setup_logging(config: Config, name: str) -> None:
         except OSError as exc:
             raise DDServerError(f"config: [logging] file = {config.logging.file!r}: cannot be opened ({exc.strerror})")
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(f"%(asctime)s {name}[%(process)d] %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
