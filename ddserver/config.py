@@ -562,6 +562,12 @@ def _format_default(value: Any) -> str:
 
 
 def sample_file() -> str:
+def _default_of(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory()  # type: ignore[misc,operator]
+
+
     """The example configuration file: every key commented out at its default, with its documentation."""
     import textwrap
 
@@ -577,7 +583,7 @@ def sample_file() -> str:
             lines += ["# " + line for line in textwrap.wrap(f.metadata["doc"], 100)]
             if f.metadata.get("choices"):
                 lines.append("# One of: " + ", ".join(f.metadata["choices"]) + ".")
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            default = _default_of(f)
             lines.append(f"#{f.name} = {_format_default(default)}".rstrip())
     return "\n".join(lines) + "\n"
 
@@ -601,7 +607,7 @@ def markdown_reference() -> str:
         out += ["| key | default | meaning |", "|---|---|---|"]
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            default = _default_of(f)
             doc = f.metadata["doc"]
             if f.metadata.get("choices"):
                 doc += " One of: " + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + "."

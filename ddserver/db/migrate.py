@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import logging
 import re
@@ -144,13 +145,17 @@ def migrate(db: Database) -> list[Migration]:
         logger.info("applying migration %04d_%s", migration.version, migration.name)
         try:
             if db.dialect == "sqlite":
-                db.run(lambda tx, m=migration: _apply_sqlite(tx, m))
+                db.run(functools.partial(_apply_sqlite, migration=migration))
             else:
                 _apply_mysql(db, migration)
         except DatabaseError as exc:
             raise SchemaError(f"migration {migration.version:04d}_{migration.name} failed: {exc.message}")
         applied.append(migration)
     return applied
+
+
+def _execute(tx: Transaction, sql: str) -> None:
+    tx.execute(sql)
 
 
 def _apply_sqlite(tx: Transaction, migration: Migration) -> None:
@@ -170,7 +175,7 @@ def _apply_mysql(db: Database, migration: Migration) -> None:
         )
     )
     for statement in migration.statements():
-        db.run(lambda tx, s=statement: tx.execute(s))
+        db.run(functools.partial(_execute, sql=statement))
     db.run(
         lambda tx: tx.execute(
             "UPDATE schema_version SET state = 'done', applied_at = ? WHERE version = ?",

@@ -9,6 +9,7 @@ import base64
 import binascii
 import enum
 import errno
+import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.SOA
 import dns.rdtypes.ANY.TXT
 import dns.rrset
 import dns.tsig
@@ -440,7 +442,7 @@ def check_answer(target: Target, response: dns.message.Message) -> None:
         raise error_for_rcode(target, rcode)
 
 
-def soa_from_answer(target: Target, response: dns.message.Message) -> dns.rdata.Rdata:
+def soa_from_answer(target: Target, response: dns.message.Message) -> dns.rdtypes.ANY.SOA.SOA:
     """The SOA record out of an answer to ``soa_query``.
 
     :raises NotAuth: when the answer holds no SOA for the zone (the server does not serve it).
@@ -448,7 +450,7 @@ def soa_from_answer(target: Target, response: dns.message.Message) -> dns.rdata.
     check_answer(target, response)
     for rrset in response.answer:
         if rrset.rdtype == dns.rdatatype.SOA and rrset.name == target.origin:
-            return rrset[0]
+            return typing.cast(dns.rdtypes.ANY.SOA.SOA, rrset[0])
     raise NotAuth(f"{target.describe()}: the server gave no SOA for the zone; it does not serve it")
 
 

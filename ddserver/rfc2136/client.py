@@ -65,7 +65,7 @@ def transfer(target: Target, timeout: float) -> list[dns.rrset.RRset]:
             port=target.port,
             timeout=timeout,
             lifetime=max(timeout * 6, 30.0),
-            keyring=key,
+            keyring=key,  # type: ignore[arg-type]  # dnspython takes a single Key here too
             keyalgorithm=target.tsig_algorithm.dns_name,
             relativize=False,
         ):

@@ -162,7 +162,8 @@ def search(
 
     :returns: the page and the total number of matches.
     """
-    conditions, params = [], []
+    conditions: list[str] = []
+    params: list[object] = []
     if user_id is not None:
         conditions.append("h.user_id = ?")
         params.append(user_id)

@@ -66,7 +66,8 @@ def delete(
 
     :returns: how many were deleted.
     """
-    conditions, params = ["host_id = ?"], [host_id]
+    conditions: list[str] = ["host_id = ?"]
+    params: list[object] = [host_id]
     for column, value in (("name", name), ("type", rtype), ("content", content)):
         if value is not None:
             conditions.append(f"{column} = ?")

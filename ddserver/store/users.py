@@ -132,7 +132,7 @@ def search(db: Database, text: str = "", *, offset: int = 0, limit: int = 50) ->
 
     :returns: the page and the total number of matches.
     """
-    where, params = "", ()
+    where, params = "", ()  # type: tuple[str, tuple[str, ...]]
     if text:
         pattern = like_pattern(text.strip().lower())
         where, params = " WHERE username LIKE ? ESCAPE '!' OR email LIKE ? ESCAPE '!'", (pattern, pattern)
@@ -215,6 +215,7 @@ def set_totp_secret(db: Database, user_id: int, secret: str | None) -> None:
 
 def record_login(db: Database, user_id: int, ok: bool) -> None:
     """Count a failed login, or reset the count and note the time of a successful one."""
+    params: tuple[int, ...]
     if ok:
         sql, params = "UPDATE users SET failed_logins = 0, last_login_at = ? WHERE id = ?", (now(), user_id)
     else:
