@@ -1,19 +1,32 @@
 """Recursor throughput against PowerDNS's own gmysql backend, same data, same run, PowerDNS caches off.
 
-    .venv/bin/python -m tests.bench.bench_recursor --hosts 100000 --seconds 15
+    .venv/bin/python -m tests.bench.bench_recursor --hosts 100000 --seconds 15 --runs 5
 
-Prints queries per second for gmysql, pipe, remote-pipe and remote-socket, and each one's ratio to gmysql.
+Every server starts once with the same pdns.conf (caches off, 3 distributor threads; only the backend lines
+differ) and is warmed up; then each round runs dnsperf against every mode in turn, so a change in the
+machine's load hits all of them alike. Before each run it prints the load average (``--max-load`` waits
+for a quieter machine first). For each run: queries per second, PowerDNS's backend queries per question,
+and the CPU milliseconds per 1,000 questions of pdns_server, of the backend (ddserver-recursor and its
+coprocesses, or mariadbd, which other clients may share) and of dnsperf. At the end: the median of the
+runs for each mode and its ratio to gmysql's median.
+
 Needs pdns_server with the gmysql, pipe and remote backends, dnsperf, and MariaDB on 127.0.0.1:3306.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
+import resource
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ddserver.db import Database
@@ -21,19 +34,131 @@ from tests import support
 from tests.bench import recursor_data
 from tests.pdns import pdns_binary, pdns_conf, start_pdns
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def wait_for_quiet(max_load: float, patience: float) -> None:
+    """Wait (up to ``patience`` seconds) until the 1-minute load average is below ``max_load``."""
+    if max_load <= 0:
+        return
+    deadline = time.monotonic() + patience
+    while load_average() > max_load and time.monotonic() < deadline:
+        time.sleep(10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads) so far; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of a process (pipe and remote-pipe coprocesses of pdns_server)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def pids_named(name: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if (proc / "comm").read_text().strip() == name:
+                found.append(int(proc.name))
+    return found
+
+
+def control(socket_dir: Path, command: str) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(socket_dir / "pdns.controlsocket"))
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks).decode()
+
+
+def backend_queries(socket_dir: Path) -> int:
+    return int(control(socket_dir, "show backend-queries").strip() or 0)
+
+
+class Target:
+    """One PowerDNS under test: its port, control socket folder and the processes whose CPU is counted."""
+
+    def __init__(self, name: str, port: int, socket_dir: Path, pdns_pid: int, backend: str) -> None:
+        self.name = name
+        self.port = port
+        self.socket_dir = socket_dir
+        self.pdns_pid = pdns_pid
+        #: "recursor:PID", "children" (coprocesses) or "mariadbd".
+        self.backend = backend
+
+    def backend_pids(self) -> list[int]:
+        if self.backend == "children":
+            return children(self.pdns_pid)
+        if self.backend == "mariadbd":
+            return pids_named("mariadbd") or pids_named("mysqld")
+        return [int(self.backend.split(":")[1])]
+
+    def snapshot(self) -> dict[str, float]:
+        pids = self.backend_pids()
+        try:
+            lookups = backend_queries(self.socket_dir)
+        except OSError as exc:
+            log = (self.socket_dir / "pdns.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.name}: pdns_server does not answer ({exc}); its log ends:\n{log}") from None
+        return {
+            "pdns": cpu_seconds(self.pdns_pid),
+            "backend": sum(cpu_seconds(p) for p in pids),
+            "backend_pids": float(len(pids)),
+            "lookups": float(lookups),
+        }
+
 
 def dnsperf(port: int, queries: Path, seconds: int, clients: int) -> dict[str, float]:
-    """Run dnsperf once; returns qps, lost and the latency average in ms."""
+    """Run dnsperf once: qps, questions completed, lost, average latency (ms), its own CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds),
          "-c", str(clients), "-q", "100", "-t", "5"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    lost = float(re.search(r"Queries lost:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
-    latency = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", out).group(1)) * 1000  # type: ignore[union-attr]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+
+    def number(pattern: str) -> float:
+        return float(re.search(pattern, out).group(1))  # type: ignore[union-attr]
+
     codes = re.search(r"Response codes:\s+(.*)", out)
-    return {"qps": qps, "lost": lost, "latency_ms": latency, "codes": codes.group(1) if codes else ""}  # type: ignore[dict-item]
+    return {
+        "qps": number(r"Queries per second:\s+([\d.]+)"),
+        "completed": number(r"Queries completed:\s+(\d+)"),
+        "lost": number(r"Queries lost:\s+(\d+)"),
+        "latency_ms": number(r"Average Latency \(s\):\s+([\d.]+)") * 1000,
+        "dnsperf_cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+        "codes": codes.group(1) if codes else "",  # type: ignore[dict-item]
+    }
+
+
+def measure(target: Target, queries: Path, seconds: int, clients: int) -> dict[str, float]:
+    before = target.snapshot()
+    result = dnsperf(target.port, queries, seconds, clients)
+    after = target.snapshot()
+    per_k = 1000 / max(result["completed"], 1)
+    result["pdns_ms"] = (after["pdns"] - before["pdns"]) * 1000 * per_k
+    result["backend_ms"] = (after["backend"] - before["backend"]) * 1000 * per_k
+    result["dnsperf_ms"] = result["dnsperf_cpu"] * 1000 * per_k
+    result["lookups"] = (after["lookups"] - before["lookups"]) / max(result["completed"], 1)
+    return result
 
 
 def start_gmysql(folder: Path, db: Database) -> tuple[support.Process, int]:
@@ -50,13 +175,43 @@ def start_gmysql(folder: Path, db: Database) -> tuple[support.Process, int]:
     return process, port
 
 
+@contextlib.contextmanager
+def targets(modes: list[str], folder: Path, config: Path, gdb: Database | None) -> Iterator[list[Target]]:
+    """Start every mode's PowerDNS (and recursor); stop them all at the end, whatever happens."""
+    with contextlib.ExitStack() as stack:
+        started = []
+        for mode in modes:
+            if mode == "gmysql":
+                assert gdb is not None
+                process, port = start_gmysql(folder / mode, gdb)
+                stack.callback(process.stop)
+                started.append(Target(mode, port, folder / mode, process.pid, "mariadbd"))
+            else:
+                pdns = stack.enter_context(start_pdns(folder / mode, config, mode, cache=False, timeout=180))
+                backend = f"recursor:{pdns.recursor.pid}" if pdns.recursor is not None else "children"
+                started.append(Target(mode, pdns.port, pdns.folder, pdns.process.pid, backend))
+        yield started
+
+
+def row(name: str, r: dict[str, float], load: float) -> str:
+    return (
+        f"{name:14s} {r['qps']:8.0f} qps  load {load:5.2f}  lookups/q {r['lookups']:4.2f}  "
+        f"CPU ms/1k q: pdns {r['pdns_ms']:5.0f} backend {r['backend_ms']:5.0f} dnsperf {r['dnsperf_ms']:4.0f}  "
+        f"avg {r['latency_ms']:6.2f} ms  lost {r['lost']:.0f}  {r['codes']}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=100000)
     parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=3, help="rounds over every mode; the median is reported")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of dnsperf before the first round")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--modes", default="gmysql,pipe,remote-pipe,remote-socket")
     parser.add_argument("--dialect", default="mysql", choices=("mysql", "sqlite"), help="ddserver's database")
+    parser.add_argument("--max-load", type=float, default=0, help="before each run, wait for a lower load average")
+    parser.add_argument("--patience", type=float, default=600, help="longest wait for --max-load, in seconds")
     args = parser.parse_args()
     modes = args.modes.split(",")
 
@@ -76,30 +231,31 @@ def main() -> int:
             print(f"seeded {args.hosts} hosts in {time.monotonic() - started:.1f} s ({args.dialect} for ddserver)")
             queries = recursor_data.query_file(folder / "queries.txt", args.hosts)
             config = support.write_config_file(folder / "ddserver.conf", url, "[recursor]\npurge = none\n")
-            results: dict[str, dict[str, float]] = {}
-            for mode in modes:
-                if mode == "gmysql":
-                    assert gdb is not None
-                    process, port = start_gmysql(folder / "gmysql", gdb)
-                    try:
-                        dnsperf(port, queries, 2, args.clients)  # warm up
-                        results[mode] = dnsperf(port, queries, args.seconds, args.clients)
-                    finally:
-                        process.stop()
-                else:
-                    with start_pdns(folder / mode, config, mode, cache=False, timeout=120) as pdns:
-                        dnsperf(pdns.port, queries, 2, args.clients)  # starts every backend instance
-                        results[mode] = dnsperf(pdns.port, queries, args.seconds, args.clients)
-                r = results[mode]
-                print(
-                    f"{mode:14s} {r['qps']:9.0f} qps  avg {r['latency_ms']:6.2f} ms  lost {r['lost']:.0f}  {r['codes']}"
-                )
-                sys.stdout.flush()
-            base = results.get("gmysql", {}).get("qps")
+            results: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+            with targets(modes, folder, config, gdb) as running:
+                for target in running:  # starts every backend instance, fills the OS and database caches
+                    dnsperf(target.port, queries, args.warmup, args.clients)
+                for run in range(1, args.runs + 1):
+                    print(f"run {run}:")
+                    for target in running:
+                        wait_for_quiet(args.max_load, args.patience)
+                        load = load_average()
+                        r = measure(target, queries, args.seconds, args.clients)
+                        r["load"] = load
+                        results[target.name].append(r)
+                        print("  " + row(target.name, r, load), flush=True)
+            print(f"median of {args.runs} runs ({args.hosts} hosts, {args.seconds} s, {args.clients} clients):")
+            medians = {}
+            for mode, runs in results.items():
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "codes"}
+                medians[mode] = med
+                print("  " + row(mode, {**med, "codes": ""}, med["load"]))
+            base = medians.get("gmysql", {}).get("qps")
             if base:
-                print("ratio to gmysql: " + ", ".join(f"{m} {results[m]['qps'] / base:.2f}x" for m in results))
+                print("ratio to gmysql: " + ", ".join(f"{m} {medians[m]['qps'] / base:.2f}x" for m in medians))
         finally:
-            ddb.drop_database() if args.dialect == "mysql" else None
+            if args.dialect == "mysql":
+                ddb.drop_database()
             if gdb is not None:
                 gdb.drop_database()
     return 0
