@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import re
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _js  # type: ignore[attr-defined]
 from typing import Any
@@ -33,6 +34,16 @@ class Method(enum.StrEnum):
     GET_DOMAIN_METADATA = "getdomainmetadata"
     DIRECT_BACKEND_CMD = "directbackendcmd"
 
+
+#: How PowerDNS (json11: keys sorted, ": " and ", " between them) starts a lookup request.
+LOOKUP_PREFIX = b'{"method": "lookup", '
+# A whole lookup request exactly as PowerDNS writes it, with plain names: read without a JSON parser.
+# Anything else (escapes, other fields or spacing) goes through json.loads.
+_LOOKUP = re.compile(
+    rb'\{"method": "lookup", "parameters": \{"local": "[0-9A-Fa-f.:]{1,45}", "qname": "([0-9A-Za-z_.*-]{1,255})", '
+    rb'"qtype": "([0-9A-Z]{1,10})", "real-remote": "[0-9A-Fa-f.:/]{1,49}", "remote": "[0-9A-Fa-f.:]{1,45}", '
+    rb'"zone-id": -?[0-9]{1,10}\}\}'
+)
 
 FALSE = '{"result":false}'
 TRUE = '{"result":true}'
@@ -93,6 +104,10 @@ class RemoteHandler:
         if len(message) > MAX_MESSAGE:
             logger.warning("remote: message of %d bytes refused", len(message))
             return false("message too long")
+        if type(message) is bytes:
+            plain = _LOOKUP.fullmatch(message)
+            if plain is not None:
+                return self._answer(plain.group(1).decode("ascii"), plain.group(2).decode("ascii"))
         try:
             request = json.loads(message)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -123,6 +138,9 @@ class RemoteHandler:
         qtype = params["qtype"]
         if not isinstance(qname, str) or not isinstance(qtype, str):
             raise TypeError("qname and qtype must be strings")
+        return self._answer(qname, qtype)
+
+    def _answer(self, qname: str, qtype: str) -> str:
         index = self._index()
         if index is None:
             return false("zone data not loaded yet")

@@ -127,14 +127,10 @@ def metrics_text(follower: Follower, counter: metrics.QueryCounter, purger: Purg
     return metrics.render(counter, gauges)
 
 
-def _is_lookup(line: bytes) -> bool:
-    return b'"lookup"' in line[:24]
-
-
 def _remote_responder(
     handler: remote.RemoteHandler, follower: Follower, counter: metrics.QueryCounter
 ) -> Callable[[bytes], bytes]:
-    cache = ResponseCache(lambda: follower.generation)
+    cache = ResponseCache(follower)
     handler.on_query = cache.note
     handle = handler.handle
 
@@ -143,7 +139,8 @@ def _remote_responder(
             return b""  # PowerDNS never sends empty lines; answering one would desynchronise it
         return handle(line).encode() + b"\n"
 
-    return cache.wrap(respond, counter, _is_lookup)
+    # Lookups as PowerDNS writes them; others are answered alike, only not cached.
+    return cache.wrap(respond, counter, remote.LOOKUP_PREFIX)
 
 
 def from_snapshot(follower: Follower, path: Path, builder: snapshot.Builder) -> Callable[[], None]:
@@ -203,14 +200,16 @@ def _snapshot_start(follower: Follower, config: Config, rediscover: bool) -> Cal
 
 
 def run_pipe(follower: Follower, counter: metrics.QueryCounter, first: Callable[[], None] | None) -> int:
-    cache = ResponseCache(lambda: follower.generation)
+    cache = ResponseCache(follower)
     session = pipe.PipeSession(lambda: follower.wait_index(FIRST_LOAD_WAIT), commands(follower), cache.note)
     handle = session.handle
 
     def answer(line: bytes) -> bytes:
+        if line.startswith(b"HELO"):
+            cache.clear()  # a new handshake may change the ABI, and so the answers' layout
         return handle(line.decode("latin-1")).encode("latin-1", "replace")
 
-    respond = cache.wrap(answer, counter, lambda line: line[:2] == b"Q\t")
+    respond = cache.wrap(answer, counter, b"Q\t")
 
     follower.start(first)
     serve_stream(respond, pipe.fail("request line too long").encode(), pipe.MAX_LINE)

@@ -20,9 +20,14 @@ class QueryCounter:
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], int] = {}
 
+    @staticmethod
+    def key(qtype: str, records: int) -> tuple[str, str]:
+        """The counter a lookup adds to; ``records`` is -1 for a name outside every served zone, 0 for no
+        data, else the number of records."""
+        return (qtype, "foreign" if records < 0 else ("nodata" if records == 0 else "answer"))
+
     def __call__(self, qtype: str, records: int) -> None:
-        # records: -1 for a name outside every served zone, 0 for no data, else the number of records.
-        key = (qtype, "foreign" if records < 0 else ("nodata" if records == 0 else "answer"))
+        key = self.key(qtype, records)
         counts = self.counts
         counts[key] = counts.get(key, 0) + 1
 

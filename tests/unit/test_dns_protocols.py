@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from ddserver.dns import pipe, remote, zoneindex
 from ddserver.dns.purge import purge_commands
 from ddserver.dns.zoneindex import ZoneRow
-from ddserver.recursor.server import LineSplitter
+from ddserver.recursor.metrics import QueryCounter
+from ddserver.recursor.server import LineSplitter, ResponseCache
 
 ROW = ZoneRow(
     3, "dyn.example.org", ("ns1.example.org",), "hostmaster.example.org", 9, 3600, 600, 604800, 60, 3600, None
@@ -110,6 +111,94 @@ def test_remote_methods() -> None:
     assert listed[0]["qtype"] == "SOA" and {r["qname"] for r in listed} == {"dyn.example.org.", "home.dyn.example.org."}
     assert call("getDomainKeys", name="dyn.example.org.")["result"] is False
     assert call("LOOKUP", qtype="a", qname="home.dyn.example.org.")["result"][0]["qtype"] == "A"
+
+
+def powerdns_lookup(qname: str, qtype: str = "ANY", remote_ip: str = "127.0.0.1", zone_id: int = 3) -> bytes:
+    """A lookup exactly as PowerDNS 4.7 writes it (json11: sorted keys, ": " and ", ")."""
+    local = "0.0.0.0" if remote_ip == "0.0.0.0" else "192.0.2.53"
+    real = "0.0.0.0/0" if remote_ip == "0.0.0.0" else remote_ip + ("/128" if ":" in remote_ip else "/32")
+    params = {"local": local, "qname": qname, "qtype": qtype, "real-remote": real, "remote": remote_ip}
+    params["zone-id"] = zone_id
+    return json.dumps({"method": "lookup", "parameters": params}, sort_keys=True).encode()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [powerdns_lookup("Home.dyn.example.org."), powerdns_lookup("dyn.example.org.", remote_ip="0.0.0.0", zone_id=-1),
+     powerdns_lookup("home.dyn.example.org.", "AAAA", "2001:db8::5"), powerdns_lookup("nope.dyn.example.org."),
+     powerdns_lookup("www.example.com."), powerdns_lookup("*.dyn.example.org."),
+     powerdns_lookup("h\\032.dyn.example.org.")],
+)  # fmt: skip
+def test_remote_plain_lookups_read_without_json_parser_answer_the_same(message: bytes) -> None:
+    """PowerDNS's lookups are read with a pattern; the answer is the one the JSON path gives."""
+    assert message.startswith(remote.LOOKUP_PREFIX)
+    assert (remote._LOOKUP.fullmatch(message) is None) == (b"\\" in message)  # escapes take the JSON path
+    h = remote.RemoteHandler(lambda: INDEX)
+    assert h.handle(message) == h.handle(message.decode())  # a str always takes the JSON path
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='abcXYZ09-_.*\\"', min_size=1, max_size=40), st.sampled_from(["ANY", "A", "SOA", "TXT"]))
+def test_fuzz_remote_plain_lookup_matches_json_path(name: str, qtype: str) -> None:
+    h = remote.RemoteHandler(lambda: INDEX)
+    message = powerdns_lookup(name + ".dyn.example.org.", qtype)
+    assert h.handle(message) == h.handle(message.decode())
+
+
+def test_remote_near_plain_messages_take_the_json_path() -> None:
+    h = remote.RemoteHandler(lambda: INDEX)
+    truncated = powerdns_lookup("home.dyn.example.org.")[:-1]
+    assert json.loads(h.handle(truncated))["result"] is False  # bad JSON, not a lookup
+    extra = powerdns_lookup("home.dyn.example.org.")[:-2] + b', "x": 1}}'
+    assert json.loads(h.handle(extra))["result"][0]["content"] == "192.0.2.1"
+
+
+class Source:
+    generation = 0
+
+
+def test_response_cache_hits_counts_and_generations() -> None:
+    source, counter, calls = Source(), QueryCounter(), []
+    h = remote.RemoteHandler(lambda: INDEX)
+    cache = ResponseCache(source)
+    h.on_query = cache.note
+
+    def respond(line: bytes) -> bytes:
+        calls.append(line)
+        return h.handle(line).encode() + b"\n"
+
+    cached = cache.wrap(respond, counter, remote.LOOKUP_PREFIX)
+    home, foreign = powerdns_lookup("home.dyn.example.org."), powerdns_lookup("www.example.com.")
+    first = cached(home)
+    assert cached(home) == first and len(calls) == 1  # the second answer came from the cache
+    cached(foreign)
+    cached(foreign)
+    assert counter.counts == {("ANY", "answer"): 2, ("ANY", "foreign"): 2}  # hits are counted like lookups
+    compact = b'{"method":"lookup","parameters":{"qname":"home.dyn.example.org.","qtype":"A"}}'
+    assert json.loads(cached(compact))["result"][0]["content"] == "192.0.2.1"
+    assert counter.counts[("A", "answer")] == 1  # not PowerDNS's layout: answered and counted, not cached
+    cached(compact)
+    assert calls.count(compact) == 2 and counter.counts[("A", "answer")] == 2
+    source.generation += 1  # a change was applied: every answer is computed again
+    assert cached(home) == first and calls.count(home) == 2
+    # Only lookups are cached, and never a failure (it may not repeat, and is logged each time).
+    init = b'{"method": "initialize", "parameters": {}}'
+    cached(init), cached(init)
+    bad = remote.LOOKUP_PREFIX + b'"parameters": 5}'
+    assert json.loads(cached(bad))["result"] is False and json.loads(cached(bad))["result"] is False
+    assert calls.count(init) == 2 and calls.count(bad) == 2
+
+
+def test_response_cache_drops_answers_of_an_unloaded_index() -> None:
+    source, loaded = Source(), []
+    session = pipe.PipeSession(lambda: INDEX if loaded else None)
+    cache = ResponseCache(source)
+    session.on_query = cache.note
+    cached = cache.wrap(lambda line: session.handle(line.decode()).encode(), None, b"Q\t")
+    cached(b"HELO\t1")
+    assert cached(Q[1].encode()).endswith(b"FAIL\n")
+    loaded.append(True)  # loading bumps the generation too, but a FAIL is never kept anyway
+    assert cached(Q[1].encode()).endswith(b"END\n")
 
 
 @pytest.mark.parametrize(
