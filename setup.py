@@ -14,7 +14,9 @@ PASSWORDS = ["libpass>=1.9", "argon2-cffi>=23.1"]
 EXTRAS = {
     # The recursor needs nothing beyond the core: it must import without Bottle, Jinja2 or passlib.
     "recursor": [],
-    "updater": WEB + PASSWORDS,
+    # gunicorn and granian serve the updater with several worker processes ([updater] server): one Python
+    # process holds one core at most, and routers' updates are many small requests.
+    "updater": WEB + PASSWORDS + ["gunicorn>=22", "granian>=2.0"],
     "interface": WEB + PASSWORDS + ["jinja2>=3.1"],
     "rfc2136": ["dnspython>=2.4"],
     "admin": PASSWORDS,

@@ -282,7 +282,21 @@ class UpdaterSection:
     """[updater]: the dyndns2 update API (ddserver-updater)."""
 
     listen: str = option("127.0.0.1:8081", "Address the updater listens on.", check=_check_listen)
-    threads: int = option(16, "Worker threads of the web server.", minimum=1, maximum=256)
+    server: str = option(
+        "granian",
+        "Web server of ddserver-updater: granian (Rust HTTP, worker processes), gunicorn (worker processes, "
+        "gthread) or waitress (one process, pure Python). granian answered most updates per second here; "
+        "see docs/updater.md.",
+        choices=("granian", "gunicorn", "waitress"),
+    )
+    workers: int = option(
+        2,
+        "Worker processes (granian, gunicorn), each with its own threads, database connections and group "
+        "committer: about the cores the updater may use (one Python process uses one core at most).",
+        minimum=1,
+        maximum=64,
+    )
+    threads: int = option(8, "Worker threads of the web server, in each worker process.", minimum=1, maximum=256)
     min_interval: int = option(
         60,
         "Seconds that should pass between two changing updates of one host; a change sooner than that is "
@@ -553,6 +567,12 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     return Config(**built, source=str(source) if source else None)
 
 
+def _default_of(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory()  # type: ignore[misc,operator]
+
+
 def _format_default(value: Any) -> str:
     if isinstance(value, tuple):
         return ", ".join(value)
@@ -562,12 +582,6 @@ def _format_default(value: Any) -> str:
 
 
 def sample_file() -> str:
-def _default_of(f: dataclasses.Field[Any]) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return f.default_factory()  # type: ignore[misc,operator]
-
-
     """The example configuration file: every key commented out at its default, with its documentation."""
     import textwrap
 

@@ -1,14 +1,18 @@
-"""Command line of ``ddserver-updater``: the dyndns2 API served by waitress."""
+"""Command line of ``ddserver-updater``: the dyndns2 API served by waitress, gunicorn or granian."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+from typing import Any
 
 from ddserver import console
-from ddserver.config import parse_listen
+from ddserver.config import Config, parse_listen
 from ddserver.db import Database, migrate
 from ddserver.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,29 +22,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    config = console.config_from(args.config)
-    if args.listen:
-        try:
-            parse_listen(args.listen)
-        except ValueError:
-            raise ConfigError(f"--listen {args.listen!r}: expected HOST:PORT, such as 127.0.0.1:8081 or [::1]:8081")
-        config = config.replace("updater", listen=args.listen)
-    console.setup_logging(config, "ddserver-updater")
-    host, port = parse_listen(config.updater.listen)
-    db = Database.from_config(config)
-    migrate.check_schema(db)
+def worker_app(config: Config) -> Any:
+    """The app of one worker process, with a database of its own (connections do not survive a fork)."""
+    from ddserver.updater.app import create_app
 
+    return create_app(config, Database.from_config(config))
+
+
+def _serve_waitress(config: Config, host: str, port: int) -> None:
     import waitress
 
     from ddserver.updater.app import create_app
 
+    db = Database.from_config(config)
     app = create_app(config, db)
     # waitress warns about its task queue on every request that waits for a thread: under load that is a log
     # line per request, which costs more than the request. The latency histogram in /metrics tells the same.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    logging.getLogger(__name__).info("listening on %s:%d with %d threads", host, port, config.updater.threads)
+    logger.info("listening on %s:%d with waitress, %d threads", host, port, config.updater.threads)
     try:
         waitress.serve(
             app,
@@ -58,6 +57,98 @@ def _serve(argv: list[str] | None) -> int:
     finally:
         app.config["ddserver.updater"].close()
         db.close_all()
+
+
+def _serve_gunicorn(config: Config, host: str, port: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    settings = config.updater
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    class Application(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            values = {
+                "bind": [bind],
+                "workers": settings.workers,
+                # More than one thread makes gunicorn use its gthread worker: keep-alive connections, and
+                # several requests at once in each worker, which the group commit needs to find anything to
+                # group. threads = 1 gives the sync worker (one request at a time per process).
+                "threads": settings.threads,
+                "keepalive": 30,
+                "timeout": 60,
+                "graceful_timeout": 10,
+                "proc_name": "ddserver-updater",
+                # The app reads forwarded headers itself, from [http] trusted_proxies only.
+                "forwarded_allow_ips": "",
+                "accesslog": None,
+                "loglevel": "warning",
+            }
+            for key, value in values.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            # Called in each worker after the fork (no preload): every worker makes its own app and database.
+            return worker_app(config)
+
+    logger.info("listening on %s with gunicorn, %d workers of %d threads", bind, settings.workers, settings.threads)
+    Application(prog="ddserver-updater").run()
+
+
+def _serve_granian(config: Config, host: str, port: int) -> None:
+    import functools
+
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    settings = config.updater
+    logger.info(
+        "listening on %s:%d with granian, %d workers of %d threads", host, port, settings.workers, settings.threads
+    )
+    server = Granian(
+        "ddserver.updater.main:worker_app",
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=settings.workers,
+        blocking_threads=settings.threads,
+        log_access=False,
+        # granian's own messages go through ddserver's logging set-up (the journal or [logging] file).
+        log_level=LogLevels.warning,
+        log_dictconfig={"loggers": {"_granian": {"propagate": True}}},
+        respawn_failed_workers=True,
+    )
+    # Each worker calls worker_app(config) itself, after the fork (or in a spawned process: both pickle).
+    server.serve(target_loader=functools.partial(worker_app, config), wrap_loader=False)
+
+
+SERVERS = {"waitress": _serve_waitress, "gunicorn": _serve_gunicorn, "granian": _serve_granian}
+
+
+def _serve(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    config = console.config_from(args.config)
+    if args.listen:
+        try:
+            parse_listen(args.listen)
+        except ValueError:
+            raise ConfigError(f"--listen {args.listen!r}: expected HOST:PORT, such as 127.0.0.1:8081 or [::1]:8081")
+        config = config.replace("updater", listen=args.listen)
+    console.setup_logging(config, "ddserver-updater")
+    host, port = parse_listen(config.updater.listen)
+    db = Database.from_config(config)
+    try:
+        migrate.check_schema(db)
+    finally:
+        db.close_all()
+    kind = config.updater.server
+    try:
+        importlib.import_module(kind)
+    except ImportError:
+        raise ConfigError(
+            f"config: [updater] server = {kind}: {kind} is not installed (pip install 'ddserver[updater]')"
+        )
+    SERVERS[kind](config, host, port)
     return 0
 
 
