@@ -9,8 +9,10 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ddserver.dns.zoneindex import ZoneIndex
+if TYPE_CHECKING:  # the command line answers the handshake before the index module is loaded
+    from ddserver.dns.zoneindex import ZoneIndex
 
 logger = logging.getLogger(__name__)
 

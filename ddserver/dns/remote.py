@@ -12,9 +12,10 @@ import logging
 import re
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _js  # type: ignore[attr-defined]
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ddserver.dns.zoneindex import Zone, ZoneIndex
+if TYPE_CHECKING:  # the command line answers the handshake before the index module is loaded
+    from ddserver.dns.zoneindex import Zone, ZoneIndex
 
 logger = logging.getLogger(__name__)
 

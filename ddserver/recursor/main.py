@@ -1,31 +1,30 @@
-"""Command line of ``ddserver-recursor``: load the zones, follow the feed, and speak to PowerDNS."""
+"""Command line of ``ddserver-recursor``: parse the arguments, answer PowerDNS's handshake at once in the
+coprocess modes, then run the daemon (ddserver.recursor.daemon).
+
+PowerDNS gives a new coprocess ``pipe-timeout`` (2 s) to answer its handshake and stops for good when one
+started with it does not (``Distributor caught fatal exception``). Importing the daemon takes a good part of
+a second on a busy machine, so the handshake is answered first, with only the small protocol modules loaded.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import signal
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
-from ddserver import console
-from ddserver.config import Config, parse_listen
-from ddserver.db import Database
-from ddserver.dns import pipe, remote
-from ddserver.dns.purge import PurgeError, PurgeMethod, Purger
-from ddserver.errors import ConfigError, DatabaseError, DDServerError
-from ddserver.recursor import metrics, snapshot
-from ddserver.recursor.follower import BATCH, Follower, PurgeList
-from ddserver.recursor.server import ResponseCache, SocketServer, serve_stream
 
-logger = logging.getLogger("ddserver.recursor")
+class Handshake(NamedTuple):
+    """What the command line read from PowerDNS before the daemon started."""
 
-#: How long a pipe query waits for the first load before it FAILs (PowerDNS's pipe-timeout is 2 s).
-FIRST_LOAD_WAIT = 1.5
+    #: Bytes read from standard input and not answered yet: the daemon answers them first.
+    pending: bytes = b""
+    #: The pipe ABI agreed on (pipe mode, when the handshake was answered).
+    abi: int | None = None
+    #: When the last answer was written (monotonic clock): PowerDNS's timeout for its next line runs from
+    #: no earlier than that.
+    at: float = 0.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,278 +41,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Purge:
-    """The follower's purge hook: logs a failing PowerDNS once per state change, not once per change."""
+def answer_handshake(remote_mode: bool, infd: int = 0, outfd: int = 1) -> Handshake:
+    """Read PowerDNS's first line and answer it when it is the handshake (pipe ``HELO`` with a known ABI,
+    or the remote ``initialize``); anything else is left to the daemon, which answers it as always."""
+    from ddserver.dns import pipe, remote
 
-    def __init__(self, purger: Purger) -> None:
-        self.purger = purger
-        self.ok = True
-
-    def __call__(self, stale: PurgeList) -> None:
+    limit = remote.MAX_MESSAGE if remote_mode else pipe.MAX_LINE
+    data = b""
+    while b"\n" not in data and len(data) <= limit:
         try:
-            self.purger.purge(stale.exact, stale.subtree, stale.zones_changed)
-        except PurgeError as exc:
-            if self.ok:
-                logger.warning("cannot purge PowerDNS's cache (answers may stay stale until it expires): %s", exc)
-                self.ok = False
-            return
-        if not self.ok:
-            logger.info("purging PowerDNS's cache works again")
-            self.ok = True
+            chunk = os.read(infd, 65536)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    line, newline, rest = data.partition(b"\n")
+    if not newline or len(line) > limit:
+        return Handshake(data, None, time.monotonic())
+    line = line.rstrip(b"\r")
+    abi = None
+    if remote_mode:
+        if not _is_initialize(line):
+            return Handshake(data, None, time.monotonic())
+        answer = remote.RemoteHandler(lambda: None).handle(line).encode() + b"\n"
+    else:
+        fields = line.split(b"\t")
+        if len(fields) != 2 or fields[0] != b"HELO" or fields[1] not in {b"%d" % v for v in pipe.ABI_VERSIONS}:
+            return Handshake(data, None, time.monotonic())  # not a good HELO: the daemon answers and logs it
+        session = pipe.PipeSession(lambda: None)
+        answer = session.handle(line.decode("latin-1")).encode("latin-1", "replace")
+        abi = session.abi
+    view = memoryview(answer)
+    while view:
+        view = view[os.write(outfd, view) :]
+    return Handshake(rest, abi, time.monotonic())
 
 
-def make_follower(config: Config) -> tuple[Follower, Purger]:
-    section = config.recursor
-    purger = Purger(
-        PurgeMethod(section.purge),
-        socket_path=section.control_socket,
-        api_url=section.api_url,
-        api_key=section.api_key,
-        pdns_control=section.pdns_control,
-    )
-    follower = Follower(
-        Database.from_config(config),
-        default_ttl=config.dns.default_ttl,
-        poll_interval=section.poll_interval,
-        retention=config.dns.change_retention,
-        purge=None if purger.method is PurgeMethod.NONE else Purge(purger),
-    )
-    return follower, purger
+def _is_initialize(line: bytes) -> bool:
+    import json
 
-
-def commands(follower: Follower) -> dict[str, Callable[[list[str]], list[str]]]:
-    """Answers to ``CMD`` / ``directBackendCmd``."""
-
-    def stats(_: list[str]) -> list[str]:
-        index = follower.index
-        counts = index.stats() if index else {}
-        s = follower.stats
-        return [f"{k}: {v}" for k, v in counts.items()] + [
-            f"last_change_id: {s.last_change_id}",
-            f"reloads: {s.reloads}",
-            f"database: {'up' if s.db_up else 'down'}",
-        ]
-
-    def reload(_: list[str]) -> list[str]:
-        try:
-            index = follower.load()
-        except DatabaseError as exc:
-            return [f"reload failed: {exc}"]
-        return [f"reloaded: {len(index.zones)} zones, {len(index.hosts)} hosts"]
-
-    return {"stats": stats, "reload": reload}
-
-
-def metrics_text(follower: Follower, counter: metrics.QueryCounter, purger: Purger, server: Any = None) -> str:
-    s = follower.stats
-    index = follower.index
-    gauges: dict[str, tuple[str, str, float]] = {
-        "ddserver_recursor_reloads_total": ("counter", "Full loads of the zone data.", s.reloads),
-        "ddserver_recursor_changes_applied_total": ("counter", "Changes applied from the feed.", s.changes_applied),
-        "ddserver_recursor_last_change_id": ("gauge", "Id of the newest change applied.", s.last_change_id),
-        "ddserver_recursor_change_lag_seconds": (
-            "gauge",
-            "Seconds from the last applied change's commit to its application.",
-            float(s.change_lag),
-        ),
-        "ddserver_recursor_database_up": ("gauge", "1 when the last read of the database worked.", int(s.db_up)),
-        "ddserver_recursor_load_seconds": ("gauge", "Duration of the last full load.", float(s.load_seconds)),
-        "ddserver_recursor_zones": ("gauge", "Zones in memory.", len(index.zones) if index else 0),
-        "ddserver_recursor_hosts": ("gauge", "Hosts in memory.", len(index.hosts) if index else 0),
-        "ddserver_recursor_purge_failures_total": ("counter", "Failed cache purges.", purger.failures),
-    }
-    if server is not None:
-        gauges["ddserver_recursor_connections_total"] = ("counter", "Connections accepted.", server.connections)
-    return metrics.render(counter, gauges)
-
-
-def _remote_responder(
-    handler: remote.RemoteHandler, follower: Follower, counter: metrics.QueryCounter
-) -> Callable[[bytes], bytes]:
-    cache = ResponseCache(follower)
-    handler.on_query = cache.note
-    handle = handler.handle
-
-    def respond(line: bytes) -> bytes:
-        if not line.strip():
-            return b""  # PowerDNS never sends empty lines; answering one would desynchronise it
-        return handle(line).encode() + b"\n"
-
-    # Lookups as PowerDNS writes them; others are answered alike, only not cached.
-    return cache.wrap(respond, counter, remote.LOOKUP_PREFIX)
-
-
-def from_snapshot(follower: Follower, path: Path, builder: snapshot.Builder) -> Callable[[], None]:
-    """The pipe coprocesses' start: read the snapshot (having one built when there is none), catch up
-    with the feed, then publish the index."""
-
-    def first() -> None:
-        while True:
-            snap = snapshot.read(path, follower.default_ttl)
-            if snap is not None and time.time() - snap.created < follower.retention - 60:
-                follower.adopt(snap.index, snap.high, snap.gaps, snap.created)
-                try:
-                    while follower.poll() >= BATCH:
-                        pass
-                except DatabaseError as exc:
-                    logger.warning("database unreachable, answering from the snapshot: %s", exc)
-                follower.loaded.set()
-                logger.info("started from the snapshot of %s", time.ctime(snap.created))
-                if time.time() - snap.created > snapshot.REFRESH_AGE:
-                    builder.start()
-                return
-            if not builder.running():
-                builder.start()
-            time.sleep(0.1)
-
-    return first
-
-
-def write_snapshot(config: Config, path: Path, rediscover: bool) -> int:
-    with snapshot.build_lock(path) as mine:
-        if not mine:
-            return 0  # another builder is at it
-        follower, purger = make_follower(config)
-        first_load(follower)
-        high, gaps = follower.position()
-        assert follower.index is not None
-        snapshot.write(path, follower.index, high, gaps)
-        logger.info("snapshot written to %s", path)
-        if rediscover and purger.method is not PurgeMethod.NONE:
-            # A remote-pipe coprocess that PowerDNS asked for the zone list before any data was loaded
-            # may be gone already: have PowerDNS fill its zone cache again, now that coprocesses start fast.
-            try:
-                purger.purge((), (), rediscover=True)
-            except PurgeError as exc:
-                logger.debug("no rediscover after the snapshot: %s", exc)
-    return 0
-
-
-def _snapshot_start(follower: Follower, config: Config, rediscover: bool) -> Callable[[], None] | None:
     try:
-        folder = snapshot.snapshot_dir(config.recursor.snapshot_dir)
-    except OSError as exc:
-        logger.warning("no snapshots (each coprocess loads the database itself): %s", exc)
-        return None
-    path = snapshot.snapshot_path(folder, config.database.url)
-    return from_snapshot(follower, path, snapshot.Builder(path, config.source, rediscover))
-
-
-def run_pipe(follower: Follower, counter: metrics.QueryCounter, first: Callable[[], None] | None) -> int:
-    cache = ResponseCache(follower)
-    session = pipe.PipeSession(lambda: follower.wait_index(FIRST_LOAD_WAIT), commands(follower), cache.note)
-    handle = session.handle
-
-    def answer(line: bytes) -> bytes:
-        if line.startswith(b"HELO"):
-            cache.clear()  # a new handshake may change the ABI, and so the answers' layout
-        return handle(line.decode("latin-1")).encode("latin-1", "replace")
-
-    respond = cache.wrap(answer, counter, b"Q\t")
-
-    follower.start(first)
-    serve_stream(respond, pipe.fail("request line too long").encode(), pipe.MAX_LINE)
-    return 0
-
-
-def run_remote_pipe(
-    follower: Follower, counter: metrics.QueryCounter, first: Callable[[], None] | None, purger: Purger
-) -> int:
-    handler = remote.RemoteHandler(lambda: follower.wait_index(FIRST_LOAD_WAIT), commands(follower), counter)
-
-    def start() -> None:
-        if first is not None:
-            first()
-        else:
-            first_load(follower)
-        if handler.refused_domains and purger.method is not PurgeMethod.NONE:
-            # PowerDNS asked for the zone list before it was loaded: have it fill its zone cache now.
-            try:
-                purger.purge((), (), rediscover=True)
-            except PurgeError as exc:
-                logger.warning("cannot ask PowerDNS to rediscover the zones: %s", exc)
-
-    follower.start(start)
-    serve_stream(
-        _remote_responder(handler, follower, counter),
-        remote.false("message too long").encode() + b"\n",
-        remote.MAX_MESSAGE,
-    )
-    return 0
-
-
-def first_load(follower: Follower) -> None:
-    """Load before serving, waiting for the database as long as it takes (logged once, retried)."""
-    delay = 0.5
-    warned = False
-    while True:
-        try:
-            follower.load()
-            return
-        except DatabaseError as exc:
-            if not warned:
-                logger.warning("cannot load the zone data yet, retrying: %s", exc)
-                warned = True
-            follower.db.close()
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-def run_socket(
-    follower: Follower, counter: metrics.QueryCounter, path: str, mode: int, metrics_at: str, purger: Purger
-) -> int:
-    handler = remote.RemoteHandler(lambda: follower.index, commands(follower), counter)
-    server = SocketServer(path, _remote_responder(handler, follower, counter), remote.false("message too long").encode() + b"\n",
-                          remote.MAX_MESSAGE, mode)  # fmt: skip
-    first_load(follower)
-    try:
-        server.bind()
-    except OSError as exc:
-        raise DDServerError(f"--remote-socket {path}: {exc.strerror or exc}")
-    follower.start()
-    if metrics_at:
-        host, port = parse_listen(metrics_at)
-        try:
-            metrics.serve(host, port, lambda: metrics_text(follower, counter, purger, server))
-        except OSError as exc:
-            raise DDServerError(f"--metrics {metrics_at}: {exc.strerror or exc}")
-        logger.info("metrics on http://%s:%d/metrics", host, port)
-
-    def stop(signum: int, frame: object) -> None:
-        server.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    logger.info("serving the remote backend protocol on %s", path)
-    server.serve()
-    follower.stop()
-    return 0
+        request = json.loads(line)
+    except ValueError:
+        return False
+    method = request.get("method") if isinstance(request, dict) else None
+    return isinstance(method, str) and method.lower() == "initialize"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handshake = Handshake(at=time.monotonic())
+    if args.pipe or args.remote_pipe:
+        handshake = answer_handshake(remote_mode=args.remote_pipe)
+    from ddserver.recursor import daemon
 
-    def body() -> int:
-        config = console.config_from(args.config)
-        console.setup_logging(config, "ddserver-recursor")
-        metrics_at = args.metrics if args.metrics is not None else config.recursor.metrics
-        if metrics_at:
-            try:
-                parse_listen(metrics_at)
-            except ValueError:
-                raise ConfigError(f"--metrics {metrics_at!r}: expected HOST:PORT")
-        follower, purger = make_follower(config)
-        counter = metrics.QueryCounter()
-        if args.write_snapshot:
-            return write_snapshot(config, Path(args.write_snapshot), args.rediscover)
-        if args.pipe:
-            return run_pipe(follower, counter, _snapshot_start(follower, config, rediscover=False))
-        if args.remote_pipe:
-            return run_remote_pipe(follower, counter, _snapshot_start(follower, config, rediscover=True), purger)
-        mode = int(config.recursor.socket_mode, 8)
-        return run_socket(follower, counter, os.path.abspath(args.remote_socket), mode, metrics_at, purger)
-
-    return console.run(body, "ddserver-recursor")
+    return daemon.run(args, handshake)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import select
 import socket
 import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -130,16 +131,42 @@ class LineSplitter:
         return out
 
 
-def serve_stream(respond: Responder, too_long: bytes, max_line: int, infd: int = 0, outfd: int = 1) -> None:
-    """Answer line by line until end of input: each answer is written whole before the next line is read."""
+class StreamClock:
+    """When :func:`serve_stream` last wrote an answer (monotonic clock)."""
+
+    __slots__ = ("last_write",)
+
+    def __init__(self, last_write: float = 0.0) -> None:
+        self.last_write = last_write
+
+
+def serve_stream(
+    respond: Responder,
+    too_long: bytes,
+    max_line: int,
+    clock: StreamClock | None = None,
+    pending: bytes = b"",
+    infd: int = 0,
+    outfd: int = 1,
+) -> None:
+    """Answer line by line until end of input: each answer is written whole before the next line is read.
+
+    :param clock: updated after each write.
+    :param pending: input read already (by the handshake), answered first.
+    """
     splitter = LineSplitter(max_line)
+    clock = clock or StreamClock()
+    monotonic = time.monotonic
     while True:
-        try:
-            data = os.read(infd, 65536)
-        except InterruptedError:
-            continue
-        if not data:
-            return
+        if pending:
+            data, pending = pending, b""
+        else:
+            try:
+                data = os.read(infd, 65536)
+            except InterruptedError:
+                continue
+            if not data:
+                return
         lines = splitter.feed(data)
         if not lines:
             continue
@@ -154,6 +181,7 @@ def serve_stream(respond: Responder, too_long: bytes, max_line: int, infd: int =
             while view:
                 written = os.write(outfd, view)
                 view = view[written:]
+        clock.last_write = monotonic()
 
 
 # epoll where there is one (Linux), else poll; both take the same event bits.

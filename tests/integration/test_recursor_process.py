@@ -60,6 +60,21 @@ def test_recursor_runs_without_bottle_jinja2_or_passlib(setup) -> None:  # type:
     assert out.decode().splitlines()[1:] == ["DATA\thome.dyn.example.org\tIN\tA\t60\t1\t192.0.2.1", "END"]
 
 
+@pytest.mark.parametrize("mode", ["--pipe", "--remote-pipe"])
+def test_handshake_answered_before_the_daemon_loads(mode: str, tmp_path: Path) -> None:
+    """PowerDNS stops for good when a coprocess it starts with does not answer its handshake within
+    pipe-timeout: the handshake comes first, even before the configuration is read (here: a missing one)."""
+    first = b"HELO\t5\n" if mode == "--pipe" else b'{"method": "initialize", "parameters": {}}\n'
+    result = subprocess.run(
+        [support.console_script("ddserver-recursor"), "--config", str(tmp_path / "missing.conf"), mode],
+        input=first,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.stdout in (b"OK\tddserver recursor (ABI 5)\n", b'{"result":true}\n')
+    assert result.returncode == 1 and b"missing.conf" in result.stderr and b"Traceback" not in result.stderr
+
+
 def test_pipe_process_answers_garbage_and_keeps_going(setup) -> None:  # type: ignore[no-untyped-def]
     config, _, _ = setup
     rng = random.Random(4)

@@ -1,0 +1,330 @@
+"""The ``ddserver-recursor`` daemon: load the zones, follow the feed, and speak to PowerDNS in the mode the
+command line (ddserver.recursor.main) chose."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ddserver import console
+from ddserver.config import Config, parse_listen
+from ddserver.db import Database
+from ddserver.dns import pipe, remote
+from ddserver.dns.purge import PurgeError, PurgeMethod, Purger
+from ddserver.dns.zoneindex import ZoneIndex
+from ddserver.errors import ConfigError, DatabaseError, DDServerError
+from ddserver.recursor import metrics, snapshot
+from ddserver.recursor.follower import BATCH, Follower, PurgeList
+from ddserver.recursor.main import Handshake
+from ddserver.recursor.server import ResponseCache, SocketServer, StreamClock, serve_stream
+
+logger = logging.getLogger("ddserver.recursor")
+
+#: How long a pipe query waits for the first load before it FAILs (PowerDNS's pipe-timeout is 2 s).
+FIRST_LOAD_WAIT = 1.5
+
+
+class Purge:
+    """The follower's purge hook: logs a failing PowerDNS once per state change, not once per change."""
+
+    def __init__(self, purger: Purger) -> None:
+        self.purger = purger
+        self.ok = True
+
+    def __call__(self, stale: PurgeList) -> None:
+        try:
+            self.purger.purge(stale.exact, stale.subtree, stale.zones_changed)
+        except PurgeError as exc:
+            if self.ok:
+                logger.warning("cannot purge PowerDNS's cache (answers may stay stale until it expires): %s", exc)
+                self.ok = False
+            return
+        if not self.ok:
+            logger.info("purging PowerDNS's cache works again")
+            self.ok = True
+
+
+def make_follower(config: Config) -> tuple[Follower, Purger]:
+    section = config.recursor
+    purger = Purger(
+        PurgeMethod(section.purge),
+        socket_path=section.control_socket,
+        api_url=section.api_url,
+        api_key=section.api_key,
+        pdns_control=section.pdns_control,
+    )
+    follower = Follower(
+        Database.from_config(config),
+        default_ttl=config.dns.default_ttl,
+        poll_interval=section.poll_interval,
+        retention=config.dns.change_retention,
+        purge=None if purger.method is PurgeMethod.NONE else Purge(purger),
+    )
+    return follower, purger
+
+
+def commands(follower: Follower) -> dict[str, Callable[[list[str]], list[str]]]:
+    """Answers to ``CMD`` / ``directBackendCmd``."""
+
+    def stats(_: list[str]) -> list[str]:
+        index = follower.index
+        counts = index.stats() if index else {}
+        s = follower.stats
+        return [f"{k}: {v}" for k, v in counts.items()] + [
+            f"last_change_id: {s.last_change_id}",
+            f"reloads: {s.reloads}",
+            f"database: {'up' if s.db_up else 'down'}",
+        ]
+
+    def reload(_: list[str]) -> list[str]:
+        try:
+            index = follower.load()
+        except DatabaseError as exc:
+            return [f"reload failed: {exc}"]
+        return [f"reloaded: {len(index.zones)} zones, {len(index.hosts)} hosts"]
+
+    return {"stats": stats, "reload": reload}
+
+
+def metrics_text(follower: Follower, counter: metrics.QueryCounter, purger: Purger, server: Any = None) -> str:
+    s = follower.stats
+    index = follower.index
+    gauges: dict[str, tuple[str, str, float]] = {
+        "ddserver_recursor_reloads_total": ("counter", "Full loads of the zone data.", s.reloads),
+        "ddserver_recursor_changes_applied_total": ("counter", "Changes applied from the feed.", s.changes_applied),
+        "ddserver_recursor_last_change_id": ("gauge", "Id of the newest change applied.", s.last_change_id),
+        "ddserver_recursor_change_lag_seconds": (
+            "gauge",
+            "Seconds from the last applied change's commit to its application.",
+            float(s.change_lag),
+        ),
+        "ddserver_recursor_database_up": ("gauge", "1 when the last read of the database worked.", int(s.db_up)),
+        "ddserver_recursor_load_seconds": ("gauge", "Duration of the last full load.", float(s.load_seconds)),
+        "ddserver_recursor_zones": ("gauge", "Zones in memory.", len(index.zones) if index else 0),
+        "ddserver_recursor_hosts": ("gauge", "Hosts in memory.", len(index.hosts) if index else 0),
+        "ddserver_recursor_purge_failures_total": ("counter", "Failed cache purges.", purger.failures),
+    }
+    if server is not None:
+        gauges["ddserver_recursor_connections_total"] = ("counter", "Connections accepted.", server.connections)
+    return metrics.render(counter, gauges)
+
+
+def _remote_responder(
+    handler: remote.RemoteHandler, follower: Follower, counter: metrics.QueryCounter
+) -> Callable[[bytes], bytes]:
+    cache = ResponseCache(follower)
+    handler.on_query = cache.note
+    handle = handler.handle
+
+    def respond(line: bytes) -> bytes:
+        if not line.strip():
+            return b""  # PowerDNS never sends empty lines; answering one would desynchronise it
+        return handle(line).encode() + b"\n"
+
+    # Lookups as PowerDNS writes them; others are answered alike, only not cached.
+    return cache.wrap(respond, counter, remote.LOOKUP_PREFIX)
+
+
+def from_snapshot(follower: Follower, path: Path, builder: snapshot.Builder) -> Callable[[], None]:
+    """The pipe coprocesses' start: read the snapshot (having one built when there is none), catch up
+    with the feed, then publish the index."""
+
+    def first() -> None:
+        while True:
+            snap = snapshot.read(path, follower.default_ttl)
+            if snap is not None and time.time() - snap.created < follower.retention - 60:
+                follower.adopt(snap.index, snap.high, snap.gaps, snap.created)
+                try:
+                    while follower.poll() >= BATCH:
+                        pass
+                except DatabaseError as exc:
+                    logger.warning("database unreachable, answering from the snapshot: %s", exc)
+                follower.loaded.set()
+                logger.info("started from the snapshot of %s", time.ctime(snap.created))
+                if time.time() - snap.created > snapshot.REFRESH_AGE:
+                    builder.start()
+                return
+            if not builder.running():
+                builder.start()
+            time.sleep(0.1)
+
+    return first
+
+
+def write_snapshot(config: Config, path: Path, rediscover: bool) -> int:
+    with snapshot.build_lock(path) as mine:
+        if not mine:
+            return 0  # another builder is at it
+        follower, purger = make_follower(config)
+        first_load(follower)
+        high, gaps = follower.position()
+        assert follower.index is not None
+        snapshot.write(path, follower.index, high, gaps)
+        logger.info("snapshot written to %s", path)
+        if rediscover and purger.method is not PurgeMethod.NONE:
+            # A remote-pipe coprocess that PowerDNS asked for the zone list before any data was loaded
+            # may be gone already: have PowerDNS fill its zone cache again, now that coprocesses start fast.
+            try:
+                purger.purge((), (), rediscover=True)
+            except PurgeError as exc:
+                logger.debug("no rediscover after the snapshot: %s", exc)
+    return 0
+
+
+def _snapshot_start(follower: Follower, config: Config, rediscover: bool) -> Callable[[], None] | None:
+    try:
+        folder = snapshot.snapshot_dir(config.recursor.snapshot_dir)
+    except OSError as exc:
+        logger.warning("no snapshots (each coprocess loads the database itself): %s", exc)
+        return None
+    path = snapshot.snapshot_path(folder, config.database.url)
+    return from_snapshot(follower, path, snapshot.Builder(path, config.source, rediscover))
+
+
+def first_load_index(follower: Follower, clock: StreamClock) -> Callable[[], ZoneIndex | None]:
+    """The coprocesses' index: until the first load, a query waits for it, but FAILs (so PowerDNS retries)
+    before PowerDNS's timeout, which it counts from when it wrote the line. That is no earlier than this
+    process's last answer, so the wait is counted from there: a query that waited in the pipe while the
+    process was starting gets less."""
+
+    def index() -> ZoneIndex | None:
+        if follower.loaded.is_set():
+            return follower.index
+        return follower.wait_index(max(0.0, FIRST_LOAD_WAIT - (time.monotonic() - clock.last_write)))
+
+    return index
+
+
+def run_pipe(
+    follower: Follower, counter: metrics.QueryCounter, first: Callable[[], None] | None, handshake: Handshake
+) -> int:
+    cache = ResponseCache(follower)
+    clock = StreamClock(handshake.at)
+    session = pipe.PipeSession(first_load_index(follower, clock), commands(follower), cache.note)
+    session.abi = handshake.abi
+    handle = session.handle
+
+    def answer(line: bytes) -> bytes:
+        if line.startswith(b"HELO"):
+            cache.clear()  # a new handshake may change the ABI, and so the answers' layout
+        return handle(line.decode("latin-1")).encode("latin-1", "replace")
+
+    respond = cache.wrap(answer, counter, b"Q\t")
+
+    follower.start(first)
+    serve_stream(respond, pipe.fail("request line too long").encode(), pipe.MAX_LINE, clock, handshake.pending)
+    return 0
+
+
+def run_remote_pipe(
+    follower: Follower,
+    counter: metrics.QueryCounter,
+    first: Callable[[], None] | None,
+    purger: Purger,
+    handshake: Handshake,
+) -> int:
+    clock = StreamClock(handshake.at)
+    handler = remote.RemoteHandler(first_load_index(follower, clock), commands(follower), counter)
+
+    def start() -> None:
+        if first is not None:
+            first()
+        else:
+            first_load(follower)
+        if handler.refused_domains and purger.method is not PurgeMethod.NONE:
+            # PowerDNS asked for the zone list before it was loaded: have it fill its zone cache now.
+            try:
+                purger.purge((), (), rediscover=True)
+            except PurgeError as exc:
+                logger.warning("cannot ask PowerDNS to rediscover the zones: %s", exc)
+
+    follower.start(start)
+    serve_stream(
+        _remote_responder(handler, follower, counter),
+        remote.false("message too long").encode() + b"\n",
+        remote.MAX_MESSAGE,
+        clock,
+        handshake.pending,
+    )
+    return 0
+
+
+def first_load(follower: Follower) -> None:
+    """Load before serving, waiting for the database as long as it takes (logged once, retried)."""
+    delay = 0.5
+    warned = False
+    while True:
+        try:
+            follower.load()
+            return
+        except DatabaseError as exc:
+            if not warned:
+                logger.warning("cannot load the zone data yet, retrying: %s", exc)
+                warned = True
+            follower.db.close()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def run_socket(
+    follower: Follower, counter: metrics.QueryCounter, path: str, mode: int, metrics_at: str, purger: Purger
+) -> int:
+    handler = remote.RemoteHandler(lambda: follower.index, commands(follower), counter)
+    server = SocketServer(path, _remote_responder(handler, follower, counter), remote.false("message too long").encode() + b"\n",
+                          remote.MAX_MESSAGE, mode)  # fmt: skip
+    first_load(follower)
+    try:
+        server.bind()
+    except OSError as exc:
+        raise DDServerError(f"--remote-socket {path}: {exc.strerror or exc}")
+    follower.start()
+    if metrics_at:
+        host, port = parse_listen(metrics_at)
+        try:
+            metrics.serve(host, port, lambda: metrics_text(follower, counter, purger, server))
+        except OSError as exc:
+            raise DDServerError(f"--metrics {metrics_at}: {exc.strerror or exc}")
+        logger.info("metrics on http://%s:%d/metrics", host, port)
+
+    def stop(signum: int, frame: object) -> None:
+        server.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logger.info("serving the remote backend protocol on %s", path)
+    server.serve()
+    follower.stop()
+    return 0
+
+
+def run(args: argparse.Namespace, handshake: Handshake) -> int:
+    """Run the mode ``args`` chose; ``handshake`` is what the command line read and answered already."""
+
+    def body() -> int:
+        config = console.config_from(args.config)
+        console.setup_logging(config, "ddserver-recursor")
+        metrics_at = args.metrics if args.metrics is not None else config.recursor.metrics
+        if metrics_at:
+            try:
+                parse_listen(metrics_at)
+            except ValueError:
+                raise ConfigError(f"--metrics {metrics_at!r}: expected HOST:PORT")
+        follower, purger = make_follower(config)
+        counter = metrics.QueryCounter()
+        if args.write_snapshot:
+            return write_snapshot(config, Path(args.write_snapshot), args.rediscover)
+        if args.pipe:
+            return run_pipe(follower, counter, _snapshot_start(follower, config, rediscover=False), handshake)
+        if args.remote_pipe:
+            first = _snapshot_start(follower, config, rediscover=True)
+            return run_remote_pipe(follower, counter, first, purger, handshake)
+        mode = int(config.recursor.socket_mode, 8)
+        return run_socket(follower, counter, os.path.abspath(args.remote_socket), mode, metrics_at, purger)
+
+    return console.run(body, "ddserver-recursor")
