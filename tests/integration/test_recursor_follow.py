@@ -1,0 +1,132 @@
+"""Following the change feed under the hard cases: a lower change id that commits after a higher one
+(concurrent writers on MariaDB), a feed pruned past the recursor's position, and a recursor that has not
+read the feed for longer than its retention."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ddserver.db import Database, Transaction
+from ddserver.recursor.follower import Follower
+from ddserver.store import changes, hosts
+from tests import support
+from tests.integration.test_recursor import PARENT, ZONE, populate
+
+
+def start_recursor(tmp_path: Path, url: str) -> tuple[support.Process, Path]:
+    config = support.write_config_file(
+        tmp_path / "ddserver.conf", url, "[recursor]\npoll_interval = 0.1\npurge = none\n"
+    )
+    path = tmp_path / "r.sock"
+    recursor = support.Process(
+        [support.console_script("ddserver-recursor"), "--config", str(config), "--remote-socket", str(path)],
+        log=tmp_path / "recursor.log",
+    )
+    recursor.wait_for(path.exists, 60, "the recursor's socket")
+    return recursor, path
+
+
+def addresses(path: Path, name: str) -> list[str]:
+    """The A records the recursor answers for ``name``, asked over its socket as PowerDNS does."""
+    request = {"method": "lookup", "parameters": {"qname": name + ".", "qtype": "A", "zone-id": -1}}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            assert chunk, "the recursor closed the connection"
+            data += chunk
+    result = json.loads(data)["result"]
+    return sorted(r["content"] for r in result) if result else []
+
+
+def test_lower_change_id_committed_after_a_higher_one_is_applied(tmp_path: Path) -> None:
+    """Two writers on MariaDB: the first takes change id N and commits late, the second takes N+1 and
+    commits at once. The recursor applies N+1 first and must not skip N when it becomes visible."""
+    url = support.new_database_url("mysql", tmp_path)
+    db = support.create_database(url)
+    try:
+        data = populate(db)
+        home, www = data["home"], data["www"]
+        recursor, path = start_recursor(tmp_path, url)
+        try:
+            inserted, release = threading.Event(), threading.Event()
+            taken: list[int] = []
+
+            def late_writer(tx: Transaction) -> None:
+                tx.execute("UPDATE hosts SET ipv4 = ? WHERE id = ?", ("203.0.113.50", home.id))
+                taken.append(changes.record(tx, home.zone_id, ZONE, home.name))
+                inserted.set()
+                assert release.wait(60), "the test never released the late writer"
+
+            writer = threading.Thread(target=db.run, args=(late_writer,))
+            writer.start()
+            try:
+                assert inserted.wait(30)
+                # Another zone, so the late writer's lock on its zone's serial does not hold this one back.
+                hosts.set_addresses(db, www.id, ipv4="198.51.100.60")
+                assert changes.last_id(db) == taken[0] + 1  # the higher id is visible, the lower one is not
+                support.wait_until(lambda: addresses(path, www.name) == ["198.51.100.60"], 10, what="change N+1")
+                time.sleep(0.5)  # a few more polls while id N is still missing
+                assert addresses(path, home.name) == ["192.0.2.1"]
+            finally:
+                release.set()
+                writer.join(30)
+            support.wait_until(lambda: addresses(path, home.name) == ["203.0.113.50"], 10, what="the late change N")
+            assert addresses(path, f"www.{PARENT}") == ["198.51.100.60"]
+        finally:
+            recursor.stop()
+    finally:
+        db.drop_database()
+
+
+def test_feed_pruned_past_the_position_reloads_in_full(db: Database, db_url: str, tmp_path: Path) -> None:
+    """The recursor is frozen while changes happen and the feed is pruned past its position: when it runs
+    again it cannot follow the gap, so it reloads everything and answers the current data."""
+    data = populate(db)
+    recursor, path = start_recursor(tmp_path, db_url)
+    try:
+        assert addresses(path, f"home.{ZONE}") == ["192.0.2.1"]
+        recursor.signal(signal.SIGSTOP)
+        try:
+            hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.61")
+            hosts.add(db, data["home"].user_id, f"new.{ZONE}", "h", default_limit=100, ipv4="192.0.2.62")
+            hosts.delete(db, data["v4"].id)
+            assert changes.prune(db, 0) >= 2  # everything but the newest change is gone
+        finally:
+            recursor.signal(signal.SIGCONT)
+        support.wait_until(lambda: addresses(path, f"home.{ZONE}") == ["203.0.113.61"], 15, what="the reload")
+        assert addresses(path, f"new.{ZONE}") == ["192.0.2.62"]
+        assert addresses(path, f"v4.{ZONE}") == []
+        log = recursor.log()
+        assert "pruned past change" in log and log.count("loaded 2 zones") == 2
+    finally:
+        recursor.stop()
+
+
+def test_not_read_for_longer_than_the_retention_reloads_in_full(db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    data = populate(db)
+    follower = Follower(db, retention=1)
+    follower.load()
+    hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.70")
+    time.sleep(1.2)  # longer than the retention: changes may have been pruned unseen
+    with caplog.at_level(logging.WARNING, logger="ddserver.recursor.follower"):
+        assert follower.poll() == 0  # a reload, not a batch of changes
+    assert "longer than its retention: reloading in full" in caplog.text
+    assert follower.stats.reloads == 2
+    assert follower.index is not None
+    assert follower.index.lookup(f"home.{ZONE}", "A")[1] == [("A", 60, "203.0.113.70")]
+    # Following goes on from the reloaded position.
+    hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.71")
+    assert follower.poll() == 1
+    assert follower.index.lookup(f"home.{ZONE}", "A")[1] == [("A", 60, "203.0.113.71")]
