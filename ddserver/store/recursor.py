@@ -14,10 +14,22 @@ _ZONE_SQL = (
     "SELECT id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl FROM zones"
 )
 _ACTIVE = "h.blocked = 0 AND h.abuse = 0 AND u.is_disabled = 0"
+# Hosts alone, in primary key order: with a join to users, MariaDB began at the users table and sorted every
+# remaining host for each page (44 s for a million hosts). Hosts of disabled users are left out in Python.
 _HOST_PAGE_SQL = (
-    "SELECT h.id, h.name, h.zone_id, h.ipv4, h.ipv6, h.ttl, h.wildcard FROM hosts h "
-    f"JOIN users u ON u.id = h.user_id WHERE {_ACTIVE} AND h.id > ? ORDER BY h.id LIMIT ?"
+    "SELECT id, name, zone_id, ipv4, ipv6, ttl, wildcard, user_id FROM hosts "
+    "WHERE id > ? AND blocked = 0 AND abuse = 0 ORDER BY id LIMIT ?"
 )
+# MariaDB/MySQL: a page as one row, its hosts joined into one text (a tab between fields, a newline between
+# hosts; host names and addresses contain neither), because the pure-Python driver spends far longer
+# decoding eight values per host than the server takes to join them.
+_HOST_PAGE_TEXT_SQL = (
+    "SELECT COUNT(*), MAX(id), GROUP_CONCAT(CONCAT_WS('\t', name, zone_id, IFNULL(ipv4, ''), IFNULL(ipv6, ''), "
+    "IFNULL(ttl, ''), wildcard, user_id) SEPARATOR '\n') FROM (" + _HOST_PAGE_SQL + ") AS page"
+)
+#: Hosts per page of text: at most about 350 bytes each, so a page stays far below MariaDB's default
+#: max_allowed_packet (16 MB) and below group_concat_max_len as set here.
+TEXT_PAGE = 20000
 _RECORDS_SQL = (
     "SELECT h.name, r.name, r.type, r.content, r.ttl FROM records r JOIN hosts h ON h.id = r.host_id "
     f"JOIN users u ON u.id = h.user_id WHERE {_ACTIVE}"
@@ -46,15 +58,53 @@ def zones(tx: Transaction, ids: Iterable[int] | None = None) -> list[ZoneRow]:
 def iter_all_hosts(db: Database, page: int = 50000) -> Iterator[tuple]:
     """Every host in DNS as ``(name, zone_id, ipv4, ipv6, ttl, wildcard)``, read in pages by id so a
     million hosts never sit in the driver's buffers at once."""
+    disabled = set(db.read(disabled_users))
+    if db.dialect == "mysql":
+        yield from _iter_host_text(db, disabled)
+        return
     after = 0
     while True:
         params = (after, page)
         rows = db.read(lambda tx, params=params: tx.tuples(_HOST_PAGE_SQL, params))
         for row in rows:
-            yield row[1:]
+            if not disabled or row[7] not in disabled:
+                yield row[1:7]
         if len(rows) < page:
             return
         after = rows[-1][0]
+
+
+def disabled_users(tx: Transaction) -> list[int]:
+    """Ids of the disabled users, whose hosts are out of DNS."""
+    return [row[0] for row in tx.tuples("SELECT id FROM users WHERE is_disabled <> 0")]
+
+
+def _iter_host_text(db: Database, disabled: set[int]) -> Iterator[tuple]:
+    after = 0
+    while True:
+        count, high, text = db.read(lambda tx, after=after: _host_text_page(tx, after))
+        if count and (text is None or text.count("\n") != count - 1 or text.count("\t") != 6 * count):
+            # Cut short (a smaller group_concat_max_len than asked for?): read this page value by value.
+            rows = db.read(lambda tx, after=after: tx.tuples(_HOST_PAGE_SQL, (after, TEXT_PAGE)))
+            text = "\n".join("\t".join("" if v is None else str(v) for v in row[1:]) for row in rows)
+            count, high = len(rows), (rows[-1][0] if rows else after)
+        if count:
+            for line in text.split("\n"):  # type: ignore[union-attr]
+                name, zone_id, ipv4, ipv6, ttl, wildcard, user = line.split("\t")
+                if disabled and int(user) in disabled:
+                    continue
+                yield name, int(zone_id), ipv4 or None, ipv6 or None, int(ttl) if ttl else None, wildcard == "1"
+        if count < TEXT_PAGE:
+            return
+        after = high
+
+
+def _host_text_page(tx: Transaction, after: int) -> tuple[int, int, str | None]:
+    tx.execute("SET SESSION group_concat_max_len = 67108864")
+    count, high, text = tx.tuples(_HOST_PAGE_TEXT_SQL, (after, TEXT_PAGE))[0]
+    if isinstance(text, bytes):
+        text = text.decode()
+    return int(count), int(high or after), text
 
 
 def all_records(tx: Transaction) -> list[tuple]:
