@@ -2,6 +2,7 @@
 with the new address, over many updates (p50, p99, max).
 
     .venv/bin/python -m tests.bench.bench_recursor_visibility --updates 1000 --mode remote-socket
+    .venv/bin/python -m tests.bench.bench_recursor_visibility --updates 1000 --mode pipe --dialect mysql
 
 Each round asks once (so the old answer sits in PowerDNS's 60 s caches), commits a new address, then
 asks every 2 ms until the new address comes back.
@@ -10,6 +11,7 @@ asks every 2 ms until the new address comes back.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -42,6 +44,7 @@ def main() -> int:
             )
             delays: list[float] = []
             with start_pdns(folder / "pdns", config, args.mode, cache=True, cache_ttl=60, timeout=120) as pdns:
+                print(f"load average before the updates: {os.getloadavg()[0]:.2f}", flush=True)
                 for n in range(args.updates):
                     i = n % args.hosts
                     name = recursor_data.host_name(i)
