@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -230,7 +231,20 @@ class Database:
             self._local.conn = conn
             with self._lock:
                 self._all.add(conn)
+            # Servers end idle threads and start new ones (granian does, after blocking_threads_idle_timeout):
+            # when this thread's locals go, its connection is closed, instead of staying open in _all.
+            owner = _Owner()
+            weakref.finalize(owner, self._forget, conn)
+            self._local.owner = owner
         return conn
+
+    def _forget(self, conn: Any) -> None:
+        with self._lock:
+            self._all.discard(conn)
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - closed already (dropped after an error), or broken: nothing to do
+            pass
 
     def _drop(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -429,6 +443,10 @@ class Database:
                 cur.execute(f"DROP DATABASE IF EXISTS `{self.url.database.replace('`', '``')}`")
         finally:
             conn.close()
+
+
+class _Owner:
+    """Lives in a thread's locals next to its connection; its finalizer closes the connection with the thread."""
 
 
 class _Retry(DatabaseError):

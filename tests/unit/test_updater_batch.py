@@ -163,3 +163,12 @@ def test_committer_thread_ends_when_idle_and_comes_back(db: Database, site: Site
     finally:
         committer.close()
     assert hosts.get(db, site.home.name).ipv4 == "198.51.100.2"
+
+
+def test_connection_of_an_ended_thread_is_closed(db: Database) -> None:
+    """The updater's servers end idle threads and start new ones: each thread's connection goes with it."""
+    before = len(db._all)
+    thread = threading.Thread(target=lambda: db.read(lambda tx: tx.scalar("SELECT 1")))
+    thread.start()
+    thread.join()
+    support.wait_until(lambda: len(db._all) == before, what="the ended thread's connection to be closed")
