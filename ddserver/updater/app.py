@@ -80,13 +80,15 @@ def _reply(answers: Sequence[Answer]) -> bottle.HTTPResponse:
     return _text(body, status)
 
 
-def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
+def create_app(config: Config, db: Database | None = None, *, metrics_dir: str | None = None) -> bottle.Bottle:
     """The updater as a WSGI application.
 
     :param db: the database to use; by default one is opened from ``config`` (on first use).
+    :param metrics_dir: a folder shared by the worker processes of one server, so that ``/metrics`` sums them
+        all (see ``Metrics``); without it, the metrics are this process's own.
     """
     database = db if db is not None else Database.from_config(config)
-    metrics = Metrics()
+    metrics = Metrics(metrics_dir)
     updater = Updater(config, database, on_batch=metrics.observe_batch)
     trusted = protocol.parse_networks(config.http.trusted_proxies)
     metrics_allow = protocol.parse_networks(config.updater.metrics_allow)

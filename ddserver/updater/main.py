@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from ddserver import console
@@ -22,11 +26,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def worker_app(config: Config) -> Any:
+def worker_app(config: Config, metrics_dir: str | None = None) -> Any:
     """The app of one worker process, with a database of its own (connections do not survive a fork)."""
     from ddserver.updater.app import create_app
 
-    return create_app(config, Database.from_config(config))
+    return create_app(config, Database.from_config(config), metrics_dir=metrics_dir)
+
+
+@contextlib.contextmanager
+def _metrics_folder() -> Iterator[str]:
+    """A private folder where the workers of this server share their metrics, removed at the end."""
+    folder = tempfile.mkdtemp(prefix="ddserver-updater-metrics-")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _serve_waitress(config: Config, host: str, port: int) -> None:
@@ -88,10 +102,11 @@ def _serve_gunicorn(config: Config, host: str, port: int) -> None:
 
         def load(self) -> Any:
             # Called in each worker after the fork (no preload): every worker makes its own app and database.
-            return worker_app(config)
+            return worker_app(config, metrics_dir)
 
     logger.info("listening on %s with gunicorn, %d workers of %d threads", bind, settings.workers, settings.threads)
-    Application(prog="ddserver-updater").run()
+    with _metrics_folder() as metrics_dir:
+        Application(prog="ddserver-updater").run()
 
 
 def _serve_granian(config: Config, host: str, port: int) -> None:
@@ -119,7 +134,8 @@ def _serve_granian(config: Config, host: str, port: int) -> None:
         respawn_failed_workers=True,
     )
     # Each worker calls worker_app(config) itself, after the fork (or in a spawned process: both pickle).
-    server.serve(target_loader=functools.partial(worker_app, config), wrap_loader=False)
+    with _metrics_folder() as metrics_dir:
+        server.serve(target_loader=functools.partial(worker_app, config, metrics_dir), wrap_loader=False)
 
 
 SERVERS = {"waitress": _serve_waitress, "gunicorn": _serve_gunicorn, "granian": _serve_granian}

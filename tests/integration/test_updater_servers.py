@@ -92,6 +92,18 @@ def test_updater_with_worker_processes(server: str, db: Database, db_url: str, t
         assert failures == []
         assert {name: hosts.get(db, name).ipv4 for name in names} == last
         assert len([c for c in changes.since(db, feed) if c.name in names]) == 10 * len(names)
+
+        # /metrics, whichever worker answers it, counts the answers of both (shared about once a second).
+        def metrics() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+                return reply.read().decode()
+
+        goods = 3 + 10 * len(names)
+        support.wait_until(
+            lambda: all(f'ddserver_updater_answers_total{{code="good"}} {goods}\n' in metrics() for _ in range(4)),
+            what="metrics of both workers",
+        )
+        assert 'ddserver_updater_answers_total{code="badauth"} 1\n' in metrics()
     finally:
         returncode = process.stop()
     assert returncode == 0, process.log_path.read_text()[-3000:]

@@ -3,7 +3,9 @@ proxies, limits, ACME records, metrics, and what is stored per host."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.store import changes, hosts, records, users, zones
 from ddserver.updater.app import create_app
+from tests import support
 from tests.updater_support import ZONE, Site, call, host_row, make_site, updater_config
 
 HOME = f"home.{ZONE}"
@@ -352,3 +355,25 @@ def test_host_deleted_between_read_and_write(app, site: Site, db: Database, monk
 
     monkeypatch.setattr(updates, "apply_many", deleting)
     assert update(app, site, {"myip": "198.51.100.1"}).body == "nohost\n"
+
+
+def test_metrics_of_worker_processes_are_summed(tmp_path: Path) -> None:
+    """Each worker shares its counters in a folder; any worker's /metrics shows the sum (a file per worker)."""
+    from ddserver.updater.metrics import Metrics
+    from ddserver.updater.protocol import Code
+
+    other = Metrics()
+    other.observe("update", [Code.GOOD, Code.NOCHG], 0.002)
+    other.observe_batch(1)
+    (tmp_path / "4242.json").write_text(json.dumps(other._own()))
+    (tmp_path / "4243.json").write_text("{")  # a worker's file being replaced: skipped this time
+    mine = Metrics(tmp_path)
+    mine.observe("update", [Code.GOOD], 0.02)
+    page = mine.render()
+    assert 'ddserver_updater_answers_total{code="good"} 2\n' in page
+    assert 'ddserver_updater_answers_total{code="nochg"} 1\n' in page
+    assert 'ddserver_updater_request_seconds_bucket{le="0.0025"} 1\n' in page
+    assert "ddserver_updater_request_seconds_count 2\n" in page
+    assert "ddserver_updater_commits_total 1\n" in page
+    # Its own counters reach the folder too, for the other workers.
+    support.wait_until(lambda: (tmp_path / f"{os.getpid()}.json").exists(), what="the shared file")
