@@ -181,6 +181,30 @@ def start(argv: list[str], folder: Path, port: int, name: str) -> support.Proces
     return process
 
 
+def cpu_idle(seconds: float = 2.0) -> float:
+    """The share of CPU time the whole machine left idle over ``seconds`` (other work on it shows here)."""
+
+    def sample() -> list[int]:
+        with open("/proc/stat") as stat:
+            return [int(value) for value in stat.readline().split()[1:]]
+
+    before = sample()
+    time.sleep(seconds)
+    spent = [b - a for a, b in zip(before, sample(), strict=True)]
+    return spent[3] / max(sum(spent), 1)
+
+
+def wait_quiet(minimum: float, patience: float) -> float:
+    """Wait until the machine is at least ``minimum`` idle (other work on a shared box), for ``patience`` seconds
+    at most; return the idle share last seen."""
+    deadline = time.monotonic() + patience
+    while True:
+        idle = cpu_idle(3.0)
+        if idle >= minimum or time.monotonic() > deadline:
+            return idle
+        time.sleep(5)
+
+
 def reset(db: Database, secret_hash: str | None = None) -> None:
     """Put every updating host back on the address the nochg runs send, with a fresh status."""
     index = "CAST(SUBSTRING_INDEX(SUBSTRING(name, 2), '.', 1) AS UNSIGNED)"
@@ -206,6 +230,13 @@ def main() -> int:
         help="servers to measure, each in turn (the first also serves the slow-hash runs)",
     )
     parser.add_argument("--skip-slow", action="store_true", help="leave out the slow-hash runs (no ratio)")
+    parser.add_argument(
+        "--min-idle",
+        type=float,
+        default=0.0,
+        help="before each measurement, wait until the machine is this idle (0.9: 90%%), for a shared box",
+    )
+    parser.add_argument("--patience", type=float, default=600, help="seconds to wait for --min-idle at most")
     args = parser.parse_args()
     servers = [Server.parse(spec) for spec in args.servers]
     folder = Path(tempfile.mkdtemp(prefix="ddserver-bench-"))
@@ -213,6 +244,7 @@ def main() -> int:
     db = support.create_database(url)
     results: list[tuple[str, dict]] = []
     loads = [os.getloadavg()[0]]
+    idle: list[float] = []
     run = 0
     try:
         started = time.perf_counter()
@@ -226,12 +258,17 @@ def main() -> int:
             config = write_updater_config(folder / "ddserver.conf", url, port, server.config(), threads=server.threads)
             process = start([support.console_script("ddserver-updater"), "--config", str(config)], folder, port, "fast")
             try:
+                # Warm up (connections, caches), unmeasured.
+                wrk(port, script, "nochg", 8, 2, args.updating, False, 0)
                 # nochg first: the changing runs move the addresses away from the ones the nochg runs send.
                 for mode in ("nochg", "change"):
                     for clients in (8, 32):
                         run += 1
+                        # How idle the machine is with the updater started and no requests: what others use.
+                        idle.append(wait_quiet(args.min_idle, args.patience))
                         loads.append(os.getloadavg()[0])
                         result = wrk(port, script, mode, clients, args.duration, args.updating, False, run)
+                        result["idle"] = idle[-1]
                         results.append((f"{server.label:22} {mode:6} c={clients:<2} sha256", result))
                         print(f"{results[-1][0]}: {result['rate']:.1f}/s p99 {result['p99']:.1f} ms", flush=True)
             finally:
@@ -248,7 +285,10 @@ def main() -> int:
             try:
                 for mode in ("nochg", "change"):
                     run += 1
+                    idle.append(wait_quiet(args.min_idle, args.patience))
+                    loads.append(os.getloadavg()[0])
                     result = wrk(port, script, mode, 8, args.slow_duration, args.updating, True, run)
+                    result["idle"] = idle[-1]
                     results.append((f"{server.label:22} {mode:6} c=8  slow hash", result))
             finally:
                 slow.stop()
@@ -257,15 +297,17 @@ def main() -> int:
     print(
         f"\nupdater on MariaDB, {args.hosts} hosts, {args.updating} updating, {os.cpu_count()} CPUs (shared with the "
         f"database and wrk); 1-minute load average before the run {loads[0]:.2f}, before each measurement "
-        f"{min(loads[1:], default=0):.2f} to {max(loads[1:], default=0):.2f}, after {os.getloadavg()[0]:.2f}"
+        f"{min(loads[1:], default=0):.2f} to {max(loads[1:], default=0):.2f}, after {os.getloadavg()[0]:.2f}; "
+        f"CPU idle before each measurement (updater started, no requests): {min(idle):.0%} to {max(idle):.0%}"
     )
     print(
-        f"{'run':48} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'good':>7} {'nochg':>7} {'other':>6} {'errors':>6}"
+        f"{'run':48} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'good':>7} {'nochg':>7} {'other':>6} {'errors':>6} "
+        f"{'idle before':>11}"
     )
     for label, r in results:
         print(
             f"{label:48} {r['rate']:10.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['good']:7.0f} {r['nochg']:7.0f} "
-            f"{r['other']:6.0f} {r['errors']:6.0f}"
+            f"{r['other']:6.0f} {r['errors']:6.0f} {r['idle']:11.0%}"
         )
     if not args.skip_slow:
         by = dict(results)
