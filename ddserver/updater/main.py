@@ -127,6 +127,9 @@ def _serve_granian(config: Config, host: str, port: int) -> None:
         interface=Interfaces.WSGI,
         workers=settings.workers,
         blocking_threads=settings.threads,
+        # granian ends a thread idle this long; the next one opens a new database connection (tens of ms
+        # when the database is busy) on the request that started it. The longest it allows.
+        blocking_threads_idle_timeout=600,
         log_access=False,
         # granian's own messages go through ddserver's logging set-up (the journal or [logging] file).
         log_level=LogLevels.warning,

@@ -258,8 +258,8 @@ def main() -> int:
             config = write_updater_config(folder / "ddserver.conf", url, port, server.config(), threads=server.threads)
             process = start([support.console_script("ddserver-updater"), "--config", str(config)], folder, port, "fast")
             try:
-                # Warm up (connections, caches), unmeasured.
-                wrk(port, script, "nochg", 8, 2, args.updating, False, 0)
+                # Warm up, unmeasured, with the most clients: every thread started and connected to the database.
+                wrk(port, script, "nochg", 32, 2, args.updating, False, 0)
                 # nochg first: the changing runs move the addresses away from the ones the nochg runs send.
                 for mode in ("nochg", "change"):
                     for clients in (8, 32):
