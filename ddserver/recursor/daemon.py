@@ -37,17 +37,19 @@ class Purge:
         self.purger = purger
         self.ok = True
 
-    def __call__(self, stale: PurgeList) -> None:
+    def __call__(self, stale: PurgeList) -> bool:
+        """Purge ``stale``; False when PowerDNS could not be told (the follower tries again later)."""
         try:
             self.purger.purge(stale.exact, stale.subtree, stale.zones_changed)
         except PurgeError as exc:
             if self.ok:
-                logger.warning("cannot purge PowerDNS's cache (answers may stay stale until it expires): %s", exc)
+                logger.warning("cannot purge PowerDNS's cache (retrying with every poll): %s", exc)
                 self.ok = False
-            return
+            return False
         if not self.ok:
             logger.info("purging PowerDNS's cache works again")
             self.ok = True
+        return True
 
 
 def make_follower(config: Config) -> tuple[Follower, Purger]:

@@ -28,6 +28,8 @@ START_WINDOW = 200
 #: Seconds an id missing from the feed is waited for before it counts as a rolled-back transaction.
 GAP_TIMEOUT = 30.0
 MAX_BACKOFF = 5.0
+#: Names kept for a purge that failed; beyond that, whole zones are purged once PowerDNS answers again.
+MAX_UNPURGED = 10000
 
 
 @dataclass
@@ -40,7 +42,15 @@ class PurgeList:
     zones_changed: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.exact or self.subtree)
+        return bool(self.exact or self.subtree or self.zones_changed)
+
+    def add(self, other: PurgeList) -> None:
+        self.exact |= other.exact
+        self.subtree |= other.subtree
+        self.zones_changed = self.zones_changed or other.zones_changed
+
+    def size(self) -> int:
+        return len(self.exact) + len(self.subtree)
 
 
 @dataclass
@@ -58,7 +68,8 @@ class FollowerStats:
 class Follower:
     """Holds the current index and follows the feed.
 
-    :param purge: called with the stale names after each applied batch (may be None).
+    :param purge: called with the stale names after each applied batch (may be None); returning False
+        (PowerDNS could not be told) keeps the names for the next try.
     :param retention: the feed's retention in seconds: a follower that has not read it for longer reloads.
     """
 
@@ -69,13 +80,15 @@ class Follower:
         default_ttl: int = 60,
         poll_interval: float = 0.2,
         retention: float = 86400,
-        purge: Callable[[PurgeList], None] | None = None,
+        purge: Callable[[PurgeList], bool | None] | None = None,
     ) -> None:
         self.db = db
         self.default_ttl = default_ttl
         self.poll_interval = poll_interval
         self.retention = retention
         self.purge = purge
+        #: Names applied but not purged yet (the purge failed): retried after each poll.
+        self.unpurged = PurgeList()
         self.index: ZoneIndex | None = None
         #: Bumped after every load and applied batch: cached answers from an older generation are stale.
         self.generation = 0
@@ -150,13 +163,16 @@ class Follower:
     def poll(self) -> int:
         """Read and apply what changed since the last poll.
 
+        The feed position moves only once the changes are applied: a batch that fails (the database went
+        away between reading the feed and the names) is read again by the next poll, never skipped.
+
         :returns: how many changes were applied.
         :raises DatabaseError: when the database cannot be read.
         """
         if self.index is None or time.time() - self._last_read > self.retention:
             if self.index is not None:
                 logger.warning("the change feed was not read for longer than its retention: reloading in full")
-            self.load()
+            self._reload()
             return 0
         high = self._high
         rows = self.db.read(lambda tx: store.changes_after(tx, high, BATCH))
@@ -164,36 +180,70 @@ class Follower:
             oldest, _ = self.db.read(store.feed_bounds)
             if oldest > high + 1:
                 logger.warning("the change feed was pruned past change %d: reloading in full", high)
-                self.load()
+                self._reload()
                 return 0
-        if self._gaps:
-            late_ids = sorted(self._gaps)
+        gaps = dict(self._gaps)
+        if gaps:
+            late_ids = sorted(gaps)
             rows = self.db.read(lambda tx: store.changes_with_ids(tx, late_ids)) + rows
-        self._last_read = time.time()
         now = time.monotonic()
         for change in rows:
-            self._gaps.pop(change.id, None)
-            if change.id > self._high:
-                self._gaps.update((i, now) for i in range(self._high + 1, change.id))
-                self._high = change.id
-        for gap, since in list(self._gaps.items()):
+            gaps.pop(change.id, None)
+            if change.id > high:
+                gaps.update((i, now) for i in range(high + 1, change.id))
+                high = change.id
+        for gap, since in list(gaps.items()):
             if now - since > GAP_TIMEOUT:
-                del self._gaps[gap]
-        if not rows:
-            return 0
-        try:
-            stale = self.apply(rows)
-        finally:
-            self.generation += 1
-        self.stats.changes_applied += len(rows)
-        self.stats.last_change_id = self._high
-        self.stats.change_lag = max(0.0, time.time() - rows[-1].created_at)
-        if stale and self.purge is not None:
+                del gaps[gap]
+        if rows:
             try:
-                self.purge(stale)
-            except Exception as exc:  # noqa: BLE001 - a purge failure must not stop following
-                logger.warning("cache purge failed: %s", exc)
+                stale = self.apply(rows)
+            except DatabaseError:
+                raise  # the position stays: the next poll reads these changes again
+            except Exception:
+                logger.exception("applying changes %d to %d failed: reloading in full", rows[0].id, rows[-1].id)
+                self._high, self._gaps, self._last_read = high, gaps, time.time()
+                self._reload()
+                return 0
+            finally:
+                self.generation += 1
+            self.unpurged.add(stale)
+        self._high, self._gaps, self._last_read = high, gaps, time.time()
+        if rows:
+            self.stats.changes_applied += len(rows)
+            self.stats.last_change_id = high
+            self.stats.change_lag = max(0.0, time.time() - rows[-1].created_at)
+        self.flush_purges()
         return len(rows)
+
+    def _reload(self) -> None:
+        """A full load replacing the current index: every name may have changed, so every zone, old and
+        new, is purged from PowerDNS's caches with all its names."""
+        old = set(self.index.zones) if self.index is not None else set()
+        index = self.load()
+        if old:
+            self.unpurged.add(PurgeList(subtree=old | set(index.zones), zones_changed=True))
+            self.flush_purges()
+
+    def flush_purges(self) -> None:
+        """Purge the names applied but not purged yet; kept for the next poll when PowerDNS cannot be
+        told now (a purge that fails is retried, not forgotten)."""
+        if not self.unpurged:
+            return
+        if self.purge is None:
+            self.unpurged = PurgeList()
+            return
+        index = self.index
+        if self.unpurged.size() > MAX_UNPURGED and index is not None:
+            # PowerDNS has been unreachable for long: purge whole zones rather than an ever longer list.
+            self.unpurged = PurgeList(subtree=set(index.zones), zones_changed=self.unpurged.zones_changed)
+        try:
+            done = self.purge(self.unpurged)
+        except Exception as exc:  # noqa: BLE001 - a purge failure must not stop following
+            logger.warning("cache purge failed: %s", exc)
+            return
+        if done is not False:
+            self.unpurged = PurgeList()
 
     def apply(self, rows: Iterable[Change]) -> PurgeList:
         """Re-read the names these changes touched and put their current state into the index."""
@@ -279,6 +329,7 @@ class Follower:
                 failures += 1
                 delay = min(MAX_BACKOFF, self.poll_interval * 2**failures)
                 self.db.close()
+                self.flush_purges()  # what was applied before the database went away is still purged
             except Exception:  # never let the follower die: log it and retry
                 self.stats.errors += 1
                 logger.exception("following the change feed failed")

@@ -4,6 +4,7 @@ read the feed for longer than its retention."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import signal
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from ddserver.db import Database, Transaction
-from ddserver.recursor.follower import Follower
+from ddserver.errors import DatabaseUnavailable
+from ddserver.recursor import follower as follower_module
+from ddserver.recursor.follower import Follower, PurgeList
 from ddserver.store import changes, hosts
 from tests import support
 from tests.integration.test_recursor import PARENT, ZONE, populate
@@ -116,7 +119,8 @@ def test_feed_pruned_past_the_position_reloads_in_full(db: Database, db_url: str
 
 def test_not_read_for_longer_than_the_retention_reloads_in_full(db: Database, caplog: pytest.LogCaptureFixture) -> None:
     data = populate(db)
-    follower = Follower(db, retention=1)
+    purged: list[PurgeList] = []
+    follower = Follower(db, retention=1, purge=lambda stale: purged.append(copy.deepcopy(stale)))
     follower.load()
     hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.70")
     time.sleep(1.2)  # longer than the retention: changes may have been pruned unseen
@@ -124,9 +128,59 @@ def test_not_read_for_longer_than_the_retention_reloads_in_full(db: Database, ca
         assert follower.poll() == 0  # a reload, not a batch of changes
     assert "longer than its retention: reloading in full" in caplog.text
     assert follower.stats.reloads == 2
+    # Anything may have changed: every zone is purged from PowerDNS's caches with all its names.
+    assert purged == [PurgeList(subtree={ZONE, PARENT}, zones_changed=True)]
     assert follower.index is not None
     assert follower.index.lookup(f"home.{ZONE}", "A")[1] == [("A", 60, "203.0.113.70")]
     # Following goes on from the reloaded position.
     hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.71")
     assert follower.poll() == 1
     assert follower.index.lookup(f"home.{ZONE}", "A")[1] == [("A", 60, "203.0.113.71")]
+
+
+def test_batch_read_again_when_the_database_fails_while_applying_it(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed was read, then the database went away before the changed names were: the next poll applies
+    the same changes instead of skipping them."""
+    data = populate(db)
+    follower = Follower(db)
+    follower.load()
+    hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.80")
+    real = follower_module.store.host_rows
+    broken = [True]
+
+    def host_rows(tx, names):  # type: ignore[no-untyped-def]
+        if broken[0]:
+            raise DatabaseUnavailable("database: gone (injected)")
+        return real(tx, names)
+
+    monkeypatch.setattr(follower_module.store, "host_rows", host_rows)
+    with pytest.raises(DatabaseUnavailable):
+        follower.poll()  # the feed was read, the changed names were not
+    assert follower.index is not None
+    assert follower.index.lookup(f"home.{ZONE}", "A")[1] == [("A", 60, "192.0.2.1")]
+    broken[0] = False
+    assert follower.poll() == 1
+    assert follower.index.lookup(f"home.{ZONE}", "A")[1] == [("A", 60, "203.0.113.80")]
+
+
+def test_failed_purge_is_retried_until_powerdns_is_told(db: Database) -> None:
+    data = populate(db)
+    answers = [False, False, True]
+    seen: list[PurgeList] = []
+
+    def purge(stale: PurgeList) -> bool:
+        seen.append(copy.deepcopy(stale))
+        return answers.pop(0)
+
+    follower = Follower(db, purge=purge)
+    follower.load()
+    hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.81")
+    assert follower.poll() == 1  # applied; PowerDNS could not be told
+    hosts.set_addresses(db, data["www"].id, ipv4="198.51.100.81")
+    assert follower.poll() == 1  # still not: both names wait
+    assert follower.poll() == 0  # no new change, but the purge is tried again and works
+    assert seen[0].subtree == {f"home.{ZONE}"}
+    assert seen[2].subtree == {f"home.{ZONE}", f"www.{PARENT}"} and seen[2].exact == {ZONE, PARENT}
+    assert follower.poll() == 0 and len(seen) == 3  # nothing left to purge
