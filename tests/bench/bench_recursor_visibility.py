@@ -52,10 +52,14 @@ def main() -> int:
                     pdns.records(name, "A")  # the old answer is now cached
                     hosts.set_addresses(db, ids[name], ipv4=new)
                     committed = time.monotonic()
-                    while pdns.records(name, "A") != [new]:
+                    while (seen := pdns.records(name, "A")) != [new]:
                         time.sleep(0.002)
                         if time.monotonic() - committed > 30:
-                            raise RuntimeError(f"{name} never showed {new}")
+                            lines = [line for line in pdns.log().splitlines() if name in line or "WARN" in line]
+                            raise RuntimeError(
+                                f"{name} still answers {seen}, not {new}, 30 s after the commit; its log lines:\n"
+                                + "\n".join(lines[-40:])
+                            )
                     delays.append(time.monotonic() - committed)
             delays.sort()
             p50 = statistics.median(delays) * 1000
