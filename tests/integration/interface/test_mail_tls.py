@@ -106,4 +106,6 @@ def test_wrong_login_plain_text_or_untrusted_certificate_fail_cleanly(tls_smtp, 
     assert not mail.send(_section(security, port), message)
     assert "certificate verify failed" in caplog.text
     assert not box.to("bob@example.org")
-    assert "Traceback" not in caplog.text
+    # Our own log lines carry no traceback (aiosmtpd may log one of its own for the aborted handshake).
+    ours = [r for r in caplog.records if r.name.startswith("ddserver")]
+    assert ours and not any(r.exc_info or "Traceback" in r.getMessage() for r in ours)
