@@ -312,6 +312,7 @@ class Follower:
             first()
         failures = 0
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 applied = self.poll()
                 if not self.stats.db_up:
@@ -320,7 +321,8 @@ class Follower:
                 failures = 0
                 if applied >= BATCH:
                     continue  # more are waiting
-                delay = self.poll_interval
+                # One poll per interval, however long the poll took (a change waits one interval at most).
+                delay = max(0.0, self.poll_interval - (time.monotonic() - started))
             except DatabaseError as exc:
                 self.stats.errors += 1
                 if self.stats.db_up:

@@ -4,11 +4,12 @@
 
 Every server starts once with the same pdns.conf (caches off, 3 distributor threads; only the backend lines
 differ) and is warmed up; then each round runs dnsperf against every mode in turn, so a change in the
-machine's load hits all of them alike. Before each run it prints the load average (``--max-load`` waits
-for a quieter machine first). For each run: queries per second, PowerDNS's backend queries per question,
-and the CPU milliseconds per 1,000 questions of pdns_server, of the backend (ddserver-recursor and its
-coprocesses, or mariadbd, which other clients may share) and of dnsperf. At the end: the median of the
-runs for each mode and its ratio to gmysql's median.
+machine's load hits all of them alike. Before each run it prints the load average and the machine's busy
+CPU share over 3 s, which, with this benchmark's servers idle, is what the rest of the machine uses
+(``--max-load`` and ``--max-busy`` wait for a quieter machine first). For each run: queries per second,
+PowerDNS's backend queries per question, and the CPU milliseconds per 1,000 questions of pdns_server, of
+the backend (ddserver-recursor and its coprocesses, or mariadbd, which other clients may share) and of
+dnsperf. At the end: the median of the runs for each mode and its ratio to gmysql's median.
 
 Needs pdns_server with the gmysql, pipe and remote backends, dnsperf, and MariaDB on 127.0.0.1:3306.
 """
@@ -41,13 +42,30 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
-def wait_for_quiet(max_load: float, patience: float) -> None:
-    """Wait (up to ``patience`` seconds) until the 1-minute load average is below ``max_load``."""
-    if max_load <= 0:
-        return
+def busy_percent(seconds: float = 3.0) -> float:
+    """The share of all CPUs in use over the next ``seconds`` (from /proc/stat). Taken between runs, while
+    this benchmark's own servers are idle, it is what the rest of the machine uses."""
+
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 100.0 * (1 - (idle1 - idle0) / max(total1 - total0, 1))
+
+
+def wait_for_quiet(max_load: float, max_busy: float, patience: float) -> tuple[float, float]:
+    """Wait (up to ``patience`` seconds) until the 1-minute load average is below ``max_load`` and the
+    machine's busy share below ``max_busy`` % (0: no condition); returns both as found at the end."""
     deadline = time.monotonic() + patience
-    while load_average() > max_load and time.monotonic() < deadline:
-        time.sleep(10)
+    while True:
+        load, busy = load_average(), busy_percent()
+        quiet = (max_load <= 0 or load < max_load) and (max_busy <= 0 or busy < max_busy)
+        if quiet or time.monotonic() > deadline:
+            return load, busy
+        time.sleep(5)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -161,12 +179,14 @@ def measure(target: Target, queries: Path, seconds: int, clients: int) -> dict[s
     return result
 
 
-def start_gmysql(folder: Path, db: Database) -> tuple[support.Process, int]:
+def start_gmysql(folder: Path, db: Database, unix_socket: str = "") -> tuple[support.Process, int]:
+    """PowerDNS with its gmysql backend, over TCP to the database's host and port, or over ``unix_socket``."""
     folder.mkdir(parents=True, exist_ok=True)
     port = support.free_dns_port()
     u = db.url
+    where = f"gmysql-socket={unix_socket}\n" if unix_socket else f"gmysql-host={u.host}\ngmysql-port={u.port}\n"
     backend = (
-        f"launch=gmysql\ngmysql-host={u.host}\ngmysql-port={u.port}\ngmysql-user={u.user}\n"
+        f"launch=gmysql\n{where}gmysql-user={u.user}\n"
         f"gmysql-password={u.password}\ngmysql-dbname={u.database}\ngmysql-dnssec=no\n"
     )
     (folder / "pdns.conf").write_text(pdns_conf(folder, port, backend, cache=False))
@@ -176,14 +196,16 @@ def start_gmysql(folder: Path, db: Database) -> tuple[support.Process, int]:
 
 
 @contextlib.contextmanager
-def targets(modes: list[str], folder: Path, config: Path, gdb: Database | None) -> Iterator[list[Target]]:
+def targets(
+    modes: list[str], folder: Path, config: Path, gdb: Database | None, mysql_socket: str
+) -> Iterator[list[Target]]:
     """Start every mode's PowerDNS (and recursor); stop them all at the end, whatever happens."""
     with contextlib.ExitStack() as stack:
         started = []
         for mode in modes:
-            if mode == "gmysql":
+            if mode.startswith("gmysql"):
                 assert gdb is not None
-                process, port = start_gmysql(folder / mode, gdb)
+                process, port = start_gmysql(folder / mode, gdb, mysql_socket if mode == "gmysql-socket" else "")
                 stack.callback(process.stop)
                 started.append(Target(mode, port, folder / mode, process.pid, "mariadbd"))
             else:
@@ -195,7 +217,7 @@ def targets(modes: list[str], folder: Path, config: Path, gdb: Database | None) 
 
 def row(name: str, r: dict[str, float], load: float) -> str:
     return (
-        f"{name:14s} {r['qps']:8.0f} qps  load {load:5.2f}  lookups/q {r['lookups']:4.2f}  "
+        f"{name:14s} {r['qps']:8.0f} qps  load {load:5.2f} busy {r['busy']:3.0f}%  lookups/q {r['lookups']:4.2f}  "
         f"CPU ms/1k q: pdns {r['pdns_ms']:5.0f} backend {r['backend_ms']:5.0f} dnsperf {r['dnsperf_ms']:4.0f}  "
         f"avg {r['latency_ms']:6.2f} ms  lost {r['lost']:.0f}  {r['codes']}"
     )
@@ -208,9 +230,21 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="rounds over every mode; the median is reported")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of dnsperf before the first round")
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--modes", default="gmysql,pipe,remote-pipe,remote-socket")
+    parser.add_argument(
+        "--modes",
+        default="gmysql,pipe,remote-pipe,remote-socket",
+        help="of gmysql (over TCP), gmysql-socket (over --mysql-socket), pipe, remote-pipe, remote-socket",
+    )
+    parser.add_argument("--mysql-socket", default="/run/mysqld/mysqld.sock", help="MariaDB's socket for gmysql-socket")
     parser.add_argument("--dialect", default="mysql", choices=("mysql", "sqlite"), help="ddserver's database")
     parser.add_argument("--max-load", type=float, default=0, help="before each run, wait for a lower load average")
+    parser.add_argument(
+        "--max-busy",
+        type=float,
+        default=0,
+        help="before each run, wait until the machine uses less "
+        "than this %% of its CPUs (over 3 s, this benchmark's servers idle)",
+    )
     parser.add_argument("--patience", type=float, default=600, help="longest wait for --max-load, in seconds")
     args = parser.parse_args()
     modes = args.modes.split(",")
@@ -220,7 +254,7 @@ def main() -> int:
         url = support.new_database_url(args.dialect, folder)
         ddb = support.create_database(url)
         gdb = None
-        if "gmysql" in modes:
+        if any(mode.startswith("gmysql") for mode in modes):
             gdb = Database(support.new_database_url("mysql", folder))
             gdb.create_database()
         try:
@@ -230,18 +264,21 @@ def main() -> int:
                 recursor_data.seed_gmysql(gdb, args.hosts)
             print(f"seeded {args.hosts} hosts in {time.monotonic() - started:.1f} s ({args.dialect} for ddserver)")
             queries = recursor_data.query_file(folder / "queries.txt", args.hosts)
-            config = support.write_config_file(folder / "ddserver.conf", url, "[recursor]\npurge = none\n")
+            # No changes happen here, so the followers of the recursors not under test poll rarely: twelve of
+            # them polling MariaDB five times a second would load the machine during every other run.
+            config = support.write_config_file(
+                folder / "ddserver.conf", url, "[recursor]\npurge = none\npoll_interval = 5\n"
+            )
             results: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
-            with targets(modes, folder, config, gdb) as running:
+            with targets(modes, folder, config, gdb, args.mysql_socket) as running:
                 for target in running:  # starts every backend instance, fills the OS and database caches
                     dnsperf(target.port, queries, args.warmup, args.clients)
                 for run in range(1, args.runs + 1):
                     print(f"run {run}:")
                     for target in running:
-                        wait_for_quiet(args.max_load, args.patience)
-                        load = load_average()
+                        load, busy = wait_for_quiet(args.max_load, args.max_busy, args.patience)
                         r = measure(target, queries, args.seconds, args.clients)
-                        r["load"] = load
+                        r["load"], r["busy"] = load, busy
                         results[target.name].append(r)
                         print("  " + row(target.name, r, load), flush=True)
             print(f"median of {args.runs} runs ({args.hosts} hosts, {args.seconds} s, {args.clients} clients):")
@@ -250,9 +287,10 @@ def main() -> int:
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "codes"}
                 medians[mode] = med
                 print("  " + row(mode, {**med, "codes": ""}, med["load"]))
-            base = medians.get("gmysql", {}).get("qps")
-            if base:
-                print("ratio to gmysql: " + ", ".join(f"{m} {medians[m]['qps'] / base:.2f}x" for m in medians))
+            for peer in ("gmysql", "gmysql-socket"):
+                base = medians.get(peer, {}).get("qps")
+                if base:
+                    print(f"ratio to {peer}: " + ", ".join(f"{m} {medians[m]['qps'] / base:.2f}x" for m in medians))
         finally:
             if args.dialect == "mysql":
                 ddb.drop_database()

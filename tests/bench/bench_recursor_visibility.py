@@ -5,13 +5,17 @@ with the new address, over many updates (p50, p99, max).
     .venv/bin/python -m tests.bench.bench_recursor_visibility --updates 1000 --mode pipe --dialect mysql
 
 Each round asks once (so the old answer sits in PowerDNS's 60 s caches), commits a new address, then
-asks every 2 ms until the new address comes back.
+asks every 2 ms until the new address comes back. ``--phase random`` (the default) waits a random part of
+the poll interval before each commit, as updates arrive at any time; ``--phase after-poll`` commits as soon
+as the previous update showed, that is just after a poll, so every update waits almost a whole interval
+(the worst case).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -31,6 +35,7 @@ def main() -> int:
     parser.add_argument("--mode", default="remote-socket", choices=("pipe", "remote-pipe", "remote-socket"))
     parser.add_argument("--dialect", default="sqlite", choices=("sqlite", "mysql"))
     parser.add_argument("--poll-interval", type=float, default=0.2)
+    parser.add_argument("--phase", default="random", choices=("random", "after-poll"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-visibility-") as tmp:
         folder = Path(tmp)
@@ -43,6 +48,7 @@ def main() -> int:
                 folder / "ddserver.conf", url, f"[recursor]\npoll_interval = {args.poll_interval}\n"
             )
             delays: list[float] = []
+            rng = random.Random(1)
             with start_pdns(folder / "pdns", config, args.mode, cache=True, cache_ttl=60, timeout=120) as pdns:
                 print(f"load average before the updates: {os.getloadavg()[0]:.2f}", flush=True)
                 for n in range(args.updates):
@@ -50,6 +56,8 @@ def main() -> int:
                     name = recursor_data.host_name(i)
                     new = f"172.{16 + n // 65536 % 16}.{n // 256 % 256}.{n % 256}"
                     pdns.records(name, "A")  # the old answer is now cached
+                    if args.phase == "random":
+                        time.sleep(rng.uniform(0, args.poll_interval))
                     hosts.set_addresses(db, ids[name], ipv4=new)
                     committed = time.monotonic()
                     while (seen := pdns.records(name, "A")) != [new]:
@@ -65,7 +73,8 @@ def main() -> int:
             p50 = statistics.median(delays) * 1000
             p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))] * 1000
             print(
-                f"{args.mode} ({args.dialect}, poll {args.poll_interval} s, caches 60 s): {len(delays)} updates, "
+                f"{args.mode} ({args.dialect}, poll {args.poll_interval} s, caches 60 s, commits {args.phase}): "
+                f"{len(delays)} updates, "
                 f"commit to answer p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {delays[-1] * 1000:.0f} ms"
             )
         finally:
