@@ -296,7 +296,13 @@ class UpdaterSection:
         minimum=1,
         maximum=64,
     )
-    threads: int = option(8, "Worker threads of the web server, in each worker process.", minimum=1, maximum=256)
+    threads: int = option(
+        16,
+        "Worker threads of the web server, in each worker process; more threads per worker let more changing "
+        "updates share one commit.",
+        minimum=1,
+        maximum=256,
+    )
     min_interval: int = option(
         60,
         "Seconds that should pass between two changing updates of one host; a change sooner than that is "

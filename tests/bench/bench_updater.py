@@ -225,7 +225,7 @@ def main() -> int:
     parser.add_argument(
         "--servers",
         nargs="+",
-        default=["waitress:1x16"],
+        default=["granian:2x16"],
         metavar="KIND:WORKERSxTHREADS[,batch=N]",
         help="servers to measure, each in turn (the first also serves the slow-hash runs)",
     )
