@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     delete = host.add_parser("delete", help="delete a host")
     delete.add_argument("name")
 
+    sub.add_parser(
+        "prune", help="delete change-feed entries older than [dns] change_retention and spent tokens (run daily)"
+    )
     legacy = sub.add_parser("import-v02", help="import users, zones and hosts from a ddserver 0.2 database")
     legacy.add_argument("source", metavar="URL", help="the old database, such as mysql://user:pw@host/ddserver")
     legacy.add_argument(
@@ -474,6 +477,16 @@ def cmd_import_v02(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(config: Config, args: argparse.Namespace) -> int:
+    from ddserver.store import changes, tokens
+
+    db = open_database(config)
+    removed = changes.prune(db, config.dns.change_retention)
+    spent = tokens.prune(db)
+    print(f"pruned {removed} change-feed entries and {spent} expired or used tokens")
+    return 0
+
+
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
     from ddserver import quickstart
 
@@ -487,6 +500,7 @@ COMMANDS = {
     "user": cmd_user,
     "host": cmd_host,
     "import-v02": cmd_import_v02,
+    "prune": cmd_prune,
     "run": cmd_run,
 }
 

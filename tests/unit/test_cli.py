@@ -185,3 +185,17 @@ def test_quickstart_prepares_everything(tmp_path):
         env={"PATH": "/usr/bin:/bin", "DDSERVER_CONFIG": ""},
     )
     assert again.returncode == 0 and "admin / " not in again.stdout  # the password is shown once
+
+
+def test_prune(ready, db):
+    from ddserver.store import changes, tokens
+
+    ready("host", "add", "alice", "home.dyn.example.org")
+    db.run(lambda tx: tx.execute("UPDATE changes SET created_at = 1"))
+    newest = changes.last_id(db)
+    tokens.create(db, "reset", None, 60)
+    db.run(lambda tx: tx.execute("UPDATE tokens SET expires_at = 1"))
+    code, out, _ = ready("prune")
+    assert code == 0 and "expired or used tokens" in out
+    # Old entries go, the newest stays so followers can tell where the feed is.
+    assert changes.first_id(db) == newest == changes.last_id(db)
