@@ -129,6 +129,7 @@ def pdns_conf(
     cache: bool,
     cache_ttl: int = 60,
     extra: str = "",
+    distributor_threads: int = 3,
 ) -> str:
     """The pdns.conf text for a test server; ``backend`` holds the launch= lines."""
     ttl = cache_ttl if cache else 0
@@ -136,7 +137,7 @@ def pdns_conf(
         f"local-address=127.0.0.1\nlocal-port={port}\nsocket-dir={folder}\nguardian=no\ndaemon=no\n"
         "disable-syslog=yes\nloglevel=6\nlog-dns-queries=no\n"
         f"cache-ttl={ttl}\nquery-cache-ttl={ttl}\nnegquery-cache-ttl={ttl}\n"
-        "distributor-threads=3\nallow-axfr-ips=127.0.0.0/8,::1\ndisable-axfr=no\n"
+        f"distributor-threads={distributor_threads}\nallow-axfr-ips=127.0.0.0/8,::1\ndisable-axfr=no\n"
         "webserver=no\napi=no\nsecurity-poll-suffix=\n" + backend + extra
     )
 
@@ -153,6 +154,7 @@ def start_pdns(
     extra: str = "",
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
+    distributor_threads: int = 3,
 ) -> PdnsServer:
     """Start pdns_server with ddserver-recursor as its backend; stop it with ``.stop()`` or ``with``.
 
@@ -164,6 +166,7 @@ def start_pdns(
     :param purge: the recursor's purge method (``socket`` is aimed at this server's control socket).
     :param extra: more pdns.conf lines.
     :param env: more environment for the recursor (``DDSERVER_...`` overrides, say).
+    :param distributor_threads: PowerDNS's threads, each with its own backend connection (or coprocess).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
@@ -205,7 +208,17 @@ def start_pdns(
         recursor.wait_for(sock.exists, timeout, "ddserver-recursor to open its socket")
         backend = f"launch=remote\nremote-connection-string=unix:path={sock},timeout=5000\n"
     port = support.free_dns_port()
-    (folder / "pdns.conf").write_text(pdns_conf(folder, port, backend, cache=cache, cache_ttl=cache_ttl, extra=extra))
+    (folder / "pdns.conf").write_text(
+        pdns_conf(
+            folder,
+            port,
+            backend,
+            cache=cache,
+            cache_ttl=cache_ttl,
+            extra=extra,
+            distributor_threads=distributor_threads,
+        )
+    )
     try:
         process = support.Process(
             [binary, f"--config-dir={folder}"], log=folder / "pdns.log", env=environment, stdin=subprocess.DEVNULL

@@ -179,8 +179,12 @@ def measure(target: Target, queries: Path, seconds: int, clients: int) -> dict[s
     return result
 
 
-def start_gmysql(folder: Path, db: Database, unix_socket: str = "") -> tuple[support.Process, int]:
-    """PowerDNS with its gmysql backend, over TCP to the database's host and port, or over ``unix_socket``."""
+def start_gmysql(
+    folder: Path, db: Database, unix_socket: str = "", *, zone_cache: bool = True, threads: int = 3
+) -> tuple[support.Process, int]:
+    """PowerDNS with its gmysql backend, over TCP to the database's host and port, or over ``unix_socket``;
+    without ``zone_cache`` in the configuration the pipe backend needs (PowerDNS then finds the zone by asking
+    SOA up the tree, as it does the pipe backend)."""
     folder.mkdir(parents=True, exist_ok=True)
     port = support.free_dns_port()
     u = db.url
@@ -189,7 +193,9 @@ def start_gmysql(folder: Path, db: Database, unix_socket: str = "") -> tuple[sup
         f"launch=gmysql\n{where}gmysql-user={u.user}\n"
         f"gmysql-password={u.password}\ngmysql-dbname={u.database}\ngmysql-dnssec=no\n"
     )
-    (folder / "pdns.conf").write_text(pdns_conf(folder, port, backend, cache=False))
+    if not zone_cache:
+        backend += "zone-cache-refresh-interval=0\n"
+    (folder / "pdns.conf").write_text(pdns_conf(folder, port, backend, cache=False, distributor_threads=threads))
     process = support.Process([pdns_binary(), f"--config-dir={folder}"], log=folder / "pdns.log")
     process.wait_port("127.0.0.1", port)
     return process, port
@@ -197,7 +203,7 @@ def start_gmysql(folder: Path, db: Database, unix_socket: str = "") -> tuple[sup
 
 @contextlib.contextmanager
 def targets(
-    modes: list[str], folder: Path, config: Path, gdb: Database | None, mysql_socket: str
+    modes: list[str], folder: Path, config: Path, gdb: Database | None, mysql_socket: str, threads: int
 ) -> Iterator[list[Target]]:
     """Start every mode's PowerDNS (and recursor); stop them all at the end, whatever happens."""
     with contextlib.ExitStack() as stack:
@@ -205,11 +211,19 @@ def targets(
         for mode in modes:
             if mode.startswith("gmysql"):
                 assert gdb is not None
-                process, port = start_gmysql(folder / mode, gdb, mysql_socket if mode == "gmysql-socket" else "")
+                process, port = start_gmysql(
+                    folder / mode,
+                    gdb,
+                    mysql_socket if mode == "gmysql-socket" else "",
+                    zone_cache=mode != "gmysql-nozc",
+                    threads=threads,
+                )
                 stack.callback(process.stop)
                 started.append(Target(mode, port, folder / mode, process.pid, "mariadbd"))
             else:
-                pdns = stack.enter_context(start_pdns(folder / mode, config, mode, cache=False, timeout=180))
+                pdns = stack.enter_context(
+                    start_pdns(folder / mode, config, mode, cache=False, timeout=180, distributor_threads=threads)
+                )
                 backend = f"recursor:{pdns.recursor.pid}" if pdns.recursor is not None else "children"
                 started.append(Target(mode, pdns.port, pdns.folder, pdns.process.pid, backend))
         yield started
@@ -233,7 +247,11 @@ def main() -> int:
     parser.add_argument(
         "--modes",
         default="gmysql,pipe,remote-pipe,remote-socket",
-        help="of gmysql (over TCP), gmysql-socket (over --mysql-socket), pipe, remote-pipe, remote-socket",
+        help="of gmysql (over TCP), gmysql-socket (over --mysql-socket), gmysql-nozc (over TCP, zone cache off as "
+        "the pipe backend needs it), pipe, remote-pipe, remote-socket",
+    )
+    parser.add_argument(
+        "--distributor-threads", type=int, default=3, help="PowerDNS's distributor-threads for every mode (default 3)"
     )
     parser.add_argument("--mysql-socket", default="/run/mysqld/mysqld.sock", help="MariaDB's socket for gmysql-socket")
     parser.add_argument("--dialect", default="mysql", choices=("mysql", "sqlite"), help="ddserver's database")
@@ -270,7 +288,7 @@ def main() -> int:
                 folder / "ddserver.conf", url, "[recursor]\npurge = none\npoll_interval = 5\n"
             )
             results: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
-            with targets(modes, folder, config, gdb, args.mysql_socket) as running:
+            with targets(modes, folder, config, gdb, args.mysql_socket, args.distributor_threads) as running:
                 for target in running:  # starts every backend instance, fills the OS and database caches
                     dnsperf(target.port, queries, args.warmup, args.clients)
                 for run in range(1, args.runs + 1):
@@ -287,7 +305,7 @@ def main() -> int:
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "codes"}
                 medians[mode] = med
                 print("  " + row(mode, {**med, "codes": ""}, med["load"]))
-            for peer in ("gmysql", "gmysql-socket"):
+            for peer in ("gmysql", "gmysql-socket", "gmysql-nozc"):
                 base = medians.get(peer, {}).get("qps")
                 if base:
                     print(f"ratio to {peer}: " + ", ".join(f"{m} {medians[m]['qps'] / base:.2f}x" for m in medians))
