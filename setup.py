@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "ddserver" / "__init__.py").read_text()).group(1)
@@ -32,6 +32,9 @@ EXTRAS["test"] = [
     "setuptools>=68",
     "wheel>=0.42",
     "ruff>=0.6",
+    # Type checking of the package in scripts/test.sh, with PyMySQL's type stubs.
+    "mypy>=1.10",
+    "types-PyMySQL>=1.1",
     # Interface tests: WebTest drives the WSGI app in-process with cookies and real form parsing;
     # aiosmtpd receives the mail the interface sends; Playwright drives Debian's Chromium (never a
     # downloaded browser); Babel extracts and compiles the interface's gettext catalogs.
@@ -49,7 +52,9 @@ setup(
     long_description_content_type="text/markdown",
     license="AGPL-3.0-or-later",
     python_requires=">=3.11",
-    packages=find_packages(include=["ddserver", "ddserver.*"]),
+    # Namespace discovery takes the folders of templates, static files, locales and SQL as packages too,
+    # so their files are packaged by the patterns below.
+    packages=find_namespace_packages(include=["ddserver", "ddserver.*"], exclude=["*.__pycache__"]),
     include_package_data=True,
     package_data={
         "ddserver": [
@@ -69,7 +74,6 @@ setup(
         ]
     },
     classifiers=[
-        "License :: OSI Approved :: GNU Affero General Public License v3 or later (AGPLv3+)",
         "Programming Language :: Python :: 3",
         "Topic :: Internet :: Name Service (DNS)",
     ],

@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/setup-system.sh --test
 .venv/bin/ruff check ddserver tests
 .venv/bin/ruff format --check -q ddserver tests
+.venv/bin/mypy
 workers=${DDSERVER_TEST_WORKERS:-2}
 exec .venv/bin/python -m pytest -n "$workers" --dist loadgroup "$@"

@@ -76,7 +76,7 @@ class DatabaseUrl:
             user=urllib.parse.unquote(parts.username or "root"),
             password=urllib.parse.unquote(parts.password or ""),
             database=database,
-            unix_socket=(query.get("unix_socket") or [None])[0],
+            unix_socket=query["unix_socket"][0] if query.get("unix_socket") else None,
         )
 
     def describe(self) -> str:
@@ -198,7 +198,7 @@ class Database:
         import pymysql
 
         try:
-            conn = pymysql.connect(
+            mysql = pymysql.connect(
                 host=self.url.host,
                 port=self.url.port,
                 user=self.url.user,
@@ -212,9 +212,14 @@ class Database:
                 write_timeout=self.query_timeout,
                 init_command="SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
             )
-            with conn.cursor() as cur:
+            try:
+                cur = mysql.cursor()
                 # Fresh reads in every statement, and fewer gap locks between concurrent writers.
                 cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                cur.close()
+            except BaseException:
+                mysql.close()
+                raise
         except pymysql.err.OperationalError as exc:
             code = exc.args[0] if exc.args else 0
             if code in (1044, 1045, 1049):
@@ -222,7 +227,7 @@ class Database:
             raise DatabaseUnavailable(f"database: cannot connect to {self.url.describe()}: {exc.args[-1]}")
         except (pymysql.err.Error, OSError) as exc:
             raise DatabaseUnavailable(f"database: cannot connect to {self.url.describe()}: {exc}")
-        return conn
+        return mysql
 
     def _connection(self) -> Any:
         conn = getattr(self._local, "conn", None)

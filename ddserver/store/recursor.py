@@ -3,7 +3,9 @@ and a window of the change feed."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from ddserver.db import Database, Transaction
 from ddserver.dns.zoneindex import ZoneRow
@@ -64,14 +66,17 @@ def iter_all_hosts(db: Database, page: int = 50000) -> Iterator[tuple]:
         return
     after = 0
     while True:
-        params = (after, page)
-        rows = db.read(lambda tx, params=params: tx.tuples(_HOST_PAGE_SQL, params))
+        rows = db.read(functools.partial(_host_page, params=(after, page)))
         for row in rows:
             if not disabled or row[7] not in disabled:
                 yield row[1:7]
         if len(rows) < page:
             return
         after = rows[-1][0]
+
+
+def _host_page(tx: Transaction, params: tuple[int, int]) -> list[tuple[Any, ...]]:
+    return tx.tuples(_HOST_PAGE_SQL, params)
 
 
 def disabled_users(tx: Transaction) -> list[int]:
@@ -82,10 +87,10 @@ def disabled_users(tx: Transaction) -> list[int]:
 def _iter_host_text(db: Database, disabled: set[int]) -> Iterator[tuple]:
     after = 0
     while True:
-        count, high, text = db.read(lambda tx, after=after: _host_text_page(tx, after))
+        count, high, text = db.read(functools.partial(_host_text_page, after=after))
         if count and (text is None or text.count("\n") != count - 1 or text.count("\t") != 6 * count):
             # Cut short (a smaller group_concat_max_len than asked for?): read this page value by value.
-            rows = db.read(lambda tx, after=after: tx.tuples(_HOST_PAGE_SQL, (after, TEXT_PAGE)))
+            rows = db.read(functools.partial(_host_page, params=(after, TEXT_PAGE)))
             text = "\n".join("\t".join("" if v is None else str(v) for v in row[1:]) for row in rows)
             count, high = len(rows), (rows[-1][0] if rows else after)
         if count:

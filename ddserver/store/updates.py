@@ -52,7 +52,10 @@ class HostState:
     @classmethod
     def from_tuple(cls, row: Sequence[Any]) -> HostState:
         """From a row of ``_HOST_COLUMNS``; the flags come back from the drivers as integers."""
-        return cls(*row[:9], bool(row[9]), bool(row[10]), bool(row[11]), *row[12:])
+        return cls(
+            row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+            bool(row[9]), bool(row[10]), bool(row[11]), row[12], row[13],
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
