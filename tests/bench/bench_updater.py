@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -294,6 +295,7 @@ def main() -> int:
                 slow.stop()
     finally:
         db.drop_database()
+        shutil.rmtree(folder, ignore_errors=True)
     print(
         f"\nupdater on MariaDB, {args.hosts} hosts, {args.updating} updating, {os.cpu_count()} CPUs (shared with the "
         f"database and wrk); 1-minute load average before the run {loads[0]:.2f}, before each measurement "
