@@ -152,6 +152,8 @@ def from_snapshot(follower: Follower, path: Path, builder: snapshot.Builder) -> 
                 if time.time() - snap.created > snapshot.REFRESH_AGE:
                     builder.start()
                 return
+            if follower.stopping():
+                return  # PowerDNS closed the pipe before the snapshot was there
             if not builder.running():
                 builder.start()
             time.sleep(0.1)
@@ -221,6 +223,17 @@ def run_pipe(
 
     follower.start(first)
     serve_stream(respond, pipe.fail("request line too long").encode(), pipe.MAX_LINE, clock, handshake.pending)
+    return end_coprocess(follower)
+
+
+def end_coprocess(follower: Follower) -> int:
+    """PowerDNS closed the pipe: stop following and leave. A follower still inside a database call after a
+    second is not waited for: the process ends without the interpreter's finalisation, which a daemon
+    thread inside a C extension (sqlite3) can crash with SIGSEGV."""
+    follower.stop(timeout=1.0)
+    if follower.running():
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 
@@ -254,7 +267,7 @@ def run_remote_pipe(
         clock,
         handshake.pending,
     )
-    return 0
+    return end_coprocess(follower)
 
 
 def first_load(follower: Follower) -> None:

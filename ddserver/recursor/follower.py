@@ -344,10 +344,18 @@ class Follower:
         self._thread.start()
         return self._thread
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to stop and wait for it, ``timeout`` seconds at most."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(5)
+            self._thread.join(timeout)
+
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def running(self) -> bool:
+        """The thread is still alive (after ``stop``: busy in a call that did not return in time)."""
+        return self._thread is not None and self._thread.is_alive()
 
 
 def replace_hosts(index: ZoneIndex, names: set[str], host_rows: list[tuple], record_rows: list[tuple]) -> None:
