@@ -27,7 +27,7 @@ import dns.zone
 
 from tests import support
 
-MODES = ("pipe", "remote-pipe", "remote-socket")
+MODES = ("pipe", "remote-pipe", "remote-socket", "pipe-socket")
 
 
 def pdns_binary() -> str:
@@ -160,8 +160,8 @@ def start_pdns(
 
     :param folder: a private folder (pdns.conf, socket-dir, logs); a test's ``tmp_path`` or a sub-folder.
     :param config_file: the ddserver configuration the recursor reads (the database, at least).
-    :param mode: ``pipe``, ``remote-pipe`` or ``remote-socket``.
-    :param abi: pipe ABI version (pipe mode only).
+    :param mode: ``pipe``, ``remote-pipe``, ``remote-socket`` or ``pipe-socket``.
+    :param abi: pipe ABI version (the pipe modes only).
     :param cache: turn PowerDNS's packet and query caches on (``cache_ttl`` seconds) or off.
     :param purge: the recursor's purge method (``socket`` is aimed at this server's control socket).
     :param extra: more pdns.conf lines.
@@ -171,7 +171,7 @@ def start_pdns(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     binary = pdns_binary()
-    require_backend("pipe" if mode == "pipe" else "remote")
+    require_backend("pipe" if mode.startswith("pipe") else "remote")
     folder.mkdir(parents=True, exist_ok=True)
     recursor_bin = support.console_script("ddserver-recursor")
     config_file = Path(config_file).resolve()
@@ -201,12 +201,19 @@ def start_pdns(
     else:
         sock = folder / "recursor.sock"
         recursor = support.Process(
-            [recursor_bin, "--config", str(config_file), "--remote-socket", str(sock)],
+            [recursor_bin, "--config", str(config_file), f"--{mode}", str(sock)],
             log=folder / "recursor.log",
             env=environment,
         )
         recursor.wait_for(sock.exists, timeout, "ddserver-recursor to open its socket")
-        backend = f"launch=remote\nremote-connection-string=unix:path={sock},timeout=5000\n"
+        if mode == "pipe-socket":
+            # PowerDNS's pipe backend connects to pipe-command when it names a unix socket.
+            backend = (
+                f"launch=pipe\npipe-command={sock}\npipe-abi-version={abi}\npipe-timeout=2000\n"
+                "zone-cache-refresh-interval=0\n"
+            )
+        else:
+            backend = f"launch=remote\nremote-connection-string=unix:path={sock},timeout=5000\n"
     port = support.free_dns_port()
     (folder / "pdns.conf").write_text(
         pdns_conf(
@@ -233,7 +240,7 @@ def start_pdns(
         support.wait_until(
             lambda: server.control("version").strip(), timeout, what="pdns_server to answer its control socket"
         )
-        if mode != "remote-socket":
+        if mode in ("pipe", "remote-pipe"):
             # The first coprocess has the index snapshot built; until then its queries fail.
             process.wait_for(lambda: list((folder / "snapshots").glob("*.snapshot")), timeout, "the index snapshot")
     except BaseException:

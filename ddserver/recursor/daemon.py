@@ -287,17 +287,48 @@ def first_load(follower: Follower) -> None:
             delay = min(delay * 2, 5.0)
 
 
+def _pipe_sessions(follower: Follower, counter: metrics.QueryCounter) -> Callable[[], Callable[[bytes], bytes]]:
+    """Per connection of PowerDNS's pipe backend (``pipe-command`` naming the socket): a session of its own,
+    since each connection sends its own HELO, behind one answer cache shared by all. Sharing is safe: a
+    query line's fields differ in number between the ABI versions whose answers are laid out differently
+    (1 and 2: 6 and 7 fields, plain DATA; 3 to 5: 8 fields, DATA with scope and auth)."""
+    cache = ResponseCache(follower)
+    cmds = commands(follower)
+
+    def session() -> Callable[[bytes], bytes]:
+        handle = pipe.PipeSession(lambda: follower.index, cmds, cache.note).handle
+
+        def answer(line: bytes) -> bytes:
+            return handle(line.decode("latin-1")).encode("latin-1", "replace")
+
+        return cache.wrap(answer, counter, b"Q\t")
+
+    return session
+
+
 def run_socket(
-    follower: Follower, counter: metrics.QueryCounter, path: str, mode: int, metrics_at: str, purger: Purger
+    follower: Follower,
+    counter: metrics.QueryCounter,
+    path: str,
+    mode: int,
+    metrics_at: str,
+    purger: Purger,
+    protocol: str = "remote",
 ) -> int:
-    handler = remote.RemoteHandler(lambda: follower.index, commands(follower), counter)
-    server = SocketServer(path, _remote_responder(handler, follower, counter), remote.false("message too long").encode() + b"\n",
-                          remote.MAX_MESSAGE, mode)  # fmt: skip
+    """Serve the remote backend protocol (``protocol="remote"``) or the pipe backend protocol (``"pipe"``)
+    on a unix socket, from one index shared by every PowerDNS connection."""
+    if protocol == "pipe":
+        server = SocketServer(path, None, pipe.fail("request line too long").encode(), pipe.MAX_LINE, mode,
+                              session=_pipe_sessions(follower, counter))  # fmt: skip
+    else:
+        handler = remote.RemoteHandler(lambda: follower.index, commands(follower), counter)
+        server = SocketServer(path, _remote_responder(handler, follower, counter), remote.false("message too long").encode() + b"\n",
+                              remote.MAX_MESSAGE, mode)  # fmt: skip
     first_load(follower)
     try:
         server.bind()
     except OSError as exc:
-        raise DDServerError(f"--remote-socket {path}: {exc.strerror or exc}")
+        raise DDServerError(f"--{protocol}-socket {path}: {exc.strerror or exc}")
     follower.start()
     if metrics_at:
         host, port = parse_listen(metrics_at)
@@ -312,7 +343,7 @@ def run_socket(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    logger.info("serving the remote backend protocol on %s", path)
+    logger.info("serving the %s backend protocol on %s", protocol, path)
     server.serve()
     follower.stop()
     return 0
@@ -340,6 +371,10 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
             first = _snapshot_start(follower, config, rediscover=True)
             return run_remote_pipe(follower, counter, first, purger, handshake)
         mode = int(config.recursor.socket_mode, 8)
-        return run_socket(follower, counter, os.path.abspath(args.remote_socket), mode, metrics_at, purger)
+        if args.pipe_socket:
+            path, protocol = args.pipe_socket, "pipe"
+        else:
+            path, protocol = args.remote_socket, "remote"
+        return run_socket(follower, counter, os.path.abspath(path), mode, metrics_at, purger, protocol)
 
     return console.run(body, "ddserver-recursor")

@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--pipe", action="store_true", help="speak the pipe backend protocol on stdin/stdout")
     mode.add_argument("--remote-pipe", action="store_true", help="speak the remote backend protocol on stdin/stdout")
     mode.add_argument("--remote-socket", metavar="PATH", help="serve the remote backend protocol on a unix socket")
+    mode.add_argument(
+        "--pipe-socket",
+        metavar="PATH",
+        help="serve the pipe backend protocol on a unix socket (PowerDNS's pipe-command set to PATH)",
+    )
     parser.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics here (overrides config)")
     # Internal: the detached process that writes the snapshot pipe coprocesses start from.
     mode.add_argument("--write-snapshot", metavar="PATH", help=argparse.SUPPRESS)

@@ -196,12 +196,13 @@ def _poller() -> tuple[object, float]:
 
 
 class _Connection:
-    __slots__ = ("out", "sock", "splitter")
+    __slots__ = ("out", "respond", "sock", "splitter")
 
-    def __init__(self, sock: socket.socket, max_line: int) -> None:
+    def __init__(self, sock: socket.socket, max_line: int, respond: Responder) -> None:
         self.sock = sock
         self.splitter = LineSplitter(max_line)
         self.out = bytearray()
+        self.respond = respond
 
 
 class SocketServer:
@@ -213,9 +214,25 @@ class SocketServer:
     answers would also need a cache safe for several writers).
     """
 
-    def __init__(self, path: str, respond: Responder, too_long: bytes, max_line: int, mode: int = 0o666) -> None:
+    def __init__(
+        self,
+        path: str,
+        respond: Responder | None,
+        too_long: bytes,
+        max_line: int,
+        mode: int = 0o666,
+        *,
+        session: Callable[[], Responder] | None = None,
+    ) -> None:
+        """:param respond: answers every connection's lines (a stateless protocol: remote), or
+        :param session: makes each new connection a responder of its own (a protocol with per-connection state:
+            the pipe protocol's ABI version).
+        """
+        if (respond is None) == (session is None):
+            raise ValueError("give respond or session")
         self.path = path
         self.respond = respond
+        self.session = session
         self.too_long = too_long
         self.max_line = max_line
         self.mode = mode
@@ -261,7 +278,7 @@ class SocketServer:
         poll = self._poller.poll  # type: ignore[attr-defined]
         timeout = 0.5 * self._unit
         conns = self._conns
-        respond, too_long = self.respond, self.too_long
+        too_long = self.too_long
         stopping = self._stop.is_set
         try:
             while not stopping():
@@ -287,6 +304,7 @@ class SocketServer:
                     lines = conn.splitter.feed(data)
                     if not lines:
                         continue
+                    respond = conn.respond
                     if len(lines) == 1:
                         line = lines[0]
                         answer = too_long if line is None else respond(line)
@@ -311,7 +329,9 @@ class SocketServer:
             return
         sock.setblocking(False)
         self.connections += 1
-        self._conns[sock.fileno()] = _Connection(sock, self.max_line)
+        respond = self.session() if self.session is not None else self.respond
+        assert respond is not None
+        self._conns[sock.fileno()] = _Connection(sock, self.max_line, respond)
         self._poller.register(sock.fileno(), _IN)  # type: ignore[attr-defined]
         logger.debug("connection %d opened", sock.fileno())
 

@@ -248,7 +248,7 @@ def main() -> int:
         "--modes",
         default="gmysql,pipe,remote-pipe,remote-socket",
         help="of gmysql (over TCP), gmysql-socket (over --mysql-socket), gmysql-nozc (over TCP, zone cache off as "
-        "the pipe backend needs it), pipe, remote-pipe, remote-socket",
+        "the pipe backend needs it), pipe, remote-pipe, remote-socket, pipe-socket",
     )
     parser.add_argument(
         "--distributor-threads", type=int, default=3, help="PowerDNS's distributor-threads for every mode (default 3)"

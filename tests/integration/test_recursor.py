@@ -11,7 +11,7 @@ from ddserver import secrets
 from ddserver.db import Database
 from ddserver.store import hosts, records, users, zones
 from tests import support
-from tests.pdns import start_pdns
+from tests.pdns import PdnsServer, pdns_binary, pdns_conf, start_pdns
 
 ZONE = "dyn.example.org"
 PARENT = "example.org"
@@ -95,7 +95,7 @@ def _config(tmp_path: Path, db_url: str) -> Path:
     return support.write_config_file(tmp_path / "ddserver.conf", db_url, "[recursor]\npoll_interval = 0.1\n")
 
 
-@pytest.mark.parametrize("mode", ["pipe", "remote-pipe", "remote-socket"])
+@pytest.mark.parametrize("mode", ["pipe", "remote-pipe", "remote-socket", "pipe-socket"])
 def test_answers_and_updates(mode: str, db: Database, db_url: str, data: dict, tmp_path: Path) -> None:
     with start_pdns(tmp_path / "pdns", _config(tmp_path, db_url), mode, cache=False) as pdns:
         pdns.db = db
@@ -139,7 +139,38 @@ def test_pipe_abi_versions(abi: int, tmp_path: Path) -> None:
         assert transfer.get_rdataset("home", "A")[0].to_text() == "192.0.2.1"
 
 
-@pytest.mark.parametrize("mode", ["pipe", "remote-socket"])
+def test_pipe_socket_serves_every_abi_version_at_once(tmp_path: Path) -> None:
+    """One --pipe-socket recursor, five PowerDNS servers each speaking another pipe ABI version to it: every
+    connection gets the answer layout of its own handshake (the answer cache is shared by all)."""
+    url = support.new_database_url("sqlite", tmp_path)
+    db = support.create_database(url)
+    populate(db)
+    with start_pdns(tmp_path / "pdns1", _config(tmp_path, url), "pipe-socket", abi=1) as first:
+        assert first.recursor is not None
+        sock = first.folder / "recursor.sock"
+        others = []
+        try:
+            for abi in (2, 3, 4, 5):
+                folder = tmp_path / f"pdns{abi}"
+                folder.mkdir()
+                port = support.free_dns_port()
+                backend = f"launch=pipe\npipe-command={sock}\npipe-abi-version={abi}\nzone-cache-refresh-interval=0\n"
+                (folder / "pdns.conf").write_text(pdns_conf(folder, port, backend, cache=False))
+                process = support.Process([pdns_binary(), f"--config-dir={folder}"], log=folder / "pdns.log")
+                others.append(PdnsServer(folder, port, process, None))
+                process.wait_port("127.0.0.1", port)
+            # Asked in turn, so the same question comes over connections of every ABI version.
+            for _ in range(2):
+                for server in (first, *others):
+                    server.db = db
+                    check_answers(server)
+            assert "Format error" not in "".join(server.log() for server in (first, *others))
+        finally:
+            for server in others:
+                server.stop()
+
+
+@pytest.mark.parametrize("mode", ["pipe", "remote-socket", "pipe-socket"])
 def test_axfr(mode: str, tmp_path: Path) -> None:
     url = support.new_database_url("sqlite", tmp_path)
     db = support.create_database(url)
@@ -153,7 +184,7 @@ def test_axfr(mode: str, tmp_path: Path) -> None:
         assert transfer.get_rdataset("_acme-challenge.txt", "TXT")[0].to_text() == '"token-123"'
 
 
-@pytest.mark.parametrize("mode", ["pipe", "remote-pipe", "remote-socket"])
+@pytest.mark.parametrize("mode", ["pipe", "remote-pipe", "remote-socket", "pipe-socket"])
 def test_update_visible_at_once_with_caches_on(mode: str, db: Database, db_url: str, data: dict, tmp_path: Path):
     """Caches at 60 s: the recursor purges what changed, so PowerDNS answers the new data at once."""
     with start_pdns(tmp_path / "pdns", _config(tmp_path, db_url), mode, cache=True, cache_ttl=60) as pdns:

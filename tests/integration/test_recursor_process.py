@@ -140,3 +140,58 @@ def test_socket_server_garbage_metrics_and_signals(setup, tmp_path: Path) -> Non
         assert recursor.proc.returncode == 0 and not path.exists()
     finally:
         recursor.stop()
+
+
+def _lines(sock: socket.socket, message: bytes, count: int) -> list[str]:
+    """Send ``message`` and read the lines of ``count`` whole answers (each ends with END, FAIL or OK)."""
+    sock.sendall(message)
+    data = b""
+
+    def ends() -> int:
+        return sum(1 for line in data.split(b"\n")[:-1] if line in (b"END", b"FAIL") or line.startswith(b"OK\t"))
+
+    while ends() < count:
+        chunk = sock.recv(65536)
+        assert chunk, "the recursor closed the connection"
+        data += chunk
+    return data.decode("latin-1").splitlines()
+
+
+def test_pipe_socket_sessions_and_garbage(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """--pipe-socket: each connection has its own handshake and ABI; garbage gets FAIL, never silence."""
+    config, _, _ = setup
+    path = tmp_path / "p.sock"
+    recursor = support.Process(
+        [support.console_script("ddserver-recursor"), "--config", str(config), "--pipe-socket", str(path)],
+        log=tmp_path / "recursor.log",
+    )
+    try:
+        recursor.wait_for(path.exists, 30, "the socket")
+        old, new, early = (socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(3))
+        for s in (old, new, early):
+            s.settimeout(10)
+            s.connect(str(path))
+        # A query before any handshake fails; the connection stays usable.
+        assert _lines(early, b"Q\thome.dyn.example.org\tIN\tA\t-1\t127.0.0.1\n", 1)[-1] == "FAIL"
+        assert _lines(old, b"HELO\t1\n", 1)[0].startswith("OK\t")
+        assert _lines(new, b"HELO\t3\n", 1)[0].startswith("OK\t")
+        v1 = _lines(old, b"Q\thome.dyn.example.org\tIN\tA\t-1\t127.0.0.1\n", 1)
+        assert v1 == ["DATA\thome.dyn.example.org\tIN\tA\t60\t1\t192.0.2.1", "END"]
+        v3 = _lines(new, b"Q\thome.dyn.example.org\tIN\tA\t-1\t127.0.0.1\t0.0.0.0\t0.0.0.0/0\n", 1)
+        assert v3 == ["DATA\t0\t1\thome.dyn.example.org\tIN\tA\t60\t1\t192.0.2.1", "END"]
+        rng = random.Random(5)
+        garbage = [
+            bytes(rng.randrange(256) for _ in range(rng.randrange(1, 100))).replace(b"\n", b"") for _ in range(50)
+        ]
+        garbage += [b"x" * 100000, b"Q\t\t\t\t\t", b"AXFR\t-5", b"\r"]
+        answers = _lines(new, b"".join(g + b"\n" for g in garbage), len(garbage))
+        assert len([a for a in answers if a in ("END", "FAIL")]) == len(garbage)
+        # Both connections still answer in their own layout.
+        assert _lines(old, b"Q\thome.dyn.example.org\tIN\tA\t-1\t127.0.0.1\n", 1) == v1
+        assert _lines(new, b"Q\thome.dyn.example.org\tIN\tA\t-1\t127.0.0.1\t0.0.0.0\t0.0.0.0/0\n", 1) == v3
+        recursor.signal(signal.SIGTERM)
+        recursor.proc.wait(10)
+        assert recursor.proc.returncode == 0 and not path.exists()
+        assert "Traceback" not in recursor.log()
+    finally:
+        recursor.stop()
