@@ -32,7 +32,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--hosts", type=int, default=1000)
-    parser.add_argument("--mode", default="remote-socket", choices=("pipe", "remote-pipe", "remote-socket", "pipe-socket"))
+    parser.add_argument(
+        "--mode", default="remote-socket", choices=("pipe", "remote-pipe", "remote-socket", "pipe-socket")
+    )
     parser.add_argument("--dialect", default="sqlite", choices=("sqlite", "mysql"))
     parser.add_argument("--poll-interval", type=float, default=0.2)
     parser.add_argument("--phase", default="random", choices=("random", "after-poll"))
