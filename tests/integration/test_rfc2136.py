@@ -1,4 +1,5 @@
-"""ddserver-rfc2136 against a real BIND 9 ``named``: pushes, errors, outages, several workers, repair."""
+"""ddserver-rfc2136 against a real BIND 9 ``named`` (and the core of it against Knot DNS as well): pushes,
+errors, outages, several workers, repair."""
 
 from __future__ import annotations
 
@@ -14,9 +15,22 @@ from ddserver.store import changes, hosts, records, users, zones
 from ddserver.store import rfc2136 as rfc2136_store
 from tests import named as named_support
 from tests import support
+from tests.knot import KnotServer
 from tests.named import NamedServer, make_secret
 
 named = named_support.named  # the fixture
+
+
+@pytest.fixture(params=["bind", "knot"])
+def primary(request, tmp_path):
+    """A started primary nameserver: BIND's named, then Knot DNS (configured as etc/knot/ advises)."""
+    server = NamedServer(tmp_path / "named") if request.param == "bind" else KnotServer(tmp_path / "knot")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
 
 ZONE = "dyn.example.org"
 
@@ -46,8 +60,8 @@ def new_host(db, user, label, **kw):
     return hosts.add(db, user.id, f"{label}.{ZONE}", "hash", default_limit=-1, **kw)
 
 
-def test_add_change_delete_both_families_and_txt(db, config, named, alice):
-    zone = add_zone(db, named)
+def test_add_change_delete_both_families_and_txt(db, config, primary, alice):
+    zone = add_zone(db, primary)
     w = worker(db, config)
     home = new_host(db, alice, "home", ipv4="192.0.2.1", ipv6="2001:db8::1")
     v6only = new_host(db, alice, "six", ipv6="2001:db8::6", ttl=300)
@@ -55,12 +69,12 @@ def test_add_change_delete_both_families_and_txt(db, config, named, alice):
     records.add(db, home.id, f"home.{ZONE}", "TXT", "v=spf1 -all")
     result = w.run_pass()
     assert not result.errors, result.errors
-    assert named.query(f"home.{ZONE}") == ["192.0.2.1"]
-    assert named.query(f"home.{ZONE}", "AAAA") == ["2001:db8::1"]
-    assert named.query(f"six.{ZONE}") == [] and named.query(f"six.{ZONE}", "AAAA") == ["2001:db8::6"]
-    assert named.ttl(f"six.{ZONE}", "AAAA") == 300 and named.ttl(f"home.{ZONE}") == 60
-    assert named.query(f"_acme-challenge.home.{ZONE}", "TXT") == ['"challenge-token"']
-    assert named.query(f"home.{ZONE}", "TXT") == ['"v=spf1 -all"']
+    assert primary.query(f"home.{ZONE}") == ["192.0.2.1"]
+    assert primary.query(f"home.{ZONE}", "AAAA") == ["2001:db8::1"]
+    assert primary.query(f"six.{ZONE}") == [] and primary.query(f"six.{ZONE}", "AAAA") == ["2001:db8::6"]
+    assert primary.ttl(f"six.{ZONE}", "AAAA") == 300 and primary.ttl(f"home.{ZONE}") == 60
+    assert primary.query(f"_acme-challenge.home.{ZONE}", "TXT") == ['"challenge-token"']
+    assert primary.query(f"home.{ZONE}", "TXT") == ['"v=spf1 -all"']
     state = zones.get(db, ZONE)
     assert state.rfc2136_position == changes.last_id(db) and state.rfc2136_error is None
     assert state.rfc2136_ok_at is not None
@@ -70,40 +84,40 @@ def test_add_change_delete_both_families_and_txt(db, config, named, alice):
     hosts.set_addresses(db, v6only.id, ipv4="192.0.2.6", ipv6=None)
     hosts.set_properties(db, v6only.id, wildcard=True)
     assert not w.run_pass().errors
-    assert named.query(f"home.{ZONE}") == ["192.0.2.2"] and named.query(f"home.{ZONE}", "AAAA") == []
-    assert named.query(f"six.{ZONE}") == ["192.0.2.6"] and named.query(f"six.{ZONE}", "AAAA") == []
-    assert named.query(f"anything.six.{ZONE}") == ["192.0.2.6"]
+    assert primary.query(f"home.{ZONE}") == ["192.0.2.2"] and primary.query(f"home.{ZONE}", "AAAA") == []
+    assert primary.query(f"six.{ZONE}") == ["192.0.2.6"] and primary.query(f"six.{ZONE}", "AAAA") == []
+    assert primary.query(f"anything.six.{ZONE}") == ["192.0.2.6"]
 
     # Blocked: out of DNS with its records; unblocked: back.
     hosts.set_flags(db, home.id, blocked=True)
     assert not w.run_pass().errors
-    assert named.query(f"home.{ZONE}") == [] and named.query(f"_acme-challenge.home.{ZONE}", "TXT") == []
+    assert primary.query(f"home.{ZONE}") == [] and primary.query(f"_acme-challenge.home.{ZONE}", "TXT") == []
     hosts.set_flags(db, home.id, blocked=False)
     assert not w.run_pass().errors
-    assert named.query(f"_acme-challenge.home.{ZONE}", "TXT") == ['"challenge-token"']
+    assert primary.query(f"_acme-challenge.home.{ZONE}", "TXT") == ['"challenge-token"']
 
     # Deleted: every name of it leaves; the glue and the apex stay.
     hosts.delete(db, home.id)
     records.delete(db, v6only.id)
     hosts.set_properties(db, v6only.id, wildcard=False)
     assert not w.run_pass().errors
-    assert named.query(f"home.{ZONE}") == [] and named.query(f"home.{ZONE}", "TXT") == []
-    assert named.query(f"_acme-challenge.home.{ZONE}", "TXT") == []
-    assert named.query(f"anything.six.{ZONE}") == []
-    assert named.query(f"ns1.{ZONE}") == ["192.0.2.53"]
+    assert primary.query(f"home.{ZONE}") == [] and primary.query(f"home.{ZONE}", "TXT") == []
+    assert primary.query(f"_acme-challenge.home.{ZONE}", "TXT") == []
+    assert primary.query(f"anything.six.{ZONE}") == []
+    assert primary.query(f"ns1.{ZONE}") == ["192.0.2.53"]
     assert zones.get(db, ZONE).rfc2136_position == changes.last_id(db)
     assert zone.id
 
 
-def test_zone_ttl_change_resyncs_every_host(db, config, named, alice):
-    add_zone(db, named)
+def test_zone_ttl_change_resyncs_every_host(db, config, primary, alice):
+    add_zone(db, primary)
     w = worker(db, config)
     new_host(db, alice, "a", ipv4="192.0.2.1")
     new_host(db, alice, "b", ipv6="2001:db8::2", ttl=30)
     assert not w.run_pass().errors
     zones.update(db, zones.get(db, ZONE).id, ttl=120)
     assert not w.run_pass().errors
-    assert named.ttl(f"a.{ZONE}") == 120 and named.ttl(f"b.{ZONE}", "AAAA") == 30
+    assert primary.ttl(f"a.{ZONE}") == 120 and primary.ttl(f"b.{ZONE}", "AAAA") == 30
 
 
 def test_once_console_script(db, db_url, named, alice, tmp_path):
@@ -259,13 +273,13 @@ def test_stale_update_from_another_worker_is_refused(db, config, named, alice):
     assert isinstance(old_soa, dns.rdata.Rdata) and zone.id
 
 
-def test_fell_behind_the_pruned_feed_compares_the_whole_zone(db, config, named, alice):
-    zone = add_zone(db, named)
+def test_fell_behind_the_pruned_feed_compares_the_whole_zone(db, config, primary, alice):
+    zone = add_zone(db, primary)
     w = worker(db, config)
     keep = new_host(db, alice, "keep", ipv4="192.0.2.1")
     gone = new_host(db, alice, "gone", ipv4="192.0.2.2")
     assert not w.run_pass().errors
-    assert named.query(f"gone.{ZONE}") == ["192.0.2.2"]
+    assert primary.query(f"gone.{ZONE}") == ["192.0.2.2"]
     position = zones.get(db, ZONE).rfc2136_position
     hosts.delete(db, gone.id)
     hosts.set_addresses(db, keep.id, ipv4="192.0.2.10")
@@ -275,7 +289,7 @@ def test_fell_behind_the_pruned_feed_compares_the_whole_zone(db, config, named, 
     assert changes.prune(db, 60) >= 2 and changes.first_id(db) > position + 1
     result = w.run_pass()
     assert result.synced == {ZONE: 2} and not result.errors
-    assert named.query(f"gone.{ZONE}") == [] and named.query(f"keep.{ZONE}") == ["192.0.2.10"]
+    assert primary.query(f"gone.{ZONE}") == [] and primary.query(f"keep.{ZONE}") == ["192.0.2.10"]
     assert zones.get(db, ZONE).rfc2136_position == changes.last_id(db)
     assert zone.id != other.id
 
@@ -305,10 +319,10 @@ def test_gap_in_the_feed_holds_the_position_not_the_push(db, config, named, alic
     assert zones.get(db, ZONE).rfc2136_position == late_id + 1
 
 
-def test_axfr_view_matches_database_after_pushes(db, config, named, alice):
-    add_zone(db, named)
+def test_axfr_view_matches_database_after_pushes(db, config, primary, alice):
+    add_zone(db, primary)
     for i in range(30):
         new_host(db, alice, f"h{i}", ipv4=f"192.0.2.{i + 1}", ipv6=f"2001:db8::{i + 1:x}")
     assert not worker(db, config, batch_size=7).run_pass().errors
-    zone = named.axfr(ZONE)
+    zone = primary.axfr(ZONE)
     assert len([n for n, node in zone.nodes.items() if node.get_rdataset(1, dns.rdatatype.A)]) == 31  # + ns1
