@@ -6,9 +6,11 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from ddserver import console
@@ -33,14 +35,48 @@ def worker_app(config: Config, metrics_dir: str | None = None) -> Any:
     return create_app(config, Database.from_config(config), metrics_dir=metrics_dir)
 
 
+METRICS_PREFIX = "ddserver-updater-metrics-"
+
+
 @contextlib.contextmanager
-def _metrics_folder() -> Iterator[str]:
-    """A private folder where the workers of this server share their metrics, removed at the end."""
-    folder = tempfile.mkdtemp(prefix="ddserver-updater-metrics-")
+def _metrics_folder(parent: str | None = None) -> Iterator[str]:
+    """A private folder where the workers of this server share their metrics, removed at the end.
+
+    Its name carries the server's process id, so that the folders of servers that could not clean up (killed,
+    or stopped before their workers) are removed by the next one to start.
+    """
+    parent = parent or tempfile.gettempdir()
+    remove_stale_metrics(parent)
+    folder = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-", dir=parent)
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_metrics(parent: str) -> int:
+    """Remove this user's metrics folders whose server process is gone; returns how many."""
+    removed = 0
+    for path in Path(parent).glob(f"{METRICS_PREFIX}*"):
+        pid = path.name[len(METRICS_PREFIX) :].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or path.lstat().st_uid != os.getuid() or _alive(int(pid)):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _serve_waitress(config: Config, host: str, port: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from ddserver import passwords, secrets
 from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.store import changes, hosts, records, users, zones
+from ddserver.updater import main as updater_main
 from ddserver.updater.app import create_app
 from tests import support
 from tests.updater_support import ZONE, Site, call, host_row, make_site, updater_config
@@ -377,3 +379,19 @@ def test_metrics_of_worker_processes_are_summed(tmp_path: Path) -> None:
     assert "ddserver_updater_commits_total 1\n" in page
     # Its own counters reach the folder too, for the other workers.
     support.wait_until(lambda: (tmp_path / f"{os.getpid()}.json").exists(), what="the shared file")
+
+
+def test_stale_metrics_folders_are_removed_at_start(tmp_path: Path) -> None:
+    """A server that was killed leaves its metrics folder; the next one to start removes it, and only it."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"{updater_main.METRICS_PREFIX}{dead.pid}-abc"
+    live = tmp_path / f"{updater_main.METRICS_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "something-else"
+    for folder in (stale, live, other):
+        folder.mkdir()
+        (folder / "1.json").write_text("{}")
+    with updater_main._metrics_folder(str(tmp_path)) as mine:
+        assert not stale.exists() and live.exists() and other.exists()
+        assert Path(mine).name.startswith(f"{updater_main.METRICS_PREFIX}{os.getpid()}-")
+    assert not Path(mine).exists()
