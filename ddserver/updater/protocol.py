@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -145,6 +146,13 @@ class Hostname:
     name: str | None
 
 
+# Routers send the same names from the same addresses every few minutes: the parsers below are pure and
+# their results immutable, so each process keeps the recent ones (a bounded cache: a flood of new strings
+# only evicts).
+_PARSED = 16384
+
+
+@functools.lru_cache(maxsize=_PARSED)
 def parse_hostname(text: str) -> Hostname:
     """Normalise one hostname; a name with fewer than three labels cannot be a host below a zone."""
     try:
@@ -174,10 +182,11 @@ class BadAddress(ValidationError):
     """The request carries an address that is not a valid IPv4 or IPv6 address."""
 
 
+@functools.lru_cache(maxsize=_PARSED)
 def parse_address(text: str) -> IPAddress:
     """One address of either family; IPv4-mapped IPv6 becomes IPv4.
 
-    :raises BadAddress: when it is neither.
+    :raises BadAddress: when it is neither (not cached).
     """
     try:
         return validate.ip_address(text)
@@ -185,6 +194,7 @@ def parse_address(text: str) -> IPAddress:
         raise BadAddress(exc.message)
 
 
+@functools.lru_cache(maxsize=_PARSED)
 def normalise_client(address: str) -> IPAddress | None:
     """The client's address from the connection or a proxy header, or None when it is not an address."""
     try:
