@@ -7,6 +7,7 @@ nameserver is down); the ``named`` fixture always stops it. Use ``dig``-like que
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,10 @@ def make_secret(seed: str) -> str:
 class NamedServer:
     """One ``named -g`` in its own folder, serving dynamic zones that the key may update and transfer."""
 
+    #: The server program, and where Debian installs it.
+    program = ("named", "/usr/sbin/named")
+    conf_name = "named.conf"
+
     def __init__(
         self,
         folder: Path,
@@ -44,7 +49,7 @@ class NamedServer:
         key_algorithm: str = KEY_ALGORITHM,
         secret: str | None = None,
     ) -> None:
-        self.binary = support.require_binary("named", "/usr/sbin/named")
+        self.binary = support.require_binary(*self.program)
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.zones = zones
@@ -54,7 +59,7 @@ class NamedServer:
         self.host = "127.0.0.1"
         self.port = support.free_dns_port(self.host)
         self.process: support.Process | None = None
-        self.conf = self.folder / "named.conf"
+        self.conf = self.folder / self.conf_name
         self._write()
 
     @property
@@ -85,12 +90,7 @@ class NamedServer:
             f'include "{key_file}";',
         ]
         for zone in self.zones:
-            zone_file = f / f"{zone}.zone"
-            if not zone_file.exists():
-                zone_file.write_text(
-                    f"$TTL 60\n@ IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 604800 60\n"
-                    f"@ IN NS ns1.{zone}.\nns1 IN A 192.0.2.53\n"
-                )
+            zone_file = self.zone_file(zone)
             parts += [
                 f'zone "{zone}" {{',
                 "    type primary;",
@@ -101,13 +101,26 @@ class NamedServer:
             ]
         self.conf.write_text("\n".join(parts) + "\n")
 
+    def zone_file(self, zone: str) -> Path:
+        """The zone's file, written with a starting SOA, NS and ns1 A unless it is there (a restart keeps it)."""
+        path = self.folder / f"{zone}.zone"
+        if not path.exists():
+            path.write_text(
+                f"$TTL 60\n@ IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 604800 60\n"
+                f"@ IN NS ns1.{zone}.\nns1 IN A 192.0.2.53\n"
+            )
+        return path
+
+    def argv(self) -> list[str]:
+        # -g: foreground, log to stderr; -n 1: one worker thread (the machine is shared); -4: IPv4 only.
+        return [self.binary, "-g", "-4", "-n", "1", "-c", str(self.conf)]
+
     def start(self) -> None:
         if self.process is not None and self.process.alive():
             return
-        # -g: foreground, log to stderr; -n 1: one worker thread (the machine is shared); -4: IPv4 only.
-        argv = [self.binary, "-g", "-4", "-n", "1", "-c", str(self.conf)]
-        self.process = support.Process(argv, log=self.folder / "named.log")
-        self.process.wait_for(self._answers, timeout=30, what=f"named to serve on {self.server}")
+        name = self.program[0]
+        self.process = support.Process(self.argv(), log=self.folder / f"{name}.log")
+        self.process.wait_for(self._answers, timeout=30, what=f"{name} to serve on {self.server}")
 
     def _answers(self) -> bool:
         try:
@@ -162,12 +175,18 @@ class NamedServer:
         return dns.zone.from_xfr(dns.query.xfr(self.host, zone, port=self.port, keyring=self.key(), lifetime=10))
 
 
-@pytest.fixture
-def named(tmp_path: Path) -> Iterator[NamedServer]:
-    """A started ``named`` serving dyn.example.org, stopped whatever happens."""
-    server = NamedServer(tmp_path / "named")
+@contextlib.contextmanager
+def started(server: NamedServer) -> Iterator[NamedServer]:
+    """``server`` started, and stopped whatever happens."""
     try:
         server.start()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def named(tmp_path: Path) -> Iterator[NamedServer]:
+    """A started ``named`` serving dyn.example.org, stopped whatever happens."""
+    with started(NamedServer(tmp_path / "named")) as server:
+        yield server

@@ -25,11 +25,8 @@ named = named_support.named  # the fixture
 def primary(request, tmp_path):
     """A started primary nameserver: BIND's named, then Knot DNS (configured as etc/knot/ advises)."""
     server = NamedServer(tmp_path / "named") if request.param == "bind" else KnotServer(tmp_path / "knot")
-    try:
-        server.start()
+    with named_support.started(server):
         yield server
-    finally:
-        server.stop()
 
 
 ZONE = "dyn.example.org"
