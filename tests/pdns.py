@@ -142,6 +142,14 @@ def pdns_conf(
     )
 
 
+def pipe_backend(command: str, abi: int) -> str:
+    """pdns.conf lines for the pipe backend (it has no zone list, so PowerDNS's zone cache must be off)."""
+    return (
+        f"launch=pipe\npipe-command={command}\npipe-abi-version={abi}\npipe-timeout=2000\n"
+        "zone-cache-refresh-interval=0\n"
+    )
+
+
 def start_pdns(
     folder: Path,
     config_file: Path,
@@ -189,10 +197,7 @@ def start_pdns(
     environment.update(env or {})
     recursor: support.Process | None = None
     if mode == "pipe":
-        backend = (
-            f"launch=pipe\npipe-command={recursor_bin} --config {config_file} --pipe\n"
-            f"pipe-abi-version={abi}\npipe-timeout=2000\nzone-cache-refresh-interval=0\n"
-        )
+        backend = pipe_backend(f"{recursor_bin} --config {config_file} --pipe", abi)
     elif mode == "remote-pipe":
         backend = (
             f"launch=remote\nremote-connection-string=pipe:command={recursor_bin} --config {config_file} "
@@ -208,10 +213,7 @@ def start_pdns(
         recursor.wait_for(sock.exists, timeout, "ddserver-recursor to open its socket")
         if mode == "pipe-socket":
             # PowerDNS's pipe backend connects to pipe-command when it names a unix socket.
-            backend = (
-                f"launch=pipe\npipe-command={sock}\npipe-abi-version={abi}\npipe-timeout=2000\n"
-                "zone-cache-refresh-interval=0\n"
-            )
+            backend = pipe_backend(str(sock), abi)
         else:
             backend = f"launch=remote\nremote-connection-string=unix:path={sock},timeout=5000\n"
     port = support.free_dns_port()

@@ -212,18 +212,24 @@ def run_pipe(
     clock = StreamClock(handshake.at)
     session = pipe.PipeSession(first_load_index(follower, clock), commands(follower), cache.note)
     session.abi = handshake.abi
-    handle = session.handle
-
-    def answer(line: bytes) -> bytes:
-        if line.startswith(b"HELO"):
-            cache.clear()  # a new handshake may change the ABI, and so the answers' layout
-        return handle(line.decode("latin-1")).encode("latin-1", "replace")
-
-    respond = cache.wrap(answer, counter, b"Q\t")
-
+    respond = _pipe_responder(session, cache, counter, clear_on_helo=True)
     follower.start(first)
     serve_stream(respond, pipe.fail("request line too long").encode(), pipe.MAX_LINE, clock, handshake.pending)
     return end_coprocess(follower)
+
+
+def _pipe_responder(
+    session: pipe.PipeSession, cache: ResponseCache, counter: metrics.QueryCounter, *, clear_on_helo: bool = False
+) -> Callable[[bytes], bytes]:
+    """A pipe session's answers as bytes, with ``cache`` in front of its queries."""
+    handle = session.handle
+
+    def answer(line: bytes) -> bytes:
+        if clear_on_helo and line.startswith(b"HELO"):
+            cache.clear()  # a new handshake may change the ABI, and so the answers' layout
+        return handle(line.decode("latin-1")).encode("latin-1", "replace")
+
+    return cache.wrap(answer, counter, b"Q\t")
 
 
 def end_coprocess(follower: Follower) -> int:
@@ -296,12 +302,7 @@ def _pipe_sessions(follower: Follower, counter: metrics.QueryCounter) -> Callabl
     cmds = commands(follower)
 
     def session() -> Callable[[bytes], bytes]:
-        handle = pipe.PipeSession(lambda: follower.index, cmds, cache.note).handle
-
-        def answer(line: bytes) -> bytes:
-            return handle(line.decode("latin-1")).encode("latin-1", "replace")
-
-        return cache.wrap(answer, counter, b"Q\t")
+        return _pipe_responder(pipe.PipeSession(lambda: follower.index, cmds, cache.note), cache, counter)
 
     return session
 
@@ -318,11 +319,12 @@ def run_socket(
     """Serve the remote backend protocol (``protocol="remote"``) or the pipe backend protocol (``"pipe"``)
     on a unix socket, from one index shared by every PowerDNS connection."""
     if protocol == "pipe":
-        server = SocketServer(path, None, pipe.fail("request line too long").encode(), pipe.MAX_LINE, mode,
-                              session=_pipe_sessions(follower, counter))  # fmt: skip
+        server = SocketServer(path, _pipe_sessions(follower, counter), pipe.fail("request line too long").encode(),
+                              pipe.MAX_LINE, mode)  # fmt: skip
     else:
         handler = remote.RemoteHandler(lambda: follower.index, commands(follower), counter)
-        server = SocketServer(path, _remote_responder(handler, follower, counter), remote.false("message too long").encode() + b"\n",
+        respond = _remote_responder(handler, follower, counter)
+        server = SocketServer(path, lambda: respond, remote.false("message too long").encode() + b"\n",
                               remote.MAX_MESSAGE, mode)  # fmt: skip
     first_load(follower)
     try:

@@ -215,23 +215,12 @@ class SocketServer:
     """
 
     def __init__(
-        self,
-        path: str,
-        respond: Responder | None,
-        too_long: bytes,
-        max_line: int,
-        mode: int = 0o666,
-        *,
-        session: Callable[[], Responder] | None = None,
+        self, path: str, session: Callable[[], Responder], too_long: bytes, max_line: int, mode: int = 0o666
     ) -> None:
-        """:param respond: answers every connection's lines (a stateless protocol: remote), or
-        :param session: makes each new connection a responder of its own (a protocol with per-connection state:
-            the pipe protocol's ABI version).
+        """:param session: makes the responder of each new connection: the same one every time for a protocol
+        without state (remote), a new one where a connection has some (the pipe protocol's ABI version).
         """
-        if (respond is None) == (session is None):
-            raise ValueError("give respond or session")
         self.path = path
-        self.respond = respond
         self.session = session
         self.too_long = too_long
         self.max_line = max_line
@@ -329,9 +318,7 @@ class SocketServer:
             return
         sock.setblocking(False)
         self.connections += 1
-        respond = self.session() if self.session is not None else self.respond
-        assert respond is not None
-        self._conns[sock.fileno()] = _Connection(sock, self.max_line, respond)
+        self._conns[sock.fileno()] = _Connection(sock, self.max_line, self.session())
         self._poller.register(sock.fileno(), _IN)  # type: ignore[attr-defined]
         logger.debug("connection %d opened", sock.fileno())
 

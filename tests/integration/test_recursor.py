@@ -11,7 +11,7 @@ from ddserver import secrets
 from ddserver.db import Database
 from ddserver.store import hosts, records, users, zones
 from tests import support
-from tests.pdns import PdnsServer, pdns_binary, pdns_conf, start_pdns
+from tests.pdns import PdnsServer, pdns_binary, pdns_conf, pipe_backend, start_pdns
 
 ZONE = "dyn.example.org"
 PARENT = "example.org"
@@ -154,8 +154,7 @@ def test_pipe_socket_serves_every_abi_version_at_once(tmp_path: Path) -> None:
                 folder = tmp_path / f"pdns{abi}"
                 folder.mkdir()
                 port = support.free_dns_port()
-                backend = f"launch=pipe\npipe-command={sock}\npipe-abi-version={abi}\nzone-cache-refresh-interval=0\n"
-                (folder / "pdns.conf").write_text(pdns_conf(folder, port, backend, cache=False))
+                (folder / "pdns.conf").write_text(pdns_conf(folder, port, pipe_backend(str(sock), abi), cache=False))
                 process = support.Process([pdns_binary(), f"--config-dir={folder}"], log=folder / "pdns.log")
                 others.append(PdnsServer(folder, port, process, None))
                 process.wait_port("127.0.0.1", port)
