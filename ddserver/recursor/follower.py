@@ -17,16 +17,12 @@ from ddserver.dns import zoneindex
 from ddserver.dns.zoneindex import ZoneIndex
 from ddserver.errors import DatabaseError
 from ddserver.store import recursor as store
-from ddserver.store.changes import Change
+from ddserver.store.changes import Change, FeedCursor, FeedPruned
 
 logger = logging.getLogger(__name__)
 
 #: Changes read per poll.
 BATCH = 5000
-#: Ids just below the newest one at load time that are re-checked, in case their transaction commits late.
-START_WINDOW = 200
-#: Seconds an id missing from the feed is waited for before it counts as a rolled-back transaction.
-GAP_TIMEOUT = 30.0
 MAX_BACKOFF = 5.0
 #: Names kept for a purge that failed; beyond that, whole zones are purged once PowerDNS answers again.
 MAX_UNPURGED = 10000
@@ -94,8 +90,7 @@ class Follower:
         self.generation = 0
         self.loaded = threading.Event()
         self.stats = FollowerStats()
-        self._high = 0
-        self._gaps: dict[int, float] = {}
+        self._cursor = FeedCursor()
         self._last_read = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -108,17 +103,14 @@ class Follower:
         :raises DatabaseError: when the database cannot be read (the old index, if any, stays).
         """
         started = time.monotonic()
-        _, newest = self.db.read(store.feed_bounds)
-        # Ids close below the newest may belong to transactions still open: re-check them afterwards.
-        window_start = max(0, newest - START_WINDOW)
-        present = {c.id for c in self.db.read(lambda tx: store.changes_after(tx, window_start, START_WINDOW + 1))}
+        # The position first: what changes while the index is read is applied by the next poll.
+        cursor = FeedCursor.at_newest(self.db)
+        newest = cursor.high
         zone_rows = self.db.read(store.zones)
         index = zoneindex.build(
             zone_rows, store.iter_all_hosts(self.db), self.db.read(store.all_records), self.default_ttl
         )
-        now = time.monotonic()
-        self._gaps = {i: now for i in range(window_start + 1, newest + 1) if i not in present}
-        self._high = newest
+        self._cursor = cursor
         self._last_read = time.time()
         self.index = index
         self.generation += 1
@@ -140,9 +132,7 @@ class Follower:
 
         It is not published (``loaded``) until the caller has caught up and sets ``loaded``.
         """
-        now = time.monotonic()
-        self._gaps = {gap: now for gap in gaps}
-        self._high = high
+        self._cursor = FeedCursor.at(high, gaps)
         self._last_read = created
         self.index = index
         self.generation += 1
@@ -150,7 +140,7 @@ class Follower:
 
     def position(self) -> tuple[int, list[int]]:
         """The newest change id applied and the ids below it still awaited (for snapshots)."""
-        return self._high, sorted(self._gaps)
+        return self._cursor.position()
 
     def wait_index(self, timeout: float) -> ZoneIndex | None:
         """The published index, waiting up to ``timeout`` seconds for the first load."""
@@ -174,27 +164,12 @@ class Follower:
                 logger.warning("the change feed was not read for longer than its retention: reloading in full")
             self._reload()
             return 0
-        high = self._high
-        rows = self.db.read(lambda tx: store.changes_after(tx, high, BATCH))
-        if rows and high and rows[0].id > high + 1:
-            oldest, _ = self.db.read(store.feed_bounds)
-            if oldest > high + 1:
-                logger.warning("the change feed was pruned past change %d: reloading in full", high)
-                self._reload()
-                return 0
-        gaps = dict(self._gaps)
-        if gaps:
-            late_ids = sorted(gaps)
-            rows = self.db.read(lambda tx: store.changes_with_ids(tx, late_ids)) + rows
-        now = time.monotonic()
-        for change in rows:
-            gaps.pop(change.id, None)
-            if change.id > high:
-                gaps.update((i, now) for i in range(high + 1, change.id))
-                high = change.id
-        for gap, since in list(gaps.items()):
-            if now - since > GAP_TIMEOUT:
-                del gaps[gap]
+        try:
+            rows, cursor = self._cursor.read(self.db, BATCH)
+        except FeedPruned as exc:
+            logger.warning("%s: reloading in full", exc)
+            self._reload()
+            return 0
         if rows:
             try:
                 stale = self.apply(rows)
@@ -202,16 +177,16 @@ class Follower:
                 raise  # the position stays: the next poll reads these changes again
             except Exception:
                 logger.exception("applying changes %d to %d failed: reloading in full", rows[0].id, rows[-1].id)
-                self._high, self._gaps, self._last_read = high, gaps, time.time()
+                self._cursor, self._last_read = cursor, time.time()
                 self._reload()
                 return 0
             finally:
                 self.generation += 1
             self.unpurged.add(stale)
-        self._high, self._gaps, self._last_read = high, gaps, time.time()
+        self._cursor, self._last_read = cursor, time.time()
         if rows:
             self.stats.changes_applied += len(rows)
-            self.stats.last_change_id = high
+            self.stats.last_change_id = cursor.high
             self.stats.change_lag = max(0.0, time.time() - rows[-1].created_at)
         self.flush_purges()
         return len(rows)

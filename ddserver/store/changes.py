@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ddserver.db import Database, Transaction
 
@@ -97,3 +97,101 @@ def prune(db: Database, retention: int) -> int:
         return tx.rowcount
 
     return db.run(run)
+
+
+# -- reading the feed -------------------------------------------------------------------------------------
+
+#: Ids just below the newest one at start that are re-checked, in case their transaction commits late.
+START_WINDOW = 200
+#: Seconds an id missing from the feed is waited for before it counts as a rolled-back transaction.
+GAP_TIMEOUT = 30.0
+
+
+def changes_after(tx: Transaction, after_id: int, limit: int) -> list[Change]:
+    """Up to ``limit`` changes with an id above ``after_id``, oldest first."""
+    rows = tx.tuples(
+        "SELECT id, zone_id, zone, name, created_at FROM changes WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+    )
+    return [Change(*row) for row in rows]
+
+
+def changes_with_ids(tx: Transaction, ids: list[int]) -> list[Change]:
+    """The changes among ``ids`` that are visible now (ids that committed late), oldest first."""
+    found: list[Change] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = tx.tuples(f"SELECT id, zone_id, zone, name, created_at FROM changes WHERE id IN ({marks})", chunk)
+        found.extend(Change(*row) for row in rows)
+    return sorted(found, key=lambda c: c.id)
+
+
+def feed_bounds(tx: Transaction) -> tuple[int, int]:
+    """The oldest and newest change ids kept (0, 0 for an empty feed)."""
+    row = tx.tuples("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM changes")[0]
+    return int(row[0]), int(row[1])
+
+
+class FeedPruned(Exception):
+    """The feed no longer holds every change after a reader's position: the reader must load in full."""
+
+
+@dataclass(frozen=True)
+class FeedCursor:
+    """A reader's position in the feed: the newest id read, and the lower ids still awaited.
+
+    Ids are taken when a transaction inserts its change and become visible when it commits, so a change can
+    appear below ids already read; such gaps are re-checked until they appear or ``GAP_TIMEOUT`` passes
+    (a rolled-back transaction leaves a gap for good).
+    """
+
+    high: int = 0
+    #: Awaited id -> when it was first missed (``time.monotonic``).
+    gaps: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def at_newest(cls, db: Database) -> FeedCursor:
+        """At the newest change, awaiting the ids just below it whose transactions may still be open."""
+        _, newest = db.read(feed_bounds)
+        window_start = max(0, newest - START_WINDOW)
+        present = {c.id for c in db.read(lambda tx: changes_after(tx, window_start, START_WINDOW + 1))}
+        now = time.monotonic()
+        return cls(newest, {i: now for i in range(window_start + 1, newest + 1) if i not in present})
+
+    @classmethod
+    def at(cls, high: int, gaps: Sequence[int]) -> FeedCursor:
+        now = time.monotonic()
+        return cls(high, {gap: now for gap in gaps})
+
+    def position(self) -> tuple[int, list[int]]:
+        """The newest id read and the ids below it still awaited (to save and resume with ``at``)."""
+        return self.high, sorted(self.gaps)
+
+    def read(self, db: Database, limit: int) -> tuple[list[Change], FeedCursor]:
+        """The changes after this position (up to ``limit``) and the awaited ones that appeared, oldest first,
+        with the position after them. The caller moves to it once it has applied them, so a failure in
+        between reads them again.
+
+        :raises FeedPruned: the feed was pruned past this position.
+        :raises DatabaseError: when the database cannot be read.
+        """
+        high = self.high
+        rows = db.read(lambda tx: changes_after(tx, high, limit))
+        if rows and high and rows[0].id > high + 1:
+            oldest, _ = db.read(feed_bounds)
+            if oldest > high + 1:
+                raise FeedPruned(f"the change feed was pruned past change {high}")
+        gaps = dict(self.gaps)
+        if gaps:
+            late_ids = sorted(gaps)
+            rows = db.read(lambda tx: changes_with_ids(tx, late_ids)) + rows
+        now = time.monotonic()
+        for change in rows:
+            gaps.pop(change.id, None)
+            if change.id > high:
+                gaps.update((i, now) for i in range(high + 1, change.id))
+                high = change.id
+        for gap, since in list(gaps.items()):
+            if now - since > GAP_TIMEOUT:
+                del gaps[gap]
+        return rows, FeedCursor(high, gaps)

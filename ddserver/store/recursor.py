@@ -1,5 +1,5 @@
-"""Reads the recursor needs beyond store/dnsdata.py: zones as index rows, paged host loads, records by host,
-and a window of the change feed."""
+"""Reads the recursor needs beyond store/dnsdata.py: zones as index rows, paged host loads, records by host
+(the change feed is read through ``changes.FeedCursor``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 from ddserver.db import Database, Transaction
 from ddserver.dns.zoneindex import ZoneRow
 from ddserver.store import dnsdata
-from ddserver.store.changes import Change
 
 _ZONE_SQL = (
     "SELECT id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl FROM zones"
@@ -150,28 +149,3 @@ def host_rows(tx: Transaction, names: Iterable[str]) -> tuple[list[tuple], list[
         marks = ", ".join("?" for _ in chunk)
         records.extend(tx.tuples(_RECORDS_SQL + f" AND h.name IN ({marks})", chunk))
     return hosts, records
-
-
-def changes_after(tx: Transaction, after_id: int, limit: int) -> list[Change]:
-    """Up to ``limit`` changes with an id above ``after_id``, oldest first."""
-    rows = tx.tuples(
-        "SELECT id, zone_id, zone, name, created_at FROM changes WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
-    )
-    return [Change(*row) for row in rows]
-
-
-def changes_with_ids(tx: Transaction, ids: list[int]) -> list[Change]:
-    """The changes among ``ids`` that are visible now (ids that committed late), oldest first."""
-    found: list[Change] = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ", ".join("?" for _ in chunk)
-        rows = tx.tuples(f"SELECT id, zone_id, zone, name, created_at FROM changes WHERE id IN ({marks})", chunk)
-        found.extend(Change(*row) for row in rows)
-    return sorted(found, key=lambda c: c.id)
-
-
-def feed_bounds(tx: Transaction) -> tuple[int, int]:
-    """The oldest and newest change ids kept (0, 0 for an empty feed)."""
-    row = tx.tuples("SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM changes")[0]
-    return int(row[0]), int(row[1])
