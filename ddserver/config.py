@@ -359,6 +359,19 @@ class UpdaterSection:
         minimum=1,
         maximum=1000,
     )
+    host_cache: int = option(
+        50000,
+        "Hosts each updater process keeps in memory after a successful login (about 1 KB each), so that an "
+        "update that changes nothing is answered without reading the database; entries follow the change "
+        "feed, secret changes and rate limits (see docs/updater.md). 0: read the database for every update.",
+        minimum=0,
+    )
+    host_cache_poll: float = option(
+        0.2,
+        "Seconds between two reads of the change feed by each updater process that keeps hosts in memory.",
+        minimum=0.01,
+        maximum=5.0,
+    )
     metrics: bool = option(True, "Serve Prometheus metrics at /metrics.")
     metrics_allow: tuple[str, ...] = option(
         ("127.0.0.1", "::1"),

@@ -126,8 +126,9 @@ def host_row(db: Database, name: str) -> dict[str, Any]:
 
 
 def updater_config(config: Config, **values: Any) -> Config:
-    """Limits off unless a test sets them, so repeated requests in a test are not faults."""
-    defaults: dict[str, Any] = {"min_interval": 0, "nochg_interval": 0}
+    """Limits off unless a test sets them, so repeated requests in a test are not faults; and no host cache,
+    so that what a test writes to the database directly is seen at once (test_updater_cache.py has it on)."""
+    defaults: dict[str, Any] = {"min_interval": 0, "nochg_interval": 0, "host_cache": 0}
     defaults.update(values)
     return config.replace("updater", **defaults)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ddserver.db import Database, Transaction
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
-from ddserver.store import changes, zones
+from ddserver.store import changes, settings, zones
 from ddserver.store.common import KEEP, Keep, boolean, for_update, like_pattern, now
 
 _COLUMNS = (
@@ -245,7 +245,14 @@ def set_addresses(
 
 
 def set_secret_hash(db: Database, host_id: int, secret_hash: str) -> None:
-    db.run(lambda tx: tx.execute("UPDATE hosts SET secret_hash = ? WHERE id = ?", (secret_hash, host_id)))
+    """Replace a host's secret; the old one stops working in every updater process (see
+    ``settings.HOST_SECRETS_EPOCH``)."""
+
+    def run(tx: Transaction) -> None:
+        tx.execute("UPDATE hosts SET secret_hash = ? WHERE id = ?", (secret_hash, host_id))
+        settings.bump_tx(tx, settings.HOST_SECRETS_EPOCH)
+
+    db.run(run)
 
 
 def set_properties(

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 from ddserver.db import Database, Transaction
+
+#: Changes whenever a host's secret is replaced: updater processes that keep authenticated hosts in memory
+#: forget them when they see it change.
+HOST_SECRETS_EPOCH = "host_secrets_epoch"
 
 
 def get(db: Database, name: str) -> str | None:
@@ -10,8 +16,14 @@ def get(db: Database, name: str) -> str | None:
 
 
 def put(db: Database, name: str, value: str) -> None:
-    def run(tx: Transaction) -> None:
-        tx.execute("DELETE FROM settings WHERE name = ?", (name,))
-        tx.execute("INSERT INTO settings (name, value) VALUES (?, ?)", (name, value))
+    db.run(lambda tx: put_tx(tx, name, value))
 
-    db.run(run)
+
+def put_tx(tx: Transaction, name: str, value: str) -> None:
+    tx.execute("DELETE FROM settings WHERE name = ?", (name,))
+    tx.execute("INSERT INTO settings (name, value) VALUES (?, ?)", (name, value))
+
+
+def bump_tx(tx: Transaction, name: str) -> None:
+    """Give ``name`` a value it never had (for epochs that readers compare with the one they saw)."""
+    put_tx(tx, name, uuid.uuid4().hex)

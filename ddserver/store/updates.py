@@ -12,7 +12,7 @@ from typing import Any
 
 from ddserver.db import Database, Transaction
 from ddserver.errors import NotFound
-from ddserver.store import changes, events
+from ddserver.store import changes, events, settings
 from ddserver.store.common import for_update, now
 
 #: The token kind of account update tokens (made by the web interface, hashed, no expiry).
@@ -157,6 +157,8 @@ class Applied:
     changed: bool
     #: The host was flagged or blocked meanwhile: nothing was written.
     refused: bool = False
+    #: The host's secret was replaced since it was read (``Update.check_secret``): nothing was written.
+    stale_secret: bool = False
     address_changed_at: int | None = None
     last_update_at: int | None = None
 
@@ -175,10 +177,12 @@ class Update:
     result: str = "good"
     #: A change of nothing writes the update status only when it is older than this many seconds.
     refresh_status_after: int = 0
+    #: The host's secret authenticated the update: write nothing if it was replaced since ``host`` was read.
+    check_secret: bool = False
 
 
 #: The columns of a host that ``apply_many`` locks and compares, in this order.
-_LOCKED = "id, ipv4, ipv6, abuse, blocked, address_changed_at, last_update_at"
+_LOCKED = "id, ipv4, ipv6, abuse, blocked, address_changed_at, last_update_at, secret_hash"
 #: The columns it writes, from a ``_Row``.
 _WRITTEN = ("ipv4", "ipv6", "address_changed_at", "last_update_at", "last_client", "last_tls", "last_result")
 
@@ -193,6 +197,7 @@ class _Row:
     blocked: bool
     address_changed_at: int | None
     last_update_at: int | None
+    secret_hash: str
     last_client: str | None = None
     last_tls: int | None = None
     last_result: str | None = None
@@ -205,6 +210,8 @@ def _apply_to(row: _Row, update: Update, stamp: int) -> Applied:
     old4, old6 = row.ipv4, row.ipv6
     if row.abuse or row.blocked:
         return Applied(old4, old6, False, refused=True)
+    if update.check_secret and row.secret_hash != update.host.secret_hash:
+        return Applied(old4, old6, False, stale_secret=True)
     new4 = update.ipv4 if update.set_ipv4 else old4
     new6 = update.ipv6 if update.set_ipv6 else old6
     changed = (new4, new6) != (old4, old6)
@@ -288,7 +295,7 @@ def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFou
         # the zone's row as well, for the whole transaction.
         marks = ", ".join("?" for _ in ids)
         locked = tx.tuples(f"SELECT {_LOCKED} FROM hosts WHERE id IN ({marks}) ORDER BY id{for_update(tx)}", ids)
-        rows = {int(r[0]): _Row(r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6]) for r in locked}
+        rows = {int(r[0]): _Row(r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7]) for r in locked}
         stamp = now()
         results: list[Applied | NotFound] = []
         fed: dict[tuple[int, str], list[str]] = {}
@@ -359,6 +366,22 @@ def add_fault(db: Database, host: HostState, *, limit: int, window: int, reason:
         return True
 
     return db.run(run)
+
+
+def cache_state(db: Database, threshold: int, window: int) -> tuple[str | None, dict[str, int]]:
+    """What updater processes that keep hosts in memory poll besides the feed: the host secrets' epoch
+    (``settings.HOST_SECRETS_EPOCH``) and the rate-limit keys with at least ``threshold`` failures in the
+    current window."""
+    since = now() - window
+
+    def run(tx: Transaction) -> tuple[str | None, dict[str, int]]:
+        epoch = tx.scalar("SELECT value FROM settings WHERE name = ?", (settings.HOST_SECRETS_EPOCH,))
+        if threshold <= 0:
+            return epoch, {}
+        rows = tx.tuples("SELECT name, hits FROM rate_limits WHERE window_start >= ? AND hits >= ?", (since, threshold))
+        return epoch, {str(name): int(hits) for name, hits in rows}
+
+    return db.query(run)
 
 
 def add_server_fault(db: Database, host_id: int) -> None:

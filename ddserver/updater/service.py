@@ -3,6 +3,7 @@ and apply it through ``store.updates``. No HTTP here: the Bottle shell builds an
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 from collections.abc import Callable, Mapping
@@ -17,6 +18,7 @@ from ddserver.store import updates as store
 from ddserver.store.common import now
 from ddserver.updater import protocol
 from ddserver.updater.committer import Committer
+from ddserver.updater.hostcache import HostCache
 from ddserver.updater.protocol import Answer, Code, Credentials, Hostname, IPAddress, Target
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,10 @@ class Principal:
         return host.id in self.host_ids
 
 
+class StaleSecret(Exception):
+    """The host's secret was replaced between the read that authenticated an update and its write."""
+
+
 class Refused(Exception):
     """The whole request gets one code on every line (bad credentials, rate limit, database down)."""
 
@@ -94,11 +100,25 @@ class Updater:
         self.committer = (
             Committer(db, max_batch=self.settings.batch_max, on_batch=on_batch) if self.settings.batch_max > 1 else None
         )
+        limits = [n for n in (self.settings.auth_failures_per_client, self.settings.auth_failures_per_account) if n]
+        self.cache = (
+            HostCache(
+                db,
+                size=self.settings.host_cache,
+                poll_interval=self.settings.host_cache_poll,
+                threshold=min(limits, default=0),
+                window=self.settings.auth_failure_window,
+            )
+            if self.settings.host_cache
+            else None
+        )
 
     def close(self) -> None:
-        """Write the updates that are waiting and stop the committer thread."""
+        """Write the updates that are waiting and stop the committer and cache threads."""
         if self.committer is not None:
             self.committer.close()
+        if self.cache is not None:
+            self.cache.stop()
 
     # -- authentication -----------------------------------------------------------------------------
 
@@ -131,14 +151,18 @@ class Updater:
             logger.error("update from %s: %s", request.client_text, exc)
             raise Refused(Code.SERVER_ERROR)
 
-    def _check_secret(self, host: store.HostState, secret: str) -> bool:
+    def _check_secret(self, found: store.Lookup, host: store.HostState, secret: str) -> bool:
         check = secrets.verify_host_secret(secret, host.secret_hash, self.pepper)
         if check.ok and check.needs_rehash:
+            new_hash = secrets.hash_host_secret(secret, self.pepper)
             try:
-                store.rehash_secret(self.db, host.id, host.secret_hash, secrets.hash_host_secret(secret, self.pepper))
+                store.rehash_secret(self.db, host.id, host.secret_hash, new_hash)
                 logger.info("re-hashed the legacy secret of %s", host.name)
             except DatabaseError as exc:
                 logger.warning("could not re-hash the legacy secret of %s: %s", host.name, exc)
+            else:
+                # The write that follows checks the hash it was read with against the row's.
+                found.hosts[host.name] = dataclasses.replace(host, secret_hash=new_hash)
         return check.ok
 
     def authenticate(self, request: UpdateRequest, creds: Credentials, found: store.Lookup) -> Principal:
@@ -154,6 +178,8 @@ class Updater:
                 store.count_failure(self.db, self._limit_keys(request, creds), self.settings.auth_failure_window)
             except DatabaseError as exc:
                 logger.error("update from %s: %s", request.client_text, exc)
+            if self.cache is not None:
+                self.cache.note_failures(self._limit_keys(request, creds))
             logger.info("badauth for %r from %s", creds.login, request.client_text)
             raise Refused(Code.BADAUTH)
         return principal
@@ -161,7 +187,8 @@ class Updater:
     def _principal(self, creds: Credentials, found: store.Lookup) -> Principal | None:
         host = found.hosts.get(creds.login)
         if host is not None:
-            if self._check_secret(host, creds.secret):
+            if self._check_secret(found, host, creds.secret):
+                host = found.hosts[host.name]
                 return Principal(Kind.HOST, host.user_id, frozenset({host.id}), host)
             return None
         account = found.account
@@ -171,7 +198,11 @@ class Updater:
             return Principal(Kind.ACCOUNT_TOKEN, account.id)
         # ddserver 0.2: the user name with the secret of one of the hosts named (or, with none named,
         # of any of the user's hosts).
-        matched = [h for h in found.hosts.values() if h.user_id == account.id and self._check_secret(h, creds.secret)]
+        matched = [
+            found.hosts[h.name]
+            for h in list(found.hosts.values())
+            if h.user_id == account.id and self._check_secret(found, h, creds.secret)
+        ]
         if not matched:
             return None
         return Principal(Kind.ACCOUNT_HOST_SECRET, account.id, frozenset(h.id for h in matched), matched[0])
@@ -195,17 +226,53 @@ class Updater:
                 raise Refused(Code.ABUSE)
         return creds
 
+    def _cached(
+        self, request: UpdateRequest, creds: Credentials, names: list[str]
+    ) -> tuple[store.Lookup, Principal] | None:
+        """The host and principal of a host login from the cache, when it can answer for them: the host is
+        there, the secret matches its hash, and no rate limit applies (those go the database's way)."""
+        cache = self.cache
+        if cache is None or any(name != creds.login for name in names):
+            return None
+        host = cache.get(creds.login)
+        if host is None:
+            return None
+        found = store.Lookup({host.name: host}, None, cache.failures(self._limit_keys(request, creds)))
+        if found.failures and self._over_limit(request, creds, found.failures):
+            return None
+        check = secrets.verify_host_secret(creds.secret, host.secret_hash, self.pepper)
+        if not check.ok or check.needs_rehash:
+            return None
+        return found, Principal(Kind.HOST, host.user_id, frozenset({host.id}), host)
+
     def update(self, request: UpdateRequest, *, delete: bool = False) -> list[Answer]:
         """Answer a ``/nic/update`` (or, with ``delete``, a ``/nic/delete``) request: one answer per hostname."""
+        try:
+            return self._update(request, delete, use_cache=True)
+        except StaleSecret:
+            # Authenticated from the cache with a secret replaced meanwhile: nothing was written; again from
+            # the database, which answers badauth.
+            return self._update(request, delete, use_cache=False)
+
+    def _update(self, request: UpdateRequest, delete: bool, use_cache: bool) -> list[Answer]:
         hostnames = protocol.parse_hostnames(_hostname_parameter(request.params))
         lines = max(1, len(hostnames))
+        cached = False
         try:
             creds = self._prepare(request, hostnames)
             names = [
                 h.name for h in hostnames if h.name and not protocol.is_blocked(h.name, self.settings.blocked_hosts)
             ]
-            found = self._load(request, creds, names)
-            principal = self.authenticate(request, creds, found)
+            hit = self._cached(request, creds, names) if use_cache else None
+            if hit is not None:
+                found, principal = hit
+                cached = True
+            else:
+                mark = self.cache.mark() if self.cache is not None else 0
+                found = self._load(request, creds, names)
+                principal = self.authenticate(request, creds, found)
+                if self.cache is not None and principal.kind is Kind.HOST and principal.host is not None:
+                    self.cache.put(principal.host, mark)
         except Refused as refused:
             # numhost is one line whatever the number of names.
             return [Answer(refused.code)] * (1 if refused.code is Code.NUMHOST else lines)
@@ -220,7 +287,12 @@ class Updater:
             target = None
         answers = []
         for hostname in hostnames:
-            answers.append(self._one(request, principal, found, hostname, target))
+            try:
+                answers.append(self._one(request, principal, found, hostname, target))
+            except StaleSecret:
+                if cached:
+                    raise  # one hostname only: nothing else was written
+                answers.append(Answer(Code.BADAUTH))
         return answers
 
     def _one(
@@ -257,8 +329,11 @@ class Updater:
                         tls=request.tls,
                         result=(Code.GOOD if outcome.changed else Code.NOCHG).value,
                         refresh_status_after=self.settings.status_refresh,
+                        check_secret=principal.kind is not Kind.ACCOUNT_TOKEN,
                     )
                 )
+                if applied.stale_secret:
+                    raise StaleSecret(host.name)
                 if applied.refused:
                     return Answer(Code.ABUSE)
                 outcome = protocol.Outcome(applied.ipv4, applied.ipv6, applied.changed)
@@ -281,6 +356,17 @@ class Updater:
 
     def _write(self, update: store.Update) -> store.Applied:
         """Write an update: with the others that are waiting (group commit), or in a transaction of its own."""
+        if self.cache is None:
+            return self._apply(update)
+        # Whatever the outcome, the host as read is no longer what the database holds; forgotten before (reads
+        # under way are not kept) and after (nor are those that began before the commit).
+        self.cache.drop(update.host.name)
+        try:
+            return self._apply(update)
+        finally:
+            self.cache.drop(update.host.name)
+
+    def _apply(self, update: store.Update) -> store.Applied:
         if self.committer is not None:
             return self.committer.apply(update)
         written = store.apply_many(self.db, [update])[0]

@@ -1,0 +1,214 @@
+"""Hosts this updater process authenticated recently, kept current by following the change feed, so that an
+update that changes nothing (most of what routers send) is answered without reading the database.
+
+Entries only ever stand for what the database held a moment ago: every change of a host's DNS data enters
+the feed (polled every ``poll_interval``), a replaced secret changes ``settings.HOST_SECRETS_EPOCH``, and the
+rate-limit keys over their limit are read with them. When the poll fails or falls behind, the cache is not
+used until it succeeds again; nor is it polled while no requests come. Anything it cannot answer (a wrong secret, a key over its limit, a write) goes
+the database's way.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+
+from ddserver.db import Database
+from ddserver.errors import DatabaseError
+from ddserver.store import updates as store
+from ddserver.store.changes import Change, FeedCursor, FeedPruned
+
+logger = logging.getLogger(__name__)
+
+#: Changes read per poll.
+BATCH = 5000
+#: Polls that an entry read from the database may straddle before it is no longer taken (reads are short).
+MAX_READ_POLLS = 25
+MAX_BACKOFF = 5.0
+#: Seconds without a request after which polling stops (and the cache empties) until the next request.
+IDLE = 60.0
+
+
+class HostCache:
+    """Name -> ``store.HostState`` as read; safe to share between threads.
+
+    :param size: entries kept at most (the oldest go first).
+    :param threshold: the lowest rate limit in force: keys with that many failures are polled.
+    """
+
+    def __init__(self, db: Database, *, size: int, poll_interval: float, threshold: int, window: int) -> None:
+        self.db = db
+        self.size = size
+        self.poll_interval = poll_interval
+        self.threshold = threshold
+        self.window = window
+        self._hosts: dict[str, store.HostState] = {}
+        self._failures: dict[str, int] = {}
+        #: Name -> the poll that last dropped it: a read that began before that poll is not taken.
+        self._dropped: dict[str, int] = {}
+        self._cleared = 0
+        self._polls = 0
+        self._epoch: str | None = None
+        self._cursor: FeedCursor | None = None
+        #: Entries are used until then (``time.monotonic``): a poll that stalls or fails turns the cache off.
+        self._fresh_until = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._used = 0.0
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def get(self, name: str) -> store.HostState | None:
+        self._used = clock = time.monotonic()
+        if clock > self._fresh_until:
+            if self._thread is None:
+                self._start()
+            return None
+        return self._hosts.get(name)
+
+    def wait_fresh(self, timeout: float) -> bool:
+        """Start polling if it is not running, and wait until entries are used (for tests)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.get("")
+            if time.monotonic() <= self._fresh_until:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+
+    def failures(self, keys: Iterable[str]) -> dict[str, int]:
+        """The failures counted under ``keys``, where they reach the polled threshold."""
+        failures = self._failures
+        return {key: failures[key] for key in keys if key in failures}
+
+    def mark(self) -> int:
+        """Call before reading a host from the database; pass the result to ``put``."""
+        return self._polls
+
+    def put(self, host: store.HostState, mark: int) -> None:
+        """Keep ``host`` as read after ``mark``, unless a change of it has been seen since."""
+        with self._lock:
+            if mark < self._cleared or self._dropped.get(host.name, -1) >= mark or self._polls - mark > MAX_READ_POLLS:
+                return
+            if time.monotonic() > self._fresh_until:
+                return
+            self._hosts.pop(host.name, None)
+            self._hosts[host.name] = host
+            while len(self._hosts) > self.size:
+                del self._hosts[next(iter(self._hosts))]
+
+    def drop(self, name: str) -> None:
+        """Forget ``name`` (this process wrote it: the next request reads it again)."""
+        with self._lock:
+            self._hosts.pop(name, None)
+            self._dropped[name] = self._polls
+
+    def note_failures(self, keys: Iterable[str]) -> None:
+        """Count failed logins this process saw, until the next poll reads the shared counters."""
+        with self._lock:
+            failures = dict(self._failures)
+            for key in keys:
+                failures[key] = failures.get(key, 0) + 1
+            self._failures = failures
+
+    def __len__(self) -> int:
+        return len(self._hosts)
+
+    # -- following ----------------------------------------------------------------------------------
+
+    def poll(self) -> int:
+        """Read the feed, the secrets' epoch and the rate limits; forget what changed.
+
+        :returns: how many changes were read.
+        :raises DatabaseError: when the database cannot be read (the cache is off until a poll succeeds).
+        """
+        polls = self._polls + 1
+        cursor = self._cursor
+        clear = cursor is None
+        rows: list[Change] = []
+        if cursor is None:
+            cursor = FeedCursor.at_newest(self.db)
+        else:
+            try:
+                rows, cursor = cursor.read(self.db, BATCH)
+            except FeedPruned:
+                clear = True
+                cursor = FeedCursor.at_newest(self.db)
+        epoch, failures = store.cache_state(self.db, self.threshold, self.window)
+        with self._lock:
+            if clear or epoch != self._epoch:
+                self._hosts.clear()
+                self._dropped.clear()
+                self._cleared = polls
+            else:
+                zones = {row.zone_id for row in rows if row.name in ("*", row.zone)}
+                for row in rows:
+                    self._hosts.pop(row.name, None)
+                    self._dropped[row.name] = polls
+                if zones:
+                    # A zone changed as a whole (its hosts may be gone with it).
+                    for name in [n for n, h in self._hosts.items() if h.zone_id in zones]:
+                        del self._hosts[name]
+                    self._cleared = polls
+                horizon = polls - MAX_READ_POLLS
+                if len(self._dropped) > 4 * BATCH:
+                    self._dropped = {n: p for n, p in self._dropped.items() if p >= horizon}
+            self._epoch = epoch
+            self._failures = failures
+            self._cursor = cursor
+            self._polls = polls
+            # Used while the next polls are due; a poll late by several intervals turns the cache off.
+            self._fresh_until = time.monotonic() + max(1.0, 5 * self.poll_interval)
+        return len(rows)
+
+    def _off(self) -> None:
+        with self._lock:
+            self._fresh_until = 0.0
+            self._hosts.clear()
+            self._cursor = None
+
+    def run(self) -> None:
+        delay = self.poll_interval
+        failing = False
+        while not self._stop.is_set():
+            if time.monotonic() - self._used > IDLE:
+                with self._lock:
+                    self._thread = None
+                self._off()
+                return
+            try:
+                self.poll()
+            except DatabaseError as exc:
+                self._off()
+                if not failing:
+                    logger.warning("host cache off, the database cannot be read: %s", exc)
+                failing = True
+                delay = min(MAX_BACKOFF, max(delay * 2, self.poll_interval))
+            except Exception:
+                self._off()
+                logger.exception("host cache off after an unexpected error")
+                delay = MAX_BACKOFF
+            else:
+                if failing:
+                    logger.info("host cache on again")
+                failing = False
+                delay = self.poll_interval
+            self._stop.wait(delay)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self._used = time.monotonic()
+            self._thread = threading.Thread(target=self.run, name="host-cache", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
