@@ -156,6 +156,18 @@ class Transaction:
         return int(self.lastrowid)
 
 
+def _mariadb_returning(version: str) -> bool:
+    """Whether a MySQL-protocol server's version string is a MariaDB of 10.5 or later."""
+    if "mariadb" not in version.lower():
+        return False
+    # MariaDB 10 put "5.5.5-" in front of its version for old MySQL clients.
+    parts = version.removeprefix("5.5.5-").split("-", 1)[0].split(".")
+    try:
+        return (int(parts[0]), int(parts[1])) >= (10, 5)
+    except (IndexError, ValueError):
+        return False
+
+
 class Database:
     """The shared database: one connection per thread, opened on first use and reopened after a loss."""
 
@@ -167,6 +179,8 @@ class Database:
         self._local = threading.local()
         self._all: set[Any] = set()
         self._lock = threading.Lock()
+        #: ``INSERT ... RETURNING``: SQLite 3.35 and MariaDB 10.5 have it, MySQL has not (known once connected).
+        self.returning = self.dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
 
     @classmethod
     def from_config(cls, config: Any) -> Database:
@@ -217,6 +231,7 @@ class Database:
                 # Fresh reads in every statement, and fewer gap locks between concurrent writers.
                 cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 cur.close()
+                self.returning = _mariadb_returning(mysql.get_server_info())
             except BaseException:
                 mysql.close()
                 raise

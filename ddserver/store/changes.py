@@ -37,22 +37,31 @@ def record(tx: Transaction, zone_id: int, zone: str, name: str) -> int:
     )
 
 
-def record_many(tx: Transaction, zone_id: int, zone: str, names: Sequence[str]) -> None:
+def record_many(tx: Transaction, zone_id: int, zone: str, names: Sequence[str]) -> dict[str, int]:
     """``record`` for several names of one zone in two statements (the updater's group commit): the serial
-    goes up by one per name, as that many ``record`` calls would move it, and each name enters the feed."""
+    goes up by one per name, as that many ``record`` calls would move it, and each name enters the feed.
+
+    :returns: each name's newest change id, where the database tells them (``INSERT ... RETURNING``), else
+        nothing.
+    """
     if not names:
-        return
+        return {}
     count = len(names)
     stamp = time.time()
-    tx.execute(
-        "INSERT INTO changes (zone_id, zone, name, created_at) VALUES " + ", ".join(["(?, ?, ?, ?)"] * count),
-        [value for name in names for value in (zone_id, zone, name, stamp)],
-    )
+    sql = "INSERT INTO changes (zone_id, zone, name, created_at) VALUES " + ", ".join(["(?, ?, ?, ?)"] * count)
+    params = [value for name in names for value in (zone_id, zone, name, stamp)]
+    ids: dict[str, int] = {}
+    if tx.db.returning:
+        for change_id, name in tx.tuples(sql + " RETURNING id, name", params):
+            ids[name] = max(int(change_id), ids.get(name, 0))
+    else:
+        tx.execute(sql, params)
     # The serial last: its row lock is held until the commit, and every writer to the zone waits for it.
     tx.execute(
         "UPDATE zones SET serial = CASE WHEN serial > ? THEN serial - ? ELSE serial + ? END WHERE id = ?",
         (SERIAL_MAX - count, SERIAL_MAX + 1 - count, count, zone_id),
     )
+    return ids
 
 
 def record_host(tx: Transaction, zone_id: int, zone: str, host_id: int, host_name: str) -> None:

@@ -3,6 +3,7 @@ transaction, and keep the fault and rate-limit counters that several updater pro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -150,7 +151,7 @@ def lookup(
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """The host's addresses after ``apply``, whether they changed, and its state at the time."""
+    """The host's addresses after ``apply``, whether they changed, and its times after it."""
 
     ipv4: str | None
     ipv6: str | None
@@ -161,6 +162,8 @@ class Applied:
     stale_secret: bool = False
     address_changed_at: int | None = None
     last_update_at: int | None = None
+    #: The feed's id for this change, when it is the host's last in its batch and the database tells ids.
+    change_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,11 +218,10 @@ def _apply_to(row: _Row, update: Update, stamp: int) -> Applied:
     new4 = update.ipv4 if update.set_ipv4 else old4
     new6 = update.ipv6 if update.set_ipv6 else old6
     changed = (new4, new6) != (old4, old6)
-    applied = Applied(new4, new6, changed, address_changed_at=row.address_changed_at, last_update_at=row.last_update_at)
     if changed:
         row.ipv4, row.ipv6, row.address_changed_at = new4, new6, stamp
     elif row.last_update_at is not None and stamp - int(row.last_update_at) < update.refresh_status_after:
-        return applied
+        return Applied(new4, new6, False, address_changed_at=row.address_changed_at, last_update_at=row.last_update_at)
     row.last_update_at, row.last_client, row.last_tls, row.last_result = (
         stamp,
         update.client,
@@ -227,7 +229,7 @@ def _apply_to(row: _Row, update: Update, stamp: int) -> Applied:
         update.result,
     )
     row.dirty = True
-    return applied
+    return Applied(new4, new6, changed, address_changed_at=row.address_changed_at, last_update_at=stamp)
 
 
 def _write_rows(tx: Transaction, rows: dict[int, _Row]) -> None:
@@ -294,7 +296,13 @@ def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFou
         # zones takes them in, so concurrent batches queue instead of deadlocking. A join here would lock
         # the zone's row as well, for the whole transaction.
         marks = ", ".join("?" for _ in ids)
-        locked = tx.tuples(f"SELECT {_LOCKED} FROM hosts WHERE id IN ({marks}) ORDER BY id{for_update(tx)}", ids)
+        # One JSON column, as in lookup(): pymysql's decoding of each column's description cost more than the rest.
+        locked = [
+            json.loads(r[0])
+            for r in tx.tuples(
+                f"SELECT JSON_ARRAY({_LOCKED}) FROM hosts WHERE id IN ({marks}) ORDER BY id{for_update(tx)}", ids
+            )
+        ]
         rows = {int(r[0]): _Row(r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7]) for r in locked}
         stamp = now()
         results: list[Applied | NotFound] = []
@@ -310,8 +318,16 @@ def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFou
                 fed.setdefault((host.zone_id, host.zone), []).append(host.name)
             results.append(applied)
         _write_rows(tx, rows)
+        change_ids: dict[str, int] = {}
         for (zone_id, zone), names in sorted(fed.items()):
-            changes.record_many(tx, zone_id, zone, names)
+            change_ids.update(changes.record_many(tx, zone_id, zone, names))
+        if change_ids:
+            # Each host's newest change id goes with its last update of the batch (the state it left).
+            last = {u.host.id: i for i, u in enumerate(updates)}
+            for i in last.values():
+                result = results[i]
+                if isinstance(result, Applied) and result.changed:
+                    results[i] = dataclasses.replace(result, change_id=change_ids.get(updates[i].host.name))
         return results
 
     return db.run(run)
@@ -388,9 +404,12 @@ def add_server_fault(db: Database, host_id: int) -> None:
     db.run(lambda tx: tx.execute("UPDATE hosts SET server_faults = server_faults + 1 WHERE id = ?", (host_id,)))
 
 
-def count_failure(db: Database, keys: Sequence[str], window: int) -> None:
+def count_failure(db: Database, keys: Sequence[str], window: int) -> dict[str, int]:
     """Count a failed login under each rate-limit key (such as ``client:192.0.2.1`` and ``login:alice``);
-    a key whose window has passed starts again at one."""
+    a key whose window has passed starts again at one.
+
+    :returns: the failures now counted under each key.
+    """
     stamp = now()
     start = stamp - window
     if db.dialect == "mysql":
@@ -405,14 +424,20 @@ def count_failure(db: Database, keys: Sequence[str], window: int) -> None:
             "window_start = CASE WHEN window_start < ? THEN ? ELSE window_start END"
         )
 
-    def run(tx: Transaction) -> None:
-        for key in sorted(set(keys)):
-            tx.execute(sql, (key[:191], stamp, start, start, stamp))
+    def run(tx: Transaction) -> dict[str, int]:
+        names = sorted({key[:191] for key in keys})
+        for name in names:
+            tx.execute(sql, (name, stamp, start, start, stamp))
         # Now and then, drop counters whose window has long passed.
         if random.random() < 0.02:
             tx.execute("DELETE FROM rate_limits WHERE window_start < ?", (start - window,))
+        marks = ", ".join("?" for _ in names)
+        return {
+            str(name): int(hits)
+            for name, hits in tx.tuples(f"SELECT name, hits FROM rate_limits WHERE name IN ({marks})", names)
+        }
 
-    db.run(run)
+    return db.run(run)
 
 
 def failures(db: Database, key: str, window: int) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ddserver.db import Database
 from ddserver.errors import DatabaseError
@@ -44,13 +44,18 @@ class HostCache:
         self.poll_interval = poll_interval
         self.threshold = threshold
         self.window = window
-        self._hosts: dict[str, store.HostState] = {}
+        #: Name -> (host, the newest change id of it that the entry is known to hold; 0 when read).
+        self._hosts: dict[str, tuple[store.HostState, int]] = {}
         self._failures: dict[str, int] = {}
         #: Name -> the poll that last dropped it: a read that began before that poll is not taken.
         self._dropped: dict[str, int] = {}
+        #: Name -> (poll, the newest change id of it seen in the feed).
+        self._seen: dict[str, tuple[int, int]] = {}
         self._cleared = 0
         self._polls = 0
         self._epoch: str | None = None
+        #: Keys whose counts this process noted while a poll was reading (kept over the poll's older ones).
+        self._noted: set[str] = set()
         self._cursor: FeedCursor | None = None
         #: Entries are used until then (``time.monotonic``): a poll that stalls or fails turns the cache off.
         self._fresh_until = 0.0
@@ -67,7 +72,8 @@ class HostCache:
             if self._thread is None:
                 self._start()
             return None
-        return self._hosts.get(name)
+        entry = self._hosts.get(name)
+        return None if entry is None else entry[0]
 
     def wait_fresh(self, timeout: float) -> bool:
         """Start polling if it is not running, and wait until entries are used (for tests)."""
@@ -94,25 +100,51 @@ class HostCache:
         with self._lock:
             if mark < self._cleared or self._dropped.get(host.name, -1) >= mark or self._polls - mark > MAX_READ_POLLS:
                 return
-            if time.monotonic() > self._fresh_until:
-                return
-            self._hosts.pop(host.name, None)
-            self._hosts[host.name] = host
-            while len(self._hosts) > self.size:
-                del self._hosts[next(iter(self._hosts))]
+            self._keep(host, 0)
 
-    def drop(self, name: str) -> None:
-        """Forget ``name`` (this process wrote it: the next request reads it again)."""
+    def _keep(self, host: store.HostState, through: int) -> None:
+        if time.monotonic() > self._fresh_until:
+            return
+        self._hosts.pop(host.name, None)
+        self._hosts[host.name] = (host, through)
+        while len(self._hosts) > self.size:
+            del self._hosts[next(iter(self._hosts))]
+
+    def drop(self, name: str) -> int:
+        """Forget ``name``: this process is about to write it, or wrote it. Returns a mark for ``put_written``."""
         with self._lock:
             self._hosts.pop(name, None)
             self._dropped[name] = self._polls
+            return self._polls
 
-    def note_failures(self, keys: Iterable[str]) -> None:
-        """Count failed logins this process saw, until the next poll reads the shared counters."""
+    def put_written(self, host: store.HostState, mark: int, change_id: int) -> None:
+        """Keep ``host`` as this process's write left it, its change having feed id ``change_id``; ``mark``
+        is what ``drop`` returned before the write.
+
+        Writes of one host are ordered by its row lock, so a change of it with a lower id is already in
+        ``host`` and one with a higher id came later: the entry is kept until the feed shows a higher one.
+        """
+        with self._lock:
+            # Reads under way may have seen the host before this write.
+            self._dropped[host.name] = self._polls
+            if mark < self._cleared or self._polls - mark > MAX_READ_POLLS:
+                return
+            seen = self._seen.get(host.name)
+            if seen is not None and seen[1] > change_id:
+                return
+            current = self._hosts.get(host.name)
+            if current is not None and current[1] > change_id:
+                return  # a later write of this process got there first
+            self._keep(host, change_id)
+
+    def note_failures(self, counted: Mapping[str, int]) -> None:
+        """Take the failure counts this process has just written (known before the next poll reads them)."""
         with self._lock:
             failures = dict(self._failures)
-            for key in keys:
-                failures[key] = failures.get(key, 0) + 1
+            for key, hits in counted.items():
+                if hits >= self.threshold > 0:
+                    failures[key] = max(hits, failures.get(key, 0))
+                    self._noted.add(key)
             self._failures = failures
 
     def __len__(self) -> int:
@@ -127,6 +159,8 @@ class HostCache:
         :raises DatabaseError: when the database cannot be read (the cache is off until a poll succeeds).
         """
         polls = self._polls + 1
+        with self._lock:
+            self._noted = set()
         cursor = self._cursor
         clear = cursor is None
         rows: list[Change] = []
@@ -143,20 +177,30 @@ class HostCache:
             if clear or epoch != self._epoch:
                 self._hosts.clear()
                 self._dropped.clear()
+                self._seen.clear()
                 self._cleared = polls
             else:
                 zones = {row.zone_id for row in rows if row.name in ("*", row.zone)}
+                hosts, seen = self._hosts, self._seen
                 for row in rows:
-                    self._hosts.pop(row.name, None)
-                    self._dropped[row.name] = polls
+                    if row.id > seen.get(row.name, (0, 0))[1]:
+                        seen[row.name] = (polls, row.id)
+                    entry = hosts.get(row.name)
+                    if entry is None or entry[1] < row.id:
+                        hosts.pop(row.name, None)
+                        self._dropped[row.name] = polls
                 if zones:
                     # A zone changed as a whole (its hosts may be gone with it).
-                    for name in [n for n, h in self._hosts.items() if h.zone_id in zones]:
+                    for name in [n for n, (h, _) in self._hosts.items() if h.zone_id in zones]:
                         del self._hosts[name]
                     self._cleared = polls
                 horizon = polls - MAX_READ_POLLS
                 if len(self._dropped) > 4 * BATCH:
                     self._dropped = {n: p for n, p in self._dropped.items() if p >= horizon}
+                if len(self._seen) > 4 * BATCH:
+                    self._seen = {n: s for n, s in self._seen.items() if s[0] >= horizon}
+            for key in self._noted:
+                failures[key] = max(failures.get(key, 0), self._failures.get(key, 0))
             self._epoch = epoch
             self._failures = failures
             self._cursor = cursor

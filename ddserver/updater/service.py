@@ -175,11 +175,14 @@ class Updater:
         principal = self._principal(creds, found)
         if principal is None:
             try:
-                store.count_failure(self.db, self._limit_keys(request, creds), self.settings.auth_failure_window)
+                counted = store.count_failure(
+                    self.db, self._limit_keys(request, creds), self.settings.auth_failure_window
+                )
             except DatabaseError as exc:
                 logger.error("update from %s: %s", request.client_text, exc)
-            if self.cache is not None:
-                self.cache.note_failures(self._limit_keys(request, creds))
+            else:
+                if self.cache is not None:
+                    self.cache.note_failures(counted)
             logger.info("badauth for %r from %s", creds.login, request.client_text)
             raise Refused(Code.BADAUTH)
         return principal
@@ -356,15 +359,29 @@ class Updater:
 
     def _write(self, update: store.Update) -> store.Applied:
         """Write an update: with the others that are waiting (group commit), or in a transaction of its own."""
-        if self.cache is None:
+        cache = self.cache
+        if cache is None:
             return self._apply(update)
-        # Whatever the outcome, the host as read is no longer what the database holds; forgotten before (reads
-        # under way are not kept) and after (nor are those that began before the commit).
-        self.cache.drop(update.host.name)
+        # The host as read is about to change: forgotten before the write (reads under way are not kept), then
+        # kept as the write left it when the feed id of its change is known, else forgotten again.
+        name = update.host.name
+        mark = cache.drop(name)
+        applied = None
         try:
-            return self._apply(update)
+            applied = self._apply(update)
+            return applied
         finally:
-            self.cache.drop(update.host.name)
+            if applied is not None and applied.change_id is not None and update.check_secret:
+                host = dataclasses.replace(
+                    update.host,
+                    ipv4=applied.ipv4,
+                    ipv6=applied.ipv6,
+                    address_changed_at=applied.address_changed_at,
+                    last_update_at=applied.last_update_at,
+                )
+                cache.put_written(host, mark, applied.change_id)
+            else:
+                cache.drop(name)
 
     def _apply(self, update: store.Update) -> store.Applied:
         if self.committer is not None:

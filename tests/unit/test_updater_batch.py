@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from ddserver.db import Database
+from ddserver.db import Database, _mariadb_returning
 from ddserver.errors import DatabaseError, NotFound
 from ddserver.store import changes, hosts, updates, zones
 from ddserver.updater.committer import Committer
@@ -172,3 +172,25 @@ def test_connection_of_an_ended_thread_is_closed(db: Database) -> None:
     thread.start()
     thread.join()
     support.wait_until(lambda: len(db._all) == before, what="the ended thread's connection to be closed")
+
+
+def test_record_many_returns_each_names_newest_change_id(db: Database, site: Site) -> None:
+    names = ["a." + ZONE, "b." + ZONE, "a." + ZONE]
+    ids = db.run(lambda tx: changes.record_many(tx, site.zone.id, ZONE, names))
+    feed = changes.since(db, 0)
+    assert ids == {name: max(c.id for c in feed if c.name == name) for name in ("a." + ZONE, "b." + ZONE)}
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("10.11.19-MariaDB-0+deb12u1", True),
+        ("10.5.2-MariaDB", True),
+        ("10.4.30-MariaDB-log", False),
+        ("5.5.5-10.11.6-MariaDB", True),  # the prefix MariaDB 10 showed old MySQL clients
+        ("8.0.36", False),
+        ("garbage", False),
+    ],
+)
+def test_returning_is_used_on_mariadb_from_10_5(version: str, expected: bool) -> None:
+    assert _mariadb_returning(version) is expected

@@ -91,7 +91,16 @@ def test_nochg_is_answered_without_reading_the_database(app, site: Site, reads: 
     assert call(app, "/nic/update", {"myip": "198.51.100.1"}, auth=(HOME, site.secrets[HOME])).body.startswith("nochg")
     assert len(reads) == before
     assert _send(app, site, "198.51.100.2") == "good 198.51.100.2\n"
+    # Kept as the write left it (its feed id is known: both databases here return inserted ids), so the next
+    # nochg and the next change read nothing either; the feed's entry for this change does not evict it.
+    assert _send(app, site, "198.51.100.2") == "nochg 198.51.100.2\n"
+    assert _send(app, site, "198.51.100.3") == "good 198.51.100.3\n"
+    updater = app.config["ddserver.updater"]
+    polls = updater.cache.mark()
+    support.wait_until(lambda: updater.cache.mark() > polls + 1, what="two polls")
+    assert _send(app, site, "198.51.100.3") == "nochg 198.51.100.3\n"
     assert len(reads) == before
+    assert host_row(app.config["ddserver.updater"].db, HOME)["ipv4"] == "198.51.100.3"
     # A wrong secret is never answered from the cache: it is read and counted.
     assert _send(app, site, "198.51.100.2", secret="wrong") == "badauth\n"
     assert len(reads) == before + 1
