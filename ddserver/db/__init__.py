@@ -92,6 +92,11 @@ def _to_pyformat(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def _returns_rows(sql: str) -> bool:
+    head = sql.lstrip()[:6].upper()
+    return head == "SELECT" or " RETURNING " in sql.upper()
+
+
 class Transaction:
     """A cursor inside one transaction; rows come back as dicts."""
 
@@ -102,14 +107,49 @@ class Transaction:
         self._cur = conn.cursor()
         self.rowcount = 0
         self.lastrowid: int | None = None
+        #: A statement that opens the transaction, sent in front of the first one (multi-statement connections).
+        self.opening: str | None = None
+        #: The transaction was committed by ``script(..., commit=True)``.
+        self.committed = False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Transaction:
+        skip = 0
         if self.dialect == "mysql":
             sql = _to_pyformat(sql)
-        self.db._execute(self._cur, sql, params)
+            if self.opening is not None:
+                sql, skip, self.opening = f"{self.opening}; {sql}", 1, None
+        self.db._execute(self._cur, sql, params, skip=skip)
         self.rowcount = self._cur.rowcount
         self.lastrowid = self._cur.lastrowid
         return self
+
+    def script(self, statements: Sequence[tuple[str, Sequence[Any]]], *, commit: bool = False) -> list[list[tuple]]:
+        """Run ``statements`` in order and return each one's rows (none for those without a result).
+
+        On a multi-statement MySQL connection they go in one round trip, with the transaction's opening in
+        front and, with ``commit``, its COMMIT behind; elsewhere one by one (the commit at the block's end).
+        """
+        if not statements:
+            return []
+        if self.dialect != "mysql" or not self.db.multi_statements:
+            return [self.tuples(sql, params) if _returns_rows(sql) else (self.execute(sql, params), [])[1]
+                    for sql, params in statements]  # fmt: skip
+        parts = [_to_pyformat(sql) for sql, _ in statements]
+        skip = 0
+        if self.opening is not None:
+            parts.insert(0, self.opening)
+            skip, self.opening = 1, None
+        if commit:
+            parts.append("COMMIT")
+        params = [value for _, values in statements for value in values]
+        results: list[list[tuple]] = []
+
+        def collect(cur: Any) -> None:
+            results.append([tuple(row) for row in cur.fetchall()] if cur.description else [])
+
+        self.db._execute(self._cur, "; ".join(parts), params, skip=skip, each=collect, count=len(statements))
+        self.committed = commit
+        return results
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Transaction:
         if self.dialect == "mysql":
@@ -171,9 +211,15 @@ def _mariadb_returning(version: str) -> bool:
 class Database:
     """The shared database: one connection per thread, opened on first use and reopened after a loss."""
 
-    def __init__(self, url: str, connect_timeout: int = 5, query_timeout: int = 60) -> None:
+    def __init__(
+        self, url: str, connect_timeout: int = 5, query_timeout: int = 60, *, multi_statements: bool = False
+    ) -> None:
+        """:param multi_statements: MySQL connections that take several statements per round trip
+        (``Transaction.script``); only for a writer whose every statement is parameterised here."""
         self.url = DatabaseUrl.parse(url)
+        self._url_text = url
         self.dialect = self.url.dialect
+        self.multi_statements = multi_statements and self.dialect == "mysql"
         self.connect_timeout = connect_timeout
         self.query_timeout = query_timeout
         self._local = threading.local()
@@ -185,6 +231,13 @@ class Database:
     @classmethod
     def from_config(cls, config: Any) -> Database:
         return cls(config.database.url, connect_timeout=config.database.connect_timeout)
+
+    def with_multi_statements(self) -> Database:
+        """The same database through connections of their own that take several statements per round trip
+        (MySQL); SQLite has no round trips to save: itself."""
+        if self.dialect != "mysql" or self.multi_statements:
+            return self
+        return Database(self._url_text, self.connect_timeout, self.query_timeout, multi_statements=True)
 
     def __repr__(self) -> str:
         return f"<Database {self.url.describe()}>"
@@ -210,6 +263,7 @@ class Database:
                 raise DatabaseUnavailable(f"database: cannot open {path}: {exc}")
             return conn
         import pymysql
+        from pymysql.constants import CLIENT
 
         try:
             mysql = pymysql.connect(
@@ -225,6 +279,7 @@ class Database:
                 read_timeout=self.query_timeout,
                 write_timeout=self.query_timeout,
                 init_command="SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
+                client_flag=CLIENT.MULTI_STATEMENTS if self.multi_statements else 0,
             )
             try:
                 cur = mysql.cursor()
@@ -294,12 +349,33 @@ class Database:
 
     # -- errors ------------------------------------------------------------------------------------
 
-    def _execute(self, cur: Any, sql: str, params: Any, many: bool = False) -> None:
+    def _execute(
+        self,
+        cur: Any,
+        sql: str,
+        params: Any,
+        many: bool = False,
+        *,
+        skip: int = 0,
+        each: Callable[[Any], None] | None = None,
+        count: int = 0,
+    ) -> None:
+        """Run ``sql``; of a multi-statement one, pass over the first ``skip`` results and hand the next
+        ``count`` to ``each``, reading any that follow (a COMMIT's)."""
         try:
             if many:
                 cur.executemany(sql, params)
             else:
                 cur.execute(sql, params)
+            for _ in range(skip):
+                cur.nextset()
+            if each is not None:
+                for n in range(count):
+                    if n:
+                        cur.nextset()
+                    each(cur)
+                while cur.nextset():
+                    pass
         except sqlite3.IntegrityError:
             raise
         except sqlite3.OperationalError as exc:
@@ -357,6 +433,9 @@ class Database:
         try:
             if self.dialect == "sqlite":
                 tx._cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            elif self.multi_statements:
+                # Sent with the first statement: one round trip fewer.
+                tx.opening = "START TRANSACTION" if write else "START TRANSACTION READ ONLY"
             else:
                 tx._cur.execute("START TRANSACTION" if write else "START TRANSACTION READ ONLY")
         except sqlite3.OperationalError as exc:
@@ -368,13 +447,23 @@ class Database:
             yield tx
         except BaseException:
             try:
-                conn.rollback() if self.dialect == "mysql" else tx._cur.execute("ROLLBACK")
+                if tx.opening is not None:
+                    pass  # nothing was sent
+                elif self.dialect == "mysql":
+                    conn.rollback()
+                else:
+                    tx._cur.execute("ROLLBACK")
             except Exception:  # noqa: BLE001 - the original error matters more than a failed rollback
                 self._drop()
             raise
         else:
             try:
-                conn.commit() if self.dialect == "mysql" else tx._cur.execute("COMMIT")
+                if tx.committed or tx.opening is not None:
+                    pass  # committed by the last script, or nothing was sent
+                elif self.dialect == "mysql":
+                    conn.commit()
+                else:
+                    tx._cur.execute("COMMIT")
             except sqlite3.OperationalError as exc:
                 raise DatabaseError(f"database: commit failed: {exc}")
             except Exception as exc:

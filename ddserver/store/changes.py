@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ddserver.db import Database, Transaction
 
@@ -44,23 +45,36 @@ def record_many(tx: Transaction, zone_id: int, zone: str, names: Sequence[str]) 
     :returns: each name's newest change id, where the database tells them (``INSERT ... RETURNING``), else
         nothing.
     """
+    statements = record_many_statements(tx.db, zone_id, zone, names)
+    return change_ids(tx.script(statements)[0] if statements else [])
+
+
+def record_many_statements(db: Database, zone_id: int, zone: str, names: Sequence[str]) -> list[tuple[str, list]]:
+    """The two statements of ``record_many``, to run with others (``Transaction.script``); the first one's
+    rows go to ``change_ids``."""
     if not names:
-        return {}
+        return []
     count = len(names)
     stamp = time.time()
-    sql = "INSERT INTO changes (zone_id, zone, name, created_at) VALUES " + ", ".join(["(?, ?, ?, ?)"] * count)
-    params = [value for name in names for value in (zone_id, zone, name, stamp)]
+    insert = "INSERT INTO changes (zone_id, zone, name, created_at) VALUES " + ", ".join(["(?, ?, ?, ?)"] * count)
+    return [
+        (
+            insert + (" RETURNING id, name" if db.returning else ""),
+            [v for n in names for v in (zone_id, zone, n, stamp)],
+        ),
+        # The serial last: its row lock is held until the commit, and every writer to the zone waits for it.
+        (
+            "UPDATE zones SET serial = CASE WHEN serial > ? THEN serial - ? ELSE serial + ? END WHERE id = ?",
+            [SERIAL_MAX - count, SERIAL_MAX + 1 - count, count, zone_id],
+        ),
+    ]
+
+
+def change_ids(rows: Sequence[Sequence[Any]]) -> dict[str, int]:
+    """Each name's newest id from the rows of an ``INSERT ... RETURNING id, name`` (none without them)."""
     ids: dict[str, int] = {}
-    if tx.db.returning:
-        for change_id, name in tx.tuples(sql + " RETURNING id, name", params):
-            ids[name] = max(int(change_id), ids.get(name, 0))
-    else:
-        tx.execute(sql, params)
-    # The serial last: its row lock is held until the commit, and every writer to the zone waits for it.
-    tx.execute(
-        "UPDATE zones SET serial = CASE WHEN serial > ? THEN serial - ? ELSE serial + ? END WHERE id = ?",
-        (SERIAL_MAX - count, SERIAL_MAX + 1 - count, count, zone_id),
-    )
+    for change_id, name in rows:
+        ids[name] = max(int(change_id), ids.get(name, 0))
     return ids
 
 

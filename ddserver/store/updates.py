@@ -232,14 +232,14 @@ def _apply_to(row: _Row, update: Update, stamp: int) -> Applied:
     return Applied(new4, new6, changed, address_changed_at=row.address_changed_at, last_update_at=stamp)
 
 
-def _write_rows(tx: Transaction, rows: dict[int, _Row]) -> None:
-    """Write the rows that changed in one statement, whatever their number (one round trip per batch)."""
+def _write_rows(rows: dict[int, _Row]) -> list[tuple[str, list[Any]]]:
+    """The statement that writes the rows that changed, whatever their number (none if none changed)."""
     dirty = sorted(host_id for host_id, row in rows.items() if row.dirty)
     if len(dirty) == 1:
         row = rows[dirty[0]]
         assignments = ", ".join(f"{column} = ?" for column in _WRITTEN)
-        tx.execute(f"UPDATE hosts SET {assignments} WHERE id = ?", (*(getattr(row, c) for c in _WRITTEN), dirty[0]))
-    elif dirty:
+        return [(f"UPDATE hosts SET {assignments} WHERE id = ?", [*(getattr(row, c) for c in _WRITTEN), dirty[0]])]
+    if dirty:
         # A CASE per column: standard SQL, the same on both dialects.
         cases = " ".join("WHEN ? THEN ?" for _ in dirty)
         assignments = ", ".join(f"{column} = CASE id {cases} END" for column in _WRITTEN)
@@ -248,7 +248,8 @@ def _write_rows(tx: Transaction, rows: dict[int, _Row]) -> None:
             for host_id in dirty:
                 params += (host_id, getattr(rows[host_id], column))
         marks = ", ".join("?" for _ in dirty)
-        tx.execute(f"UPDATE hosts SET {assignments} WHERE id IN ({marks})", (*params, *dirty))
+        return [(f"UPDATE hosts SET {assignments} WHERE id IN ({marks})", [*params, *dirty])]
+    return []
 
 
 def apply(
@@ -317,10 +318,16 @@ def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFou
             if applied.changed:
                 fed.setdefault((host.zone_id, host.zone), []).append(host.name)
             results.append(applied)
-        _write_rows(tx, rows)
-        change_ids: dict[str, int] = {}
+        # The writes and the commit in one round trip where the connection takes several statements.
+        statements = _write_rows(rows)
+        inserts = []
         for (zone_id, zone), names in sorted(fed.items()):
-            change_ids.update(changes.record_many(tx, zone_id, zone, names))
+            inserts.append(len(statements))
+            statements += changes.record_many_statements(tx.db, zone_id, zone, names)
+        outcome = tx.script(statements, commit=True)
+        change_ids: dict[str, int] = {}
+        for index in inserts:
+            change_ids.update(changes.change_ids(outcome[index]))
         if change_ids:
             # Each host's newest change id goes with its last update of the batch (the state it left).
             last = {u.host.id: i for i, u in enumerate(updates)}

@@ -70,7 +70,8 @@ class Committer:
         idle: float = 30.0,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
-        self.db = db
+        # Connections of its own that send a batch's writes and commit in one round trip (MySQL).
+        self.db = db.with_multi_statements()
         self.max_batch = max_batch
         self.idle = idle
         self.on_batch = on_batch

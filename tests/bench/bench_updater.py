@@ -4,7 +4,7 @@ concurrent clients (wrk with a Lua script), p50/p99, and the same requests with 
 Run it by hand (not collected by pytest)::
 
     .venv/bin/python -m tests.bench.bench_updater [--hosts 100000] [--updating 10000] [--duration 10] \
-        [--servers waitress:1x16 gunicorn:3x8 granian:2x8,batch=1 ...] [--skip-slow]
+        [--warmup 10] [--servers waitress:1x16 gunicorn:3x8 granian:2x8,batch=1,cache=0 ...] [--skip-slow]
 
 It makes its own database on the MariaDB of DDSERVER_TEST_MYSQL_URL (default 127.0.0.1:3306 root) and drops it.
 """
@@ -150,12 +150,13 @@ def wrk(port: int, script: Path, mode: str, clients: int, duration: int, updatin
 
 @dataclass(frozen=True)
 class Server:
-    """One way to serve the updater: ``waitress:1x16``, ``gunicorn:3x8``, ``granian:2x8,batch=1``."""
+    """One way to serve the updater: ``waitress:1x16``, ``gunicorn:3x8``, ``granian:2x8,batch=1,cache=0``."""
 
     kind: str
     workers: int
     threads: int
     batch_max: int = 200
+    host_cache: int = 50000
 
     @classmethod
     def parse(cls, spec: str) -> Server:
@@ -163,15 +164,19 @@ class Server:
         shape, *options = rest.split(",")
         workers, _, threads = shape.partition("x")
         values = dict(option.split("=") for option in options)
-        return cls(kind, int(workers), int(threads), int(values.get("batch", 200)))
+        return cls(kind, int(workers), int(threads), int(values.get("batch", 200)), int(values.get("cache", 50000)))
 
     @property
     def label(self) -> str:
         batch = "" if self.batch_max == 200 else f",batch={self.batch_max}"
-        return f"{self.kind} {self.workers}x{self.threads}{batch}"
+        cache = "" if self.host_cache == 50000 else f",cache={self.host_cache}"
+        return f"{self.kind} {self.workers}x{self.threads}{batch}{cache}"
 
     def config(self) -> str:
-        return f"server = {self.kind}\nworkers = {self.workers}\nbatch_max = {self.batch_max}\n"
+        return (
+            f"server = {self.kind}\nworkers = {self.workers}\nbatch_max = {self.batch_max}\n"
+            f"host_cache = {self.host_cache}\n"
+        )
 
 
 def start(argv: list[str], folder: Path, port: int, name: str) -> support.Process:
@@ -224,10 +229,17 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--slow-duration", type=int, default=30)
     parser.add_argument(
+        "--warmup",
+        type=int,
+        default=10,
+        help="seconds of unmeasured nochg requests first (32 clients): every thread connected, and each worker "
+        "process's host cache holding the updating hosts, as in an updater that has been running a while",
+    )
+    parser.add_argument(
         "--servers",
         nargs="+",
         default=["granian:2x16"],
-        metavar="KIND:WORKERSxTHREADS[,batch=N]",
+        metavar="KIND:WORKERSxTHREADS[,batch=N][,cache=N]",
         help="servers to measure, each in turn (the first also serves the slow-hash runs)",
     )
     parser.add_argument("--skip-slow", action="store_true", help="leave out the slow-hash runs (no ratio)")
@@ -259,8 +271,9 @@ def main() -> int:
             config = write_updater_config(folder / "ddserver.conf", url, port, server.config(), threads=server.threads)
             process = start([support.console_script("ddserver-updater"), "--config", str(config)], folder, port, "fast")
             try:
-                # Warm up, unmeasured, with the most clients: every thread started and connected to the database.
-                wrk(port, script, "nochg", 32, 2, args.updating, False, 0)
+                # Warm up, unmeasured, with the most clients: every thread started and connected to the database,
+                # and the host caches filled.
+                wrk(port, script, "nochg", 32, args.warmup, args.updating, False, 0)
                 # nochg first: the changing runs move the addresses away from the ones the nochg runs send.
                 for mode in ("nochg", "change"):
                     for clients in (8, 32):
@@ -297,7 +310,8 @@ def main() -> int:
         db.drop_database()
         shutil.rmtree(folder, ignore_errors=True)
     print(
-        f"\nupdater on MariaDB, {args.hosts} hosts, {args.updating} updating, {os.cpu_count()} CPUs (shared with the "
+        f"\nupdater on MariaDB, {args.hosts} hosts, {args.updating} updating, {args.warmup} s of warm-up, "
+        f"{os.cpu_count()} CPUs (shared with the "
         f"database and wrk); 1-minute load average before the run {loads[0]:.2f}, before each measurement "
         f"{min(loads[1:], default=0):.2f} to {max(loads[1:], default=0):.2f}, after {os.getloadavg()[0]:.2f}; "
         f"CPU idle before each measurement (updater started, no requests): {min(idle):.0%} to {max(idle):.0%}"

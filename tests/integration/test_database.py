@@ -122,3 +122,42 @@ def test_host_limit_holds_under_concurrency(db, db_url):
     assert outcomes.count("ok") == 5
     assert set(outcomes) == {"ok", "LimitReached"}
     assert hosts.count_for_user(db, owner.id) == 5
+
+
+@pytest.mark.parametrize("multi", [False, True], ids=["plain", "multi-statements"])
+def test_script_runs_statements_in_order_and_commits_or_rolls_back(db, multi):
+    """``Transaction.script``: one round trip on a multi-statement MySQL connection (opening and COMMIT
+    included), one statement after another elsewhere; the same results and the same atomicity."""
+    writer = db.with_multi_statements() if multi else db
+    try:
+        zone = zones.add(db, "script.example.org", ["ns1.example.org"], "hostmaster.example.org")
+        statements = [
+            ("UPDATE zones SET refresh = ? WHERE id = ?", [1234, zone.id]),
+            ("SELECT name, refresh FROM zones WHERE id = ?", [zone.id]),
+            ("SELECT name FROM zones WHERE id = ?", [-1]),
+        ]
+        results = writer.run(lambda tx: (tx.execute("SELECT 1"), tx.script(statements, commit=True))[1])
+        assert results == [[], [("script.example.org", 1234)], []]
+        assert zones.get(db, "script.example.org").refresh == 1234
+
+        def failing(tx):  # type: ignore[no-untyped-def]
+            tx.script(
+                [
+                    ("UPDATE zones SET refresh = ? WHERE id = ?", [999, zone.id]),
+                    # A duplicate name: the statement fails, and the update before it goes with it.
+                    ("INSERT INTO zones (name, nameservers, hostmaster, serial, created_at) VALUES (?, ?, ?, ?, ?)",
+                     ["script.example.org", "ns1.example.org", "hostmaster.example.org", 1, 1]),
+                ],
+                commit=True,
+            )  # fmt: skip
+
+        with pytest.raises(Exception) as raised:
+            writer.run(failing)
+        assert db.is_integrity_error(raised.value)
+        assert zones.get(db, "script.example.org").refresh == 1234
+        # The connection is usable afterwards, inside a transaction and without one.
+        assert writer.run(lambda tx: tx.scalar("SELECT refresh FROM zones WHERE id = ?", (zone.id,))) == 1234
+        assert writer.query(lambda tx: tx.scalar("SELECT COUNT(*) FROM zones WHERE id = ?", (zone.id,))) == 1
+    finally:
+        if writer is not db:
+            writer.close_all()
