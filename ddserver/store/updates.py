@@ -456,11 +456,17 @@ def failures(db: Database, key: str, window: int) -> int:
     return int(value or 0)
 
 
-def rehash_secret(db: Database, host_id: int, old_hash: str, new_hash: str) -> None:
-    """Replace a legacy secret hash after a successful check (only if nobody changed it meanwhile)."""
-    db.run(
-        lambda tx: tx.execute(
-            "UPDATE hosts SET secret_hash = ? WHERE id = ? AND secret_hash = ?", (new_hash, host_id, old_hash)
+def rehash_secret(db: Database, host_id: int, old_hash: str, new_hash: str) -> bool:
+    """Replace a legacy secret hash after a successful check (only if nobody changed it meanwhile).
+
+    :returns: whether it was replaced.
+    """
+    return db.run(
+        lambda tx: (
+            tx.execute(
+                "UPDATE hosts SET secret_hash = ? WHERE id = ? AND secret_hash = ?", (new_hash, host_id, old_hash)
+            ).rowcount
+            > 0
         )
     )
 

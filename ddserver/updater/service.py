@@ -156,13 +156,14 @@ class Updater:
         if check.ok and check.needs_rehash:
             new_hash = secrets.hash_host_secret(secret, self.pepper)
             try:
-                store.rehash_secret(self.db, host.id, host.secret_hash, new_hash)
-                logger.info("re-hashed the legacy secret of %s", host.name)
+                replaced = store.rehash_secret(self.db, host.id, host.secret_hash, new_hash)
             except DatabaseError as exc:
                 logger.warning("could not re-hash the legacy secret of %s: %s", host.name, exc)
             else:
-                # The write that follows checks the hash it was read with against the row's.
-                found.hosts[host.name] = dataclasses.replace(host, secret_hash=new_hash)
+                if replaced:
+                    logger.info("re-hashed the legacy secret of %s", host.name)
+                    # The write that follows checks the hash it was read with against the row's.
+                    found.hosts[host.name] = dataclasses.replace(host, secret_hash=new_hash)
         return check.ok
 
     def authenticate(self, request: UpdateRequest, creds: Credentials, found: store.Lookup) -> Principal:
