@@ -103,7 +103,18 @@ def test_updater_with_worker_processes(server: str, db: Database, db_url: str, t
             lambda: all(f'ddserver_updater_answers_total{{code="good"}} {goods}\n' in metrics() for _ in range(4)),
             what="metrics of both workers",
         )
-        assert 'ddserver_updater_answers_total{code="badauth"} 1\n' in metrics()
+        # Each worker shares its counters about once a second: wait for the badauth line as for the goods, and
+        # show the last page read if it never comes.
+        seen: list[str] = []
+
+        def badauth_counted() -> bool:
+            seen.append(metrics())
+            return 'ddserver_updater_answers_total{code="badauth"} 1\n' in seen[-1]
+
+        try:
+            support.wait_until(badauth_counted, timeout=10, what="the badauth answer in the metrics")
+        except TimeoutError:
+            raise AssertionError(seen[-1] if seen else "no metrics read") from None
     finally:
         returncode = process.stop()
     assert returncode == 0, process.log_path.read_text()[-3000:]
