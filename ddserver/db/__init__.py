@@ -92,9 +92,9 @@ def _to_pyformat(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-def _returns_rows(sql: str) -> bool:
-    head = sql.lstrip()[:6].upper()
-    return head == "SELECT" or " RETURNING " in sql.upper()
+def _rows(cur: Any) -> list[tuple]:
+    """The rows of the statement the cursor has just run (none for a statement without a result)."""
+    return [tuple(row) for row in cur.fetchall()] if cur.description else []
 
 
 class Transaction:
@@ -132,8 +132,7 @@ class Transaction:
         if not statements:
             return []
         if self.dialect != "mysql" or not self.db.multi_statements:
-            return [self.tuples(sql, params) if _returns_rows(sql) else (self.execute(sql, params), [])[1]
-                    for sql, params in statements]  # fmt: skip
+            return [_rows(self.execute(sql, params)._cur) for sql, params in statements]
         parts = [_to_pyformat(sql) for sql, _ in statements]
         skip = 0
         if self.opening is not None:
@@ -143,11 +142,14 @@ class Transaction:
             parts.append("COMMIT")
         params = [value for _, values in statements for value in values]
         results: list[list[tuple]] = []
-
-        def collect(cur: Any) -> None:
-            results.append([tuple(row) for row in cur.fetchall()] if cur.description else [])
-
-        self.db._execute(self._cur, "; ".join(parts), params, skip=skip, each=collect, count=len(statements))
+        self.db._execute(
+            self._cur,
+            "; ".join(parts),
+            params,
+            skip=skip,
+            each=lambda cur: results.append(_rows(cur)),
+            count=len(statements),
+        )
         self.committed = commit
         return results
 
