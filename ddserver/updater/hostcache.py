@@ -98,9 +98,14 @@ class HostCache:
     def put(self, host: store.HostState, mark: int) -> None:
         """Keep ``host`` as read after ``mark``, unless a change of it has been seen since."""
         with self._lock:
-            if mark < self._cleared or self._dropped.get(host.name, -1) >= mark or self._polls - mark > MAX_READ_POLLS:
+            if self._outdated(mark) or self._dropped.get(host.name, -1) >= mark:
                 return
             self._keep(host, 0)
+
+    def _outdated(self, mark: int) -> bool:
+        """Whether what was read after ``mark`` may miss a change: the cache was emptied since, or the read
+        straddles more polls than the dropped names are kept for."""
+        return mark < self._cleared or self._polls - mark > MAX_READ_POLLS
 
     def _keep(self, host: store.HostState, through: int) -> None:
         if time.monotonic() > self._fresh_until:
@@ -127,7 +132,7 @@ class HostCache:
         with self._lock:
             # Reads under way may have seen the host before this write.
             self._dropped[host.name] = self._polls
-            if mark < self._cleared or self._polls - mark > MAX_READ_POLLS:
+            if self._outdated(mark):
                 return
             seen = self._seen.get(host.name)
             if seen is not None and seen[1] > change_id:

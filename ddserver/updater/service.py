@@ -367,22 +367,23 @@ class Updater:
         # kept as the write left it when the feed id of its change is known, else forgotten again.
         name = update.host.name
         mark = cache.drop(name)
-        applied = None
         try:
             applied = self._apply(update)
-            return applied
-        finally:
-            if applied is not None and applied.change_id is not None and update.check_secret:
-                host = dataclasses.replace(
-                    update.host,
-                    ipv4=applied.ipv4,
-                    ipv6=applied.ipv6,
-                    address_changed_at=applied.address_changed_at,
-                    last_update_at=applied.last_update_at,
-                )
-                cache.put_written(host, mark, applied.change_id)
-            else:
-                cache.drop(name)
+        except BaseException:
+            cache.drop(name)
+            raise
+        if applied.change_id is not None and update.check_secret:
+            host = dataclasses.replace(
+                update.host,
+                ipv4=applied.ipv4,
+                ipv6=applied.ipv6,
+                address_changed_at=applied.address_changed_at,
+                last_update_at=applied.last_update_at,
+            )
+            cache.put_written(host, mark, applied.change_id)
+        else:
+            cache.drop(name)
+        return applied
 
     def _apply(self, update: store.Update) -> store.Applied:
         if self.committer is not None:
