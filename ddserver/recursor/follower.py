@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,10 @@ BATCH = 5000
 MAX_BACKOFF = 5.0
 #: Names kept for a purge that failed; beyond that, whole zones are purged once PowerDNS answers again.
 MAX_UNPURGED = 10000
+#: Seconds after a purge when the same names are purged once more. PowerDNS stores a backend's answer in
+#: its caches after reading it: an answer computed just before a change was applied, still on its way when
+#: the purge ran, would otherwise be served for a whole cache TTL (seen with a busy database and CPU).
+REPURGE_AFTER = 0.5
 
 
 @dataclass
@@ -67,6 +72,7 @@ class Follower:
     :param purge: called with the stale names after each applied batch (may be None); returning False
         (PowerDNS could not be told) keeps the names for the next try.
     :param retention: the feed's retention in seconds: a follower that has not read it for longer reloads.
+    :param repurge_after: seconds after which purged names are purged again (0: never).
     """
 
     def __init__(
@@ -77,6 +83,7 @@ class Follower:
         poll_interval: float = 0.2,
         retention: float = 86400,
         purge: Callable[[PurgeList], bool | None] | None = None,
+        repurge_after: float = REPURGE_AFTER,
     ) -> None:
         self.db = db
         self.default_ttl = default_ttl
@@ -85,6 +92,9 @@ class Follower:
         self.purge = purge
         #: Names applied but not purged yet (the purge failed): retried after each poll.
         self.unpurged = PurgeList()
+        self.repurge_after = repurge_after
+        #: Names purged once, with when they are due again (oldest first).
+        self._repurge: deque[tuple[float, PurgeList]] = deque()
         self.index: ZoneIndex | None = None
         #: Bumped after every load and applied batch: cached answers from an older generation are stale.
         self.generation = 0
@@ -201,9 +211,14 @@ class Follower:
             self.flush_purges()
 
     def flush_purges(self) -> None:
-        """Purge the names applied but not purged yet; kept for the next poll when PowerDNS cannot be
-        told now (a purge that fails is retried, not forgotten)."""
-        if not self.unpurged:
+        """Purge the names applied but not purged yet, with the names purged before that are due again;
+        kept for the next poll when PowerDNS cannot be told now (a purge that fails is retried, not
+        forgotten)."""
+        now = time.monotonic()
+        due = PurgeList()
+        while self._repurge and self._repurge[0][0] <= now:
+            due.add(self._repurge.popleft()[1])
+        if not self.unpurged and not due:
             return
         if self.purge is None:
             self.unpurged = PurgeList()
@@ -212,13 +227,21 @@ class Follower:
         if self.unpurged.size() > MAX_UNPURGED and index is not None:
             # PowerDNS has been unreachable for long: purge whole zones rather than an ever longer list.
             self.unpurged = PurgeList(subtree=set(index.zones), zones_changed=self.unpurged.zones_changed)
+        fresh = self.unpurged
+        batch = PurgeList()
+        batch.add(fresh)
+        batch.add(due)
         try:
-            done = self.purge(self.unpurged)
+            done = self.purge(batch)
         except Exception as exc:  # noqa: BLE001 - a purge failure must not stop following
             logger.warning("cache purge failed: %s", exc)
+            done = False
+        if done is False:
+            fresh.add(due)  # tried again with the next poll, and purged once more after that
             return
-        if done is not False:
-            self.unpurged = PurgeList()
+        self.unpurged = PurgeList()
+        if fresh and self.repurge_after > 0:
+            self._repurge.append((now + self.repurge_after, fresh))
 
     def apply(self, rows: Iterable[Change]) -> PurgeList:
         """Re-read the names these changes touched and put their current state into the index."""

@@ -120,7 +120,7 @@ def test_feed_pruned_past_the_position_reloads_in_full(db: Database, db_url: str
 def test_not_read_for_longer_than_the_retention_reloads_in_full(db: Database, caplog: pytest.LogCaptureFixture) -> None:
     data = populate(db)
     purged: list[PurgeList] = []
-    follower = Follower(db, retention=1, purge=lambda stale: purged.append(copy.deepcopy(stale)))
+    follower = Follower(db, retention=1, purge=lambda stale: purged.append(copy.deepcopy(stale)), repurge_after=0)
     follower.load()
     hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.70")
     time.sleep(1.2)  # longer than the retention: changes may have been pruned unseen
@@ -174,7 +174,7 @@ def test_failed_purge_is_retried_until_powerdns_is_told(db: Database) -> None:
         seen.append(copy.deepcopy(stale))
         return answers.pop(0)
 
-    follower = Follower(db, purge=purge)
+    follower = Follower(db, purge=purge, repurge_after=0)
     follower.load()
     hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.81")
     assert follower.poll() == 1  # applied; PowerDNS could not be told
@@ -184,3 +184,33 @@ def test_failed_purge_is_retried_until_powerdns_is_told(db: Database) -> None:
     assert seen[0].subtree == {f"home.{ZONE}"}
     assert seen[2].subtree == {f"home.{ZONE}", f"www.{PARENT}"} and seen[2].exact == {ZONE, PARENT}
     assert follower.poll() == 0 and len(seen) == 3  # nothing left to purge
+
+
+def test_purged_names_are_purged_once_more_after_a_while(db: Database) -> None:
+    """An answer computed before a change and still on its way to PowerDNS when the purge ran would be
+    cached for a whole TTL: the names are purged again, once, a moment later."""
+    data = populate(db)
+    answers = [True, False, True, True]
+    seen: list[PurgeList] = []
+
+    def purge(stale: PurgeList) -> bool:
+        seen.append(copy.deepcopy(stale))
+        return answers.pop(0)
+
+    follower = Follower(db, purge=purge, repurge_after=0.2)
+    follower.load()
+    hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.82")
+    assert follower.poll() == 1 and len(seen) == 1
+    assert follower.poll() == 0 and len(seen) == 1  # not due yet
+    time.sleep(0.25)
+    hosts.set_addresses(db, data["www"].id, ipv4="198.51.100.82")
+    assert follower.poll() == 1  # the new name and the one due again, in one purge that fails
+    assert seen[1].subtree == {f"home.{ZONE}", f"www.{PARENT}"}
+    assert follower.poll() == 0  # tried again: it works
+    assert seen[2] == seen[1]
+    assert follower.poll() == 0 and len(seen) == 3
+    time.sleep(0.25)
+    assert follower.poll() == 0  # both purged once more, and that is the end of it
+    assert seen[3] == seen[1]
+    time.sleep(0.25)
+    assert follower.poll() == 0 and len(seen) == 4
