@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 
@@ -57,6 +58,11 @@ class Committer:
     lone update is written at once. Under load, batches grow by themselves until a commit's flush is shared
     by as many updates as arrived during the previous one.
 
+    A batch also waits, ``gather`` seconds at most, for the requests this process is answering that have not
+    reached the committer yet (``arriving``/``leaving``): several clients whose previous updates were written
+    together send their next ones together, and without the wait the first of them would be written alone.
+    Fewer, larger transactions cost the database and this process less per update.
+
     If a batch fails for a reason other than a lost database, its updates are written again one transaction
     each, so that one bad update fails alone. The thread ends after ``idle`` seconds without work (closing
     its connection) and starts again with the next update.
@@ -68,12 +74,14 @@ class Committer:
         *,
         max_batch: int = 200,
         idle: float = 30.0,
+        gather: float = 0.002,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         # Connections of its own that send a batch's writes and commit in one round trip (MySQL).
         self.db = db.with_multi_statements()
         self.max_batch = max_batch
         self.idle = idle
+        self.gather = gather
         self.on_batch = on_batch
         self._reset()
         # A server that forks workers after making the app (gunicorn --preload): the parent's thread and lock
@@ -86,6 +94,26 @@ class Committer:
         self._pending: list[_Job] = []
         self._thread: threading.Thread | None = None
         self._closed = False
+        #: Requests under way that have not handed an update over nor left.
+        self._arriving = 0
+        self._gathering = False
+        #: The size of the last batch: the callers it answered tend to come back together.
+        self._last = 0
+        self._local = threading.local()
+
+    def arriving(self) -> None:
+        """A request begins that may hand an update over: batches wait for it (``gather`` at most)."""
+        with self._cond:
+            self._arriving += 1
+        self._local.arriving = True
+
+    def leaving(self) -> None:
+        """The request that called ``arriving`` in this thread is done (a no-op once it handed an update over)."""
+        if self._local.__dict__.pop("arriving", False):
+            with self._cond:
+                self._arriving -= 1
+                if self._gathering:
+                    self._cond.notify()
 
     def apply(self, update: store.Update) -> store.Applied:
         """Write ``update`` with whatever else is waiting, and return once that transaction has committed.
@@ -95,7 +123,10 @@ class Committer:
             during the commit itself).
         """
         job = _Job(update)
+        arrived = self._local.__dict__.pop("arriving", False)
         with self._cond:
+            if arrived:
+                self._arriving -= 1
             if self._closed:
                 raise DatabaseUnavailable("database: the updater is shutting down")
             self._pending.append(job)
@@ -125,11 +156,28 @@ class Committer:
                         # Idle (or closing): a later apply starts a new thread under the same lock.
                         self._thread = None
                         return
+                    if (self._arriving or len(self._pending) < self._last) and not self._closed:
+                        self._gather()
                     batch = self._pending[: self.max_batch]
+                    self._last = len(batch)
                     del self._pending[: self.max_batch]
                 self._commit(batch)
         finally:
             self.db.close()
+
+    def _gather(self) -> None:
+        """Wait (holding the condition) until the requests under way have handed their updates over or left,
+        or ``gather`` seconds have passed, or the batch is full."""
+        deadline = time.monotonic() + self.gather
+        self._gathering = True
+        try:
+            while (self._arriving or len(self._pending) < self._last) and len(self._pending) < self.max_batch:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(left)
+        finally:
+            self._gathering = False
 
     def _commit(self, batch: list[_Job]) -> None:
         try:

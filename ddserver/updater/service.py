@@ -251,12 +251,18 @@ class Updater:
 
     def update(self, request: UpdateRequest, *, delete: bool = False) -> list[Answer]:
         """Answer a ``/nic/update`` (or, with ``delete``, a ``/nic/delete``) request: one answer per hostname."""
+        committer = self.committer
+        if committer is not None:
+            committer.arriving()  # the batch being gathered waits for this request
         try:
             return self._update(request, delete, use_cache=True)
         except StaleSecret:
             # Authenticated from the cache with a secret replaced meanwhile: nothing was written; again from
             # the database, which answers badauth.
             return self._update(request, delete, use_cache=False)
+        finally:
+            if committer is not None:
+                committer.leaving()
 
     def _update(self, request: UpdateRequest, delete: bool, use_cache: bool) -> list[Answer]:
         hostnames = protocol.parse_hostnames(_hostname_parameter(request.params))

@@ -194,3 +194,64 @@ def test_record_many_returns_each_names_newest_change_id(db: Database, site: Sit
 )
 def test_returning_is_used_on_mariadb_from_10_5(version: str, expected: bool) -> None:
     assert _mariadb_returning(version) is expected
+
+
+def test_a_batch_waits_for_the_requests_under_way(db: Database, site: Site) -> None:
+    """A request that has begun (``arriving``) joins the batch being gathered; one that leaves without an
+    update lets it go. ``gather`` is long here so that only those two events end the wait."""
+    sizes: list[int] = []
+    committer = Committer(db, on_batch=sizes.append, gather=60)
+    go_on = threading.Event()
+    leave = threading.Event()
+
+    def joining() -> object:
+        committer.arriving()
+        try:
+            go_on.wait(30)
+            return committer.apply(change(db, site.office.name, "198.51.100.31"))
+        finally:
+            committer.leaving()
+
+    def not_writing() -> None:
+        committer.arriving()
+        leave.wait(30)
+        committer.leaving()
+
+    try:
+        arrivals, _ = in_threads([joining, not_writing])
+        support.wait_until(lambda: committer._arriving == 2, what="two requests under way")
+        writer, results = in_threads([lambda: committer.apply(change(db, site.home.name, "198.51.100.30"))])
+        support.wait_until(lambda: committer._gathering and len(committer._pending) == 1, what="a batch gathering")
+        go_on.set()
+        support.wait_until(lambda: len(committer._pending) == 2, what="the second update")
+        assert committer._gathering and sizes == []  # still waiting for the request under way
+        leave.set()
+        for thread in arrivals + writer:
+            thread.join(30)
+        assert sizes == [2]
+        assert isinstance(results[0], updates.Applied) and results[0].changed
+        # The next batch waits for as many updates as the last one had (their callers come back together).
+        writers, results = in_threads([lambda: committer.apply(change(db, site.home.name, "198.51.100.32"))])
+        support.wait_until(lambda: committer._gathering, what="a batch gathering")
+        more, _ = in_threads([lambda: committer.apply(change(db, site.office.name, "198.51.100.33"))])
+        for thread in writers + more:
+            thread.join(30)
+        assert sizes == [2, 2]
+    finally:
+        committer.close()
+    assert hosts.get(db, site.home.name).ipv4 == "198.51.100.32"
+
+
+def test_a_lone_update_waits_for_nothing(db: Database, site: Site) -> None:
+    """An idle updater writes a lone update at once: no request under way, no earlier batch to match."""
+    sizes: list[int] = []
+    committer = Committer(db, on_batch=sizes.append, gather=60)
+    try:
+        committer.arriving()
+        try:
+            assert committer.apply(change(db, site.home.name, "198.51.100.34")).changed
+        finally:
+            committer.leaving()
+        assert committer._arriving == 0 and sizes == [1]
+    finally:
+        committer.close()
