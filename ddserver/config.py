@@ -359,6 +359,14 @@ class UpdaterSection:
         minimum=1,
         maximum=1000,
     )
+    batch_wait: float = option(
+        0.002,
+        "Group commit: seconds a transaction waits at most, before it is written, for the requests of its "
+        "process that are under way and for as many updates as the previous one had (clients answered "
+        "together come back together). 0: write what is waiting at once.",
+        minimum=0.0,
+        maximum=0.1,
+    )
     host_cache: int = option(
         50000,
         "Hosts each updater process keeps in memory after a successful login (about 1 KB each), so that an "

@@ -156,7 +156,7 @@ class Committer:
                         # Idle (or closing): a later apply starts a new thread under the same lock.
                         self._thread = None
                         return
-                    if (self._arriving or len(self._pending) < self._last) and not self._closed:
+                    if self.gather > 0 and (self._arriving or len(self._pending) < self._last) and not self._closed:
                         self._gather()
                     batch = self._pending[: self.max_batch]
                     self._last = len(batch)

@@ -98,7 +98,9 @@ class Updater:
         self.db = db
         self.pepper = config.auth.pepper
         self.committer = (
-            Committer(db, max_batch=self.settings.batch_max, on_batch=on_batch) if self.settings.batch_max > 1 else None
+            Committer(db, max_batch=self.settings.batch_max, gather=self.settings.batch_wait, on_batch=on_batch)
+            if self.settings.batch_max > 1
+            else None
         )
         limits = [n for n in (self.settings.auth_failures_per_client, self.settings.auth_failures_per_account) if n]
         self.cache = (
