@@ -11,6 +11,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -165,15 +166,20 @@ def test_batch_read_again_when_the_database_fails_while_applying_it(
     assert follower.index.lookup(f"home.{ZONE}", "A")[1] == [("A", 60, "203.0.113.80")]
 
 
-def test_failed_purge_is_retried_until_powerdns_is_told(db: Database) -> None:
-    data = populate(db)
-    answers = [False, False, True]
+def purges_answering(answers: list[bool]) -> tuple[list[PurgeList], Callable[[PurgeList], bool]]:
+    """A purge hook that records what it was given and answers ``answers`` in turn (True: PowerDNS told)."""
     seen: list[PurgeList] = []
 
     def purge(stale: PurgeList) -> bool:
         seen.append(copy.deepcopy(stale))
         return answers.pop(0)
 
+    return seen, purge
+
+
+def test_failed_purge_is_retried_until_powerdns_is_told(db: Database) -> None:
+    data = populate(db)
+    seen, purge = purges_answering([False, False, True])
     follower = Follower(db, purge=purge, repurge_after=0)
     follower.load()
     hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.81")
@@ -190,13 +196,7 @@ def test_purged_names_are_purged_once_more_after_a_while(db: Database) -> None:
     """An answer computed before a change and still on its way to PowerDNS when the purge ran would be
     cached for a whole TTL: the names are purged again, once, a moment later."""
     data = populate(db)
-    answers = [True, False, True, True]
-    seen: list[PurgeList] = []
-
-    def purge(stale: PurgeList) -> bool:
-        seen.append(copy.deepcopy(stale))
-        return answers.pop(0)
-
+    seen, purge = purges_answering([True, False, True, True])
     follower = Follower(db, purge=purge, repurge_after=0.2)
     follower.load()
     hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.82")
