@@ -83,7 +83,8 @@ def read(path: Path, default_ttl: int) -> Snapshot | None:
     """The snapshot at ``path``, or None when there is none usable (missing, other format, other TTL)."""
     try:
         with open(path, "rb") as f:
-            data = marshal.load(f)
+            # Whole, then decoded: marshal.load on the file reads it in small pieces, four times slower.
+            data = marshal.loads(f.read())
         fmt, ttl, high, gaps, zones, hosts, extra, owners, created = data
     except (OSError, EOFError, ValueError, TypeError):
         return None

@@ -229,6 +229,18 @@ def targets(
         yield started
 
 
+def lost_log(path: Path, limit: int = 20) -> str:
+    """PowerDNS's warnings, for a run that lost queries (a backend too slow, a coprocess killed)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return f"    (no log: {exc})"
+    notable = [
+        line for line in lines if any(w in line.lower() for w in ("timeout", "kill", "error", "fail", "exception"))
+    ]
+    return "\n".join(f"    {line}" for line in notable[-limit:]) or "    (nothing notable in PowerDNS's log)"
+
+
 def row(name: str, r: dict[str, float], load: float) -> str:
     return (
         f"{name:14s} {r['qps']:8.0f} qps  load {load:5.2f} busy {r['busy']:3.0f}%  lookups/q {r['lookups']:4.2f}  "
@@ -299,6 +311,8 @@ def main() -> int:
                         r["load"], r["busy"] = load, busy
                         results[target.name].append(r)
                         print("  " + row(target.name, r, load), flush=True)
+                        if r["lost"]:
+                            print(lost_log(target.socket_dir / "pdns.log"), flush=True)
             print(f"median of {args.runs} runs ({args.hosts} hosts, {args.seconds} s, {args.clients} clients):")
             medians = {}
             for mode, runs in results.items():
