@@ -56,3 +56,20 @@ def test_update_visible_at_once_through_each_purge_method(method: str, tmp_path:
             lost = Purger(PurgeMethod.PDNS_CONTROL, socket_path=str(tmp_path / "nowhere" / "pdns.controlsocket"))
             with pytest.raises(PurgeError, match="pdns_control"):
                 lost.purge((), {name})
+
+
+def test_each_changed_name_is_purged_twice(tmp_path: Path) -> None:
+    """An answer computed just before a change and still on its way to PowerDNS when the purge ran would enter
+    its caches after the purge: every changed name is purged once more a moment later (REPURGE_AFTER)."""
+    url = support.new_database_url("sqlite", tmp_path)
+    db = support.create_database(url)
+    data = populate(db)
+    config = support.write_config_file(tmp_path / "ddserver.conf", url, "[recursor]\npoll_interval = 0.1\n")
+    with start_pdns(tmp_path / "pdns", config, "remote-socket", cache=True, cache_ttl=60) as pdns:
+        name = f"home.{ZONE}"
+        assert pdns.records(name, "A") == ["192.0.2.1"]
+        hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.22")
+        support.wait_until(lambda: pdns.records(name, "A") == ["203.0.113.22"], 10, what="the first purge")
+        request = f"Cache clear request for '{name}$'"
+        support.wait_until(lambda: pdns.log().count(request) >= 2, 10, what="the second purge")
+        assert pdns.records(name, "A") == ["203.0.113.22"]
