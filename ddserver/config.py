@@ -360,7 +360,7 @@ class UpdaterSection:
         maximum=1000,
     )
     batch_wait: float = option(
-        0.002,
+        0.005,
         "Group commit: seconds a transaction waits at most, before it is written, for the requests of its "
         "process that are under way and for as many updates as the previous one had (clients answered "
         "together come back together). 0: write what is waiting at once.",

@@ -74,7 +74,7 @@ class Committer:
         *,
         max_batch: int = 200,
         idle: float = 30.0,
-        gather: float = 0.002,
+        gather: float = 0.005,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         # Connections of its own that send a batch's writes and commit in one round trip (MySQL).
