@@ -112,7 +112,7 @@ class Committer:
         if self._local.__dict__.pop("arriving", False):
             with self._cond:
                 self._arriving -= 1
-                if self._gathering:
+                if self._gathering and not self._waits_more():
                     self._cond.notify()
 
     def apply(self, update: store.Update) -> store.Applied:
@@ -133,7 +133,9 @@ class Committer:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="ddserver-committer", daemon=True)
                 self._thread.start()
-            else:
+            elif not (self._gathering and self._waits_more()):
+                # A gathering committer is woken only once it has what it waits for: each wake-up is a
+                # switch between threads, and they cost more than the rest of an update's handing over.
                 self._cond.notify()
         return job.wait()
 
@@ -156,7 +158,7 @@ class Committer:
                         # Idle (or closing): a later apply starts a new thread under the same lock.
                         self._thread = None
                         return
-                    if self.gather > 0 and (self._arriving or len(self._pending) < self._last) and not self._closed:
+                    if self.gather > 0 and self._waits_more() and not self._closed:
                         self._gather()
                     batch = self._pending[: self.max_batch]
                     self._last = len(batch)
@@ -165,13 +167,18 @@ class Committer:
         finally:
             self.db.close()
 
+    def _waits_more(self) -> bool:
+        """A batch being gathered waits for more: requests are under way, or fewer updates wait than the
+        last batch had, and the batch is not full (called holding the condition)."""
+        return bool(self._arriving or len(self._pending) < self._last) and len(self._pending) < self.max_batch
+
     def _gather(self) -> None:
         """Wait (holding the condition) until the requests under way have handed their updates over or left,
         or ``gather`` seconds have passed, or the batch is full."""
         deadline = time.monotonic() + self.gather
         self._gathering = True
         try:
-            while (self._arriving or len(self._pending) < self._last) and len(self._pending) < self.max_batch:
+            while self._waits_more():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
