@@ -38,20 +38,10 @@ def record(tx: Transaction, zone_id: int, zone: str, name: str) -> int:
     )
 
 
-def record_many(tx: Transaction, zone_id: int, zone: str, names: Sequence[str]) -> dict[str, int]:
-    """``record`` for several names of one zone in two statements (the updater's group commit): the serial
-    goes up by one per name, as that many ``record`` calls would move it, and each name enters the feed.
-
-    :returns: each name's newest change id, where the database tells them (``INSERT ... RETURNING``), else
-        nothing.
-    """
-    statements = record_many_statements(tx.db, zone_id, zone, names)
-    return change_ids(tx.script(statements)[0] if statements else [])
-
-
 def record_many_statements(db: Database, zone_id: int, zone: str, names: Sequence[str]) -> list[tuple[str, list]]:
-    """The two statements of ``record_many``, to run with others (``Transaction.script``); the first one's
-    rows go to ``change_ids``."""
+    """``record`` for several names of one zone in two statements (the updater's group commit), to run with
+    others (``Transaction.script``): the serial goes up by one per name, as that many ``record`` calls would
+    move it, and each name enters the feed. The first statement's rows go to ``change_ids``."""
     if not names:
         return []
     count = len(names)

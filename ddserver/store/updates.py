@@ -283,7 +283,7 @@ def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFou
 
     Each update is checked on its own under the row lock of its host, in the order given (a later update
     of the same host sees the earlier one), so one deleted or flagged host does not fail the others. The
-    serial of each zone goes up by one per change and every change enters the feed (``changes.record_many``),
+    serial of each zone goes up by one per change and every change enters the feed (``changes.record_many_statements``),
     in the same transaction.
 
     :returns: per update, in order, what ``apply`` would return, or ``NotFound`` for a host deleted meanwhile.
