@@ -54,6 +54,10 @@ class HostCache:
         self._cleared = 0
         self._polls = 0
         self._epoch: str | None = None
+        #: Name -> writes of it by this process under way (``writing`` to ``written``).
+        self._writing: dict[str, int] = {}
+        #: Names that requests wrote or read since the poll under way began reading hosts.
+        self._touched: set[str] = set()
         #: Keys whose counts this process noted while a poll was reading (kept over the poll's older ones).
         self._noted: set[str] = set()
         self._cursor: FeedCursor | None = None
@@ -98,6 +102,7 @@ class HostCache:
     def put(self, host: store.HostState, mark: int) -> None:
         """Keep ``host`` as read after ``mark``, unless a change of it has been seen since."""
         with self._lock:
+            self._touched.add(host.name)
             if self._outdated(mark) or self._dropped.get(host.name, -1) >= mark:
                 return
             self._keep(host, 0)
@@ -115,29 +120,37 @@ class HostCache:
         while len(self._hosts) > self.size:
             del self._hosts[next(iter(self._hosts))]
 
-    def drop(self, name: str) -> int:
-        """Forget ``name``: this process is about to write it, or wrote it. Returns a mark for ``put_written``."""
+    def writing(self, name: str) -> int:
+        """Forget ``name``: this process is about to write it. Returns a mark for ``written``, which must follow."""
         with self._lock:
             self._hosts.pop(name, None)
             self._dropped[name] = self._polls
+            self._writing[name] = self._writing.get(name, 0) + 1
+            self._touched.add(name)
             return self._polls
 
-    def put_written(self, host: store.HostState, mark: int, change_id: int) -> None:
-        """Keep ``host`` as this process's write left it, its change having feed id ``change_id``; ``mark``
-        is what ``drop`` returned before the write.
+    def written(self, name: str, mark: int, host: store.HostState | None = None, change_id: int | None = None) -> None:
+        """The write ``writing`` announced is over. With ``host`` and ``change_id``, keep ``host`` as the write
+        left it, its change having feed id ``change_id``; else (nothing changed, or the write failed) forget it.
 
         Writes of one host are ordered by its row lock, so a change of it with a lower id is already in
         ``host`` and one with a higher id came later: the entry is kept until the feed shows a higher one.
         """
         with self._lock:
+            left = self._writing.pop(name, 1) - 1
+            if left > 0:
+                self._writing[name] = left
+            self._touched.add(name)
             # Reads under way may have seen the host before this write.
-            self._dropped[host.name] = self._polls
-            if self._outdated(mark):
+            self._dropped[name] = self._polls
+            if host is None or change_id is None or self._outdated(mark):
+                self._hosts.pop(name, None)
                 return
-            seen = self._seen.get(host.name)
+            seen = self._seen.get(name)
             if seen is not None and seen[1] > change_id:
+                self._hosts.pop(name, None)
                 return
-            current = self._hosts.get(host.name)
+            current = self._hosts.get(name)
             if current is not None and current[1] > change_id:
                 return  # a later write of this process got there first
             self._keep(host, change_id)
@@ -158,7 +171,7 @@ class HostCache:
     # -- following ----------------------------------------------------------------------------------
 
     def poll(self) -> int:
-        """Read the feed, the secrets' epoch and the rate limits; forget what changed.
+        """Read the feed, the secrets' epoch and the rate limits; read again the hosts held here that changed.
 
         :returns: how many changes were read.
         :raises DatabaseError: when the database cannot be read (the cache is off until a poll succeeds).
@@ -178,14 +191,30 @@ class HostCache:
                 clear = True
                 cursor = FeedCursor.at_newest(self.db)
         epoch, failures = store.cache_state(self.db, self.threshold, self.window)
+        clear = clear or epoch != self._epoch
+        zones = {row.zone_id for row in rows if row.name in ("*", row.zone)}
+        # Hosts held here that changed elsewhere are read again, all in one query, rather than forgotten and
+        # read one by one by their next requests (routers come back). The read follows the feed's, so it
+        # holds at least the changes seen; one of this process's writes under way, or a request's read or
+        # write while it runs, wins over it.
+        refresh: dict[str, int] = {}
         with self._lock:
-            if clear or epoch != self._epoch:
+            self._touched = set()
+            if not clear:
+                hosts, writing = self._hosts, self._writing
+                for row in rows:
+                    entry = hosts.get(row.name)
+                    if entry is None or entry[1] >= row.id or row.name in writing or entry[0].zone_id in zones:
+                        continue
+                    refresh[row.name] = max(row.id, refresh.get(row.name, 0))
+        fresh = store.read_hosts(self.db, refresh) if refresh else {}
+        with self._lock:
+            if clear:
                 self._hosts.clear()
                 self._dropped.clear()
                 self._seen.clear()
                 self._cleared = polls
             else:
-                zones = {row.zone_id for row in rows if row.name in ("*", row.zone)}
                 hosts, seen = self._hosts, self._seen
                 for row in rows:
                     if row.id > seen.get(row.name, (0, 0))[1]:
@@ -212,6 +241,10 @@ class HostCache:
             self._polls = polls
             # Used while the next polls are due; a poll late by several intervals turns the cache off.
             self._fresh_until = time.monotonic() + max(1.0, 5 * self.poll_interval)
+            touched, writing = self._touched, self._writing
+            for name, host in fresh.items():
+                if name not in touched and name not in writing and host.zone_id not in zones:
+                    self._keep(host, refresh[name])
         return len(rows)
 
     def _off(self) -> None:

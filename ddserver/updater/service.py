@@ -374,11 +374,11 @@ class Updater:
         # The host as read is about to change: forgotten before the write (reads under way are not kept), then
         # kept as the write left it when the feed id of its change is known, else forgotten again.
         name = update.host.name
-        mark = cache.drop(name)
+        mark = cache.writing(name)
         try:
             applied = self._apply(update)
         except BaseException:
-            cache.drop(name)
+            cache.written(name, mark)
             raise
         if applied.change_id is not None and update.check_secret:
             host = dataclasses.replace(
@@ -388,9 +388,9 @@ class Updater:
                 address_changed_at=applied.address_changed_at,
                 last_update_at=applied.last_update_at,
             )
-            cache.put_written(host, mark, applied.change_id)
+            cache.written(name, mark, host, applied.change_id)
         else:
-            cache.drop(name)
+            cache.written(name, mark)
         return applied
 
     def _apply(self, update: store.Update) -> store.Applied:

@@ -3,7 +3,7 @@ processes change (addresses, secrets, flags, rate limits, zones) is followed thr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.store import hosts, updates, users, zones
 from ddserver.updater.app import create_app
+from ddserver.updater.hostcache import HostCache
 from ddserver.updater.service import Updater
 from tests import support
 from tests.updater_support import ZONE, Site, call, host_row, make_site, updater_config
@@ -80,6 +81,17 @@ def _forgotten(updater: Updater, name: str) -> None:
     support.wait_until(lambda: updater.cache.get(name) is None, what=f"the cache to forget {name}")
 
 
+def _followed(updater: Updater, name: str, check: Callable[[updates.HostState], bool]) -> None:
+    """Wait until the cache no longer holds ``name`` as it was: read again (``check`` holds) or forgotten."""
+    assert updater.cache is not None
+
+    def followed() -> bool:
+        host = updater.cache.get(name)
+        return host is None or check(host)
+
+    support.wait_until(followed, what=f"the cache to follow {name}")
+
+
 def test_nochg_is_answered_without_reading_the_database(app, site: Site, reads: list) -> None:  # type: ignore[no-untyped-def]
     _updater(app)
     assert _send(app, site, "198.51.100.1") == "good 198.51.100.1\n"
@@ -113,32 +125,32 @@ def test_changes_made_elsewhere_are_followed(app, config: Config, site: Site, db
         assert _send(app, site, "198.51.100.1") == "good 198.51.100.1\n"
         _kept(app, site, "198.51.100.1")
         assert _send(other, site, "198.51.100.7") == "good 198.51.100.7\n"
-        _forgotten(updater, HOME)
+        _followed(updater, HOME, lambda h: h.ipv4 == "198.51.100.7")
         assert _send(app, site, "198.51.100.1") == "good 198.51.100.1\n"
 
         # The address set by hand (web interface, CLI).
         _kept(app, site, "198.51.100.1")
         hosts.set_addresses(db, site.home.id, ipv4="198.51.100.9")
-        _forgotten(updater, HOME)
+        _followed(updater, HOME, lambda h: h.ipv4 == "198.51.100.9")
         assert _send(app, site, "198.51.100.1") == "good 198.51.100.1\n"
 
         # A new secret: the old one stops working, the new one works.
         _kept(app, site, "198.51.100.1")
         new = secrets.new_host_secret()
         hosts.set_secret_hash(db, site.home.id, secrets.hash_host_secret(new))
-        _forgotten(updater, HOME)
+        _forgotten(updater, HOME)  # a new secret empties every cache
         assert _send(app, site, "198.51.100.1") == "badauth\n"
         assert _send(app, site, "198.51.100.1", secret=new) == "nochg 198.51.100.1\n"
 
         # Flagged, or its owner disabled: out of DNS and answered abuse.
         _kept(app, site, "198.51.100.1", secret=new)
         hosts.set_flags(db, site.home.id, blocked=True)
-        _forgotten(updater, HOME)
+        _followed(updater, HOME, lambda h: h.blocked)
         assert _send(app, site, "198.51.100.1", secret=new) == "abuse\n"
         hosts.set_flags(db, site.home.id, blocked=False)
         _kept(app, site, "198.51.100.1", secret=new)
         users.set_flags(db, site.alice.id, is_disabled=True)
-        _forgotten(updater, HOME)
+        _followed(updater, HOME, lambda h: h.user_disabled)
         assert _send(app, site, "198.51.100.1", secret=new) == "abuse\n"
         users.set_flags(db, site.alice.id, is_disabled=False)
 
@@ -147,6 +159,45 @@ def test_changes_made_elsewhere_are_followed(app, config: Config, site: Site, db
         hosts.delete(db, site.home.id)
         _forgotten(updater, HOME)
         assert _send(app, site, "198.51.100.1", secret=new) == "badauth\n"
+    finally:
+        other.config["ddserver.updater"].close()
+
+
+def test_hosts_changed_elsewhere_are_read_again_in_one_query(  # type: ignore[no-untyped-def]
+    app, config: Config, site: Site, db: Database, reads: list
+) -> None:
+    updater = _updater(app)
+    assert updater.cache is not None
+    other = _app(config, db)
+    try:
+        for name in (HOME, OFFICE):
+            assert _send(app, site, "198.51.100.1", login=name) == "good 198.51.100.1\n"
+            _kept(app, site, "198.51.100.1", login=name)
+        refreshed: list[list[str]] = []
+        read_hosts = updates.read_hosts
+
+        def counted(db: Database, names: Any) -> dict[str, updates.HostState]:
+            refreshed.append(sorted(names))
+            return read_hosts(db, names)
+
+        # Changed by another process: this one reads both hosts again after its next poll, in one query, and
+        # answers their next requests from memory.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(updates, "read_hosts", counted)
+            for name in (HOME, OFFICE):
+                assert _send(other, site, "198.51.100.7", login=name) == "good 198.51.100.7\n"
+            before = len(reads)  # the other process's reads
+            for name in (HOME, OFFICE):
+                support.wait_until(
+                    lambda name=name: getattr(updater.cache.get(name), "ipv4", None) == "198.51.100.7",
+                    what=f"{name} read again",
+                )
+            for name in (HOME, OFFICE):
+                assert _send(app, site, "198.51.100.7", login=name) == "nochg 198.51.100.7\n"
+            assert _send(app, site, "198.51.100.8") == "good 198.51.100.8\n"
+            assert len(reads) == before
+        assert sorted(name for names in refreshed for name in names) == sorted([HOME, OFFICE])
+        assert host_row(db, HOME)["ipv4"] == "198.51.100.8"
     finally:
         other.config["ddserver.updater"].close()
 
@@ -200,3 +251,52 @@ def test_a_zone_deleted_takes_its_hosts_out_of_the_cache(app, site: Site, db: Da
     zones.delete(db, site.zone.id)
     _forgotten(updater, OFFICE)
     assert _send(app, site, "198.51.100.1", login=OFFICE) == "badauth\n"
+
+
+def test_a_refresh_never_overrides_what_this_process_writes(  # type: ignore[no-untyped-def]
+    db: Database, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = HostCache(db, size=100, poll_interval=10, threshold=0, window=60)
+
+    def held() -> None:
+        cache.poll()  # a name the last poll dropped is taken again from the next one on
+        cache.put(updates.read_hosts(db, [HOME])[HOME], cache.mark())
+        assert cache.get(HOME) is not None
+
+    try:
+        cache.poll()
+        held()
+        # Changed elsewhere while a write of this process is under way: not read back over it. (Two writes of
+        # the host, the first one over and kept, the second under way.)
+        first, second = cache.writing(HOME), cache.writing(HOME)
+        newest = db.read(lambda tx: tx.scalar("SELECT MAX(id) FROM changes"))
+        cache.written(HOME, first, updates.read_hosts(db, [HOME])[HOME], newest)
+        assert cache.get(HOME) is not None
+        hosts.set_addresses(db, site.home.id, ipv4="198.51.100.7")
+        cache.poll()
+        assert cache.get(HOME) is None
+        cache.written(HOME, second)
+
+        # A request that writes the host while the poll reads it wins: what the poll read is not kept.
+        held()
+        hosts.set_addresses(db, site.home.id, ipv4="198.51.100.8")
+        read_hosts = updates.read_hosts
+
+        def racing(db: Database, names: Any) -> dict[str, updates.HostState]:
+            found = read_hosts(db, names)
+            cache.written(HOME, cache.writing(HOME))
+            return found
+
+        monkeypatch.setattr(updates, "read_hosts", racing)
+        cache.poll()
+        assert cache.get(HOME) is None
+        monkeypatch.undo()
+
+        # Otherwise the change is read back.
+        held()
+        hosts.set_addresses(db, site.home.id, ipv4="198.51.100.9")
+        cache.poll()
+        host = cache.get(HOME)
+        assert host is not None and host.ipv4 == "198.51.100.9"
+    finally:
+        cache.stop()
