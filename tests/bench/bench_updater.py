@@ -138,12 +138,16 @@ def wrk(port: int, script: Path, mode: str, clients: int, duration: int, updatin
         "slow" if slow else "fast",
         str(run),
     ]
+    before = cpu_times()
     output = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120).stdout
+    # Time the hypervisor gave to other machines while this one wanted it: a run with much of it is slower.
+    steal = cpu_share(before, STEAL)
     match = re.search(r"RESULT (.*)", output)
     if not match:
         raise RuntimeError(f"wrk printed no result:\n{output}")
     values = dict(part.split("=") for part in match.group(1).split())
     result = {k: float(v) for k, v in values.items()}
+    result["steal"] = steal
     result["rate"] = (result["good"] if mode == "change" else result["nochg"]) / result["seconds"]
     return result
 
@@ -187,17 +191,26 @@ def start(argv: list[str], folder: Path, port: int, name: str) -> support.Proces
     return process
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far by kind (user, nice, system, idle, iowait, irq, softirq, steal, ...)."""
+    with open("/proc/stat") as stat:
+        return [int(value) for value in stat.readline().split()[1:]]
+
+
+def cpu_share(before: list[int], kind: int) -> float:
+    """The share of the CPU time since ``before`` that went to ``kind`` (an index into ``cpu_times``)."""
+    spent = [b - a for a, b in zip(before, cpu_times(), strict=True)]
+    return spent[kind] / max(sum(spent), 1)
+
+
+IDLE, STEAL = 3, 7
+
+
 def cpu_idle(seconds: float = 2.0) -> float:
     """The share of CPU time the whole machine left idle over ``seconds`` (other work on it shows here)."""
-
-    def sample() -> list[int]:
-        with open("/proc/stat") as stat:
-            return [int(value) for value in stat.readline().split()[1:]]
-
-    before = sample()
+    before = cpu_times()
     time.sleep(seconds)
-    spent = [b - a for a, b in zip(before, sample(), strict=True)]
-    return spent[3] / max(sum(spent), 1)
+    return cpu_share(before, IDLE)
 
 
 def wait_quiet(minimum: float, patience: float) -> float:
@@ -318,12 +331,12 @@ def main() -> int:
     )
     print(
         f"{'run':48} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'good':>7} {'nochg':>7} {'other':>6} {'errors':>6} "
-        f"{'idle before':>11}"
+        f"{'idle before':>11} {'steal':>6}"
     )
     for label, r in results:
         print(
             f"{label:48} {r['rate']:10.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['good']:7.0f} {r['nochg']:7.0f} "
-            f"{r['other']:6.0f} {r['errors']:6.0f} {r['idle']:11.0%}"
+            f"{r['other']:6.0f} {r['errors']:6.0f} {r['idle']:11.0%} {r['steal']:6.1%}"
         )
     if not args.skip_slow:
         by = dict(results)
