@@ -9,7 +9,8 @@ CPU share over 3 s, which, with this benchmark's servers idle, is what the rest 
 (``--max-load`` and ``--max-busy`` wait for a quieter machine first). For each run: queries per second,
 PowerDNS's backend queries per question, and the CPU milliseconds per 1,000 questions of pdns_server, of
 the backend (ddserver-recursor and its coprocesses, or mariadbd, which other clients may share) and of
-dnsperf. At the end: the median of the runs for each mode and its ratio to gmysql's median.
+dnsperf. At the end: the median of the runs for each mode and its ratio to gmysql's median, then each
+round's ratios.
 
 Needs pdns_server with the gmysql, pipe and remote backends, dnsperf, and MariaDB on 127.0.0.1:3306.
 """
@@ -323,6 +324,12 @@ def main() -> int:
                 base = medians.get(peer, {}).get("qps")
                 if base:
                     print(f"ratio to {peer}: " + ", ".join(f"{m} {medians[m]['qps'] / base:.2f}x" for m in medians))
+                    # Each round's own ratios: the modes of one round ran minutes apart, under the same drift.
+                    per_round = [
+                        ", ".join(f"{m} {results[m][i]['qps'] / results[peer][i]['qps']:.2f}x" for m in results)
+                        for i in range(args.runs)
+                    ]
+                    print(f"ratio to {peer} by round: " + "; ".join(per_round))
         finally:
             if args.dialect == "mysql":
                 ddb.drop_database()
