@@ -32,7 +32,9 @@ def worker_app(config: Config, metrics_dir: str | None = None) -> Any:
     """The app of one worker process, with a database of its own (connections do not survive a fork)."""
     from ddserver.updater.app import create_app
 
-    return create_app(config, Database.from_config(config), metrics_dir=metrics_dir)
+    app = create_app(config, Database.from_config(config), metrics_dir=metrics_dir)
+    console.settle_gc()
+    return app
 
 
 METRICS_PREFIX = "ddserver-updater-metrics-"
@@ -86,6 +88,7 @@ def _serve_waitress(config: Config, host: str, port: int) -> None:
 
     db = Database.from_config(config)
     app = create_app(config, db)
+    console.settle_gc()
     # waitress warns about its task queue on every request that waits for a thread: under load that is a log
     # line per request, which costs more than the request. The latency histogram in /metrics tells the same.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)

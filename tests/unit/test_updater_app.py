@@ -407,3 +407,21 @@ def test_stale_metrics_folders_are_removed_at_start(tmp_path: Path) -> None:
         assert not stale.exists() and live.exists() and other.exists()
         assert Path(mine).name.startswith(f"{updater_main.METRICS_PREFIX}{os.getpid()}-")
     assert not Path(mine).exists()
+
+
+def test_a_worker_settles_the_collector_once_its_app_is_made(config: Config, tmp_path: Path) -> None:
+    # In a process of its own: freezing the collector here would change the rest of the test session.
+    config_file = tmp_path / "ddserver.conf"
+    config_file.write_text(f"[database]\nurl = {config.database.url}\n\n[auth]\nsecret_key = test-secret-key\n")
+    script = (
+        "import gc, sys\n"
+        "from ddserver.config import load_config\n"
+        "from ddserver.updater.main import worker_app\n"
+        "assert gc.get_threshold()[0] == 700 and gc.get_freeze_count() == 0\n"
+        "worker_app(load_config(sys.argv[1], env={}))\n"
+        "print(gc.get_threshold()[0], gc.get_freeze_count() > 1000)\n"
+    )
+    out = subprocess.run(
+        [support.python_bin(), "-c", script, str(config_file)], capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.split() == ["10000", "True"], out.stderr
