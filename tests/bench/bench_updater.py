@@ -206,6 +206,44 @@ def cpu_share(before: list[int], kind: int) -> float:
 IDLE, STEAL = 3, 7
 
 
+def reference_ms() -> float:
+    """How long this machine takes for a fixed piece of pure Python work just now (the best of three): the
+    speed of a shared or throttled machine drifts, and this tells a slower run from a slower updater."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(300_000):
+            total += i % 7
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
+def round_trip_us(count: int = 5000) -> float:
+    """Microseconds for one byte to go to a child process over a pipe and back (the best of three): the
+    cost of the task switches every request is made of, which drifts on a virtual machine independently
+    of ``reference_ms``."""
+    best = float("inf")
+    for _ in range(3):
+        there_r, there_w = os.pipe()
+        back_r, back_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            for _ in range(count):
+                os.read(there_r, 1)
+                os.write(back_w, b"x")
+            os._exit(0)
+        started = time.perf_counter()
+        for _ in range(count):
+            os.write(there_w, b"x")
+            os.read(back_r, 1)
+        best = min(best, time.perf_counter() - started)
+        os.waitpid(pid, 0)
+        for fd in (there_r, there_w, back_r, back_w):
+            os.close(fd)
+    return best / count * 1e6
+
+
 def cpu_idle(seconds: float = 2.0) -> float:
     """The share of CPU time the whole machine left idle over ``seconds`` (other work on it shows here)."""
     before = cpu_times()
@@ -294,8 +332,9 @@ def main() -> int:
                         # How idle the machine is with the updater started and no requests: what others use.
                         idle.append(wait_quiet(args.min_idle, args.patience))
                         loads.append(os.getloadavg()[0])
+                        reference, switch = reference_ms(), round_trip_us()
                         result = wrk(port, script, mode, clients, args.duration, args.updating, False, run)
-                        result["idle"] = idle[-1]
+                        result["idle"], result["reference"], result["switch"] = idle[-1], reference, switch
                         results.append((f"{server.label:22} {mode:6} c={clients:<2} sha256", result))
                         print(f"{results[-1][0]}: {result['rate']:.1f}/s p99 {result['p99']:.1f} ms", flush=True)
             finally:
@@ -314,8 +353,9 @@ def main() -> int:
                     run += 1
                     idle.append(wait_quiet(args.min_idle, args.patience))
                     loads.append(os.getloadavg()[0])
+                    reference, switch = reference_ms(), round_trip_us()
                     result = wrk(port, script, mode, 8, args.slow_duration, args.updating, True, run)
-                    result["idle"] = idle[-1]
+                    result["idle"], result["reference"], result["switch"] = idle[-1], reference, switch
                     results.append((f"{server.label:22} {mode:6} c=8  slow hash", result))
             finally:
                 slow.stop()
@@ -327,16 +367,18 @@ def main() -> int:
         f"{os.cpu_count()} CPUs (shared with the "
         f"database and wrk); 1-minute load average before the run {loads[0]:.2f}, before each measurement "
         f"{min(loads[1:], default=0):.2f} to {max(loads[1:], default=0):.2f}, after {os.getloadavg()[0]:.2f}; "
-        f"CPU idle before each measurement (updater started, no requests): {min(idle):.0%} to {max(idle):.0%}"
+        f"CPU idle before each measurement (updater started, no requests): {min(idle):.0%} to {max(idle):.0%}; "
+        "ref ms: a fixed pure-Python loop timed before each measurement, rt us: a byte to a child process and "
+        "back over pipes (lower is a faster machine)"
     )
     print(
         f"{'run':48} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'good':>7} {'nochg':>7} {'other':>6} {'errors':>6} "
-        f"{'idle before':>11} {'steal':>6}"
+        f"{'idle before':>11} {'steal':>6} {'ref ms':>6} {'rt us':>6}"
     )
     for label, r in results:
         print(
             f"{label:48} {r['rate']:10.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['good']:7.0f} {r['nochg']:7.0f} "
-            f"{r['other']:6.0f} {r['errors']:6.0f} {r['idle']:11.0%} {r['steal']:6.1%}"
+            f"{r['other']:6.0f} {r['errors']:6.0f} {r['idle']:11.0%} {r['steal']:6.1%} {r['reference']:6.1f} {r['switch']:6.1f}"
         )
     if not args.skip_slow:
         by = dict(results)
