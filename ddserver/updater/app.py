@@ -80,7 +80,38 @@ def _reply(answers: Sequence[Answer]) -> bottle.HTTPResponse:
     return _text(body, status)
 
 
-def create_app(config: Config, db: Database | None = None, *, metrics_dir: str | None = None) -> bottle.Bottle:
+def _wsgi_reply(answers: Sequence[Answer]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """``_reply`` as WSGI's status line, headers and body, byte for byte what Bottle sends for it."""
+    status, body = protocol.render(answers)
+    data = body.encode()
+    headers = [("Content-Type", _TEXT), ("Cache-Control", "no-store")]
+    if status == 401:
+        headers.append(("Www-Authenticate", f'Basic realm="{protocol.REALM}"'))
+    headers.append(("Content-Length", str(len(data))))
+    return f"{status} {bottle.HTTP_CODES[status]}", headers, data
+
+
+class UpdaterApp(bottle.Bottle):
+    """Bottle, except for GET requests to the update and delete paths, what routers send thousands of times
+    a second: those are answered without Bottle's routing, request and response objects (a quarter of the
+    CPU time of a ``nochg`` in-process), with the same status, headers and body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Exact path -> the answers to a GET request to it.
+        self.fast: dict[str, Callable[[dict[str, Any]], list[Answer]]] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("REQUEST_METHOD") == "GET":
+            handler = self.fast.get(environ.get("PATH_INFO", ""))
+            if handler is not None:
+                status, headers, data = _wsgi_reply(handler(environ))
+                start_response(status, headers)
+                return [data]
+        return self.wsgi(environ, start_response)
+
+
+def create_app(config: Config, db: Database | None = None, *, metrics_dir: str | None = None) -> UpdaterApp:
     """The updater as a WSGI application.
 
     :param db: the database to use; by default one is opened from ``config`` (on first use).
@@ -92,7 +123,7 @@ def create_app(config: Config, db: Database | None = None, *, metrics_dir: str |
     updater = Updater(config, database, on_batch=metrics.observe_batch)
     trusted = protocol.parse_networks(config.http.trusted_proxies)
     metrics_allow = protocol.parse_networks(config.updater.metrics_allow)
-    app = bottle.Bottle()
+    app = UpdaterApp()
     app.config["json.enable"] = False
     app.config["ddserver.metrics"] = metrics
     app.config["ddserver.updater"] = updater
@@ -118,11 +149,13 @@ def create_app(config: Config, db: Database | None = None, *, metrics_dir: str |
             environ.get("HTTP_USER_AGENT"),
         )
 
-    def served(endpoint: str, handler: Callable[[UpdateRequest], list[Answer]]) -> Callable[[], bottle.HTTPResponse]:
-        def callback() -> bottle.HTTPResponse:
+    def answering(
+        endpoint: str, handler: Callable[[UpdateRequest], list[Answer]]
+    ) -> Callable[[dict[str, Any]], list[Answer]]:
+        def answer(environ: dict[str, Any]) -> list[Answer]:
             started = time.perf_counter()
             try:
-                answers = handler(request_of(bottle.request.environ))
+                answers = handler(request_of(environ))
             except DatabaseError as exc:
                 logger.error("%s: %s", endpoint, exc)
                 answers = [Answer(Code.SERVER_ERROR)]
@@ -130,12 +163,18 @@ def create_app(config: Config, db: Database | None = None, *, metrics_dir: str |
                 logger.exception("%s: unexpected error", endpoint)
                 answers = [Answer(Code.SERVER_ERROR)]
             metrics.observe(endpoint, (a.code for a in answers), time.perf_counter() - started)
-            return _reply(answers)
+            return answers
 
-        return callback
+        return answer
 
-    update = served("update", updater.update)
-    delete = served("delete", lambda request: updater.update(request, delete=True))
+    def served(answer: Callable[[dict[str, Any]], list[Answer]]) -> Callable[[], bottle.HTTPResponse]:
+        return lambda: _reply(answer(bottle.request.environ))
+
+    update_answer = answering("update", updater.update)
+    delete_answer = answering("delete", lambda request: updater.update(request, delete=True))
+    update, delete = served(update_answer), served(delete_answer)
+    app.fast.update({path: update_answer for path in UPDATE_PATHS})
+    app.fast.update({path: delete_answer for path in DELETE_PATHS})
 
     def acme_handler(request: UpdateRequest) -> list[Answer]:
         action = request.params.get("action", "set").strip().lower()
@@ -143,7 +182,7 @@ def create_app(config: Config, db: Database | None = None, *, metrics_dir: str |
             return [Answer(Code.BADAGENT)]
         return [updater.acme(request, clear=action in ("clear", "delete", "cleanup"))]
 
-    acme = served("acme", acme_handler)
+    acme = served(answering("acme", acme_handler))
     for path in UPDATE_PATHS:
         app.route(path, ["GET", "POST"], update)
     for path in DELETE_PATHS:

@@ -3,11 +3,14 @@ proxies, limits, ACME records, metrics, and what is stored per host."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +21,7 @@ from ddserver.store import changes, hosts, records, updates, users, zones
 from ddserver.updater import main as updater_main
 from ddserver.updater.app import create_app
 from tests import support
-from tests.updater_support import ZONE, Site, call, host_row, make_site, updater_config
+from tests.updater_support import ZONE, Site, basic, call, host_row, make_site, updater_config
 
 HOME = f"home.{ZONE}"
 OFFICE = f"office.{ZONE}"
@@ -425,3 +428,48 @@ def test_a_worker_settles_the_collector_once_its_app_is_made(config: Config, tmp
         [support.python_bin(), "-c", script, str(config_file)], capture_output=True, text=True, timeout=60
     )
     assert out.stdout.split() == ["10000", "True"], out.stderr
+
+
+def test_the_fast_path_answers_as_bottle_does(app, site: Site, db: Database) -> None:  # type: ignore[no-untyped-def]
+    """GET requests to the update and delete paths skip Bottle's routing: the same status line, headers and body
+    as through Bottle, for answers that repeat (so both calls get the same one)."""
+    assert update(app, site, {"hostname": HOME, "myip": "198.51.100.1"}).body == "good 198.51.100.1\n"
+    hosts.set_flags(db, site.other.id, blocked=True)
+    many = ",".join(f"h{i}.{ZONE}" for i in range(21))
+    cases = [
+        ("/nic/update", f"hostname={HOME}&myip=198.51.100.1", site.secrets[HOME]),  # nochg
+        ("/update", f"hostname={HOME}&myip=198.51.100.1", site.secrets[HOME]),
+        ("/nic/update", f"hostname={HOME}&myip=198.51.100.1", "wrong"),  # badauth, 401
+        ("/nic/update", f"hostname={many}&myip=198.51.100.1", site.secrets[HOME]),  # numhost
+        ("/nic/update", f"hostname={HOME}&myip=not-an-address", site.secrets[HOME]),  # badagent
+        ("/nic/update", f"hostname={HOME}&myip=198.51.100.1,198.51.100.2", site.secrets[HOME]),
+        ("/nic/update", f"hostname={OTHER}&myip=198.51.100.1", site.secrets[OTHER]),  # abuse
+        ("/nic/update", f"hostname=%ff%fe.{ZONE}", site.secrets[HOME]),  # notfqdn
+        ("/nic/delete", "family=6", site.secrets[HOME]),
+    ]
+    for path, query, secret in cases:
+        login = OTHER if secret == site.secrets.get(OTHER) else HOME
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": "localhost",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "192.0.2.10",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.errors": sys.stderr,
+            "HTTP_AUTHORIZATION": basic(login, secret),
+        }
+        replies = []
+        for wsgi in (app, app.wsgi):
+            started: list[Any] = []
+
+            def start_response(status: str, headers: list[Any], exc_info: Any = None, started: list = started) -> None:
+                started.append((status, headers))
+
+            body = b"".join(wsgi(dict(environ), start_response))
+            replies.append((started, body))
+        assert replies[0] == replies[1], (path, query)
+        assert path in app.fast
