@@ -66,9 +66,10 @@ function done(summary, latency, requests)
   local g, c, o = 0, 0, 0
   for _, t in ipairs(threads) do g = g + t:get("good"); c = c + t:get("nochg"); o = o + t:get("other") end
   local e = summary.errors
-  io.write(string.format("RESULT good=%d nochg=%d other=%d requests=%d seconds=%.3f p50=%.2f p99=%.2f errors=%d\n",
+  io.write(string.format(
+    "RESULT good=%d nochg=%d other=%d requests=%d seconds=%.3f p50=%.2f p99=%.2f p999=%.2f max=%.2f errors=%d\n",
     g, c, o, summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    e.connect + e.read + e.write + e.status + e.timeout))
+    latency:percentile(99.9) / 1000, latency.max / 1000, e.connect + e.read + e.write + e.status + e.timeout))
 end
 """.replace("SLOW", SLOW_SECRET).replace("ZONE", ZONE)
 
@@ -372,12 +373,14 @@ def main() -> int:
         "back over pipes (lower is a faster machine)"
     )
     print(
-        f"{'run':48} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'good':>7} {'nochg':>7} {'other':>6} {'errors':>6} "
+        f"{'run':48} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9':>8} {'max ms':>8} {'good':>7} {'nochg':>7} "
+        f"{'other':>6} {'errors':>6} "
         f"{'idle before':>11} {'steal':>6} {'ref ms':>6} {'rt us':>6}"
     )
     for label, r in results:
         print(
-            f"{label:48} {r['rate']:10.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['good']:7.0f} {r['nochg']:7.0f} "
+            f"{label:48} {r['rate']:10.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['p999']:8.2f} {r['max']:8.2f} "
+            f"{r['good']:7.0f} {r['nochg']:7.0f} "
             f"{r['other']:6.0f} {r['errors']:6.0f} {r['idle']:11.0%} {r['steal']:6.1%} {r['reference']:6.1f} {r['switch']:6.1f}"
         )
     if not args.skip_slow:
