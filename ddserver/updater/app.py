@@ -73,15 +73,8 @@ def _text(body: str, status: int = 200, **headers: str) -> bottle.HTTPResponse:
     return response
 
 
-def _reply(answers: Sequence[Answer]) -> bottle.HTTPResponse:
-    status, body = protocol.render(answers)
-    if status == 401:
-        return _text(body, status, WWW_Authenticate=f'Basic realm="{protocol.REALM}"')
-    return _text(body, status)
-
-
 def _wsgi_reply(answers: Sequence[Answer]) -> tuple[str, list[tuple[str, str]], bytes]:
-    """``_reply`` as WSGI's status line, headers and body, byte for byte what Bottle sends for it."""
+    """The answers as WSGI's status line, headers and body (byte for byte what Bottle sends for ``_reply``)."""
     status, body = protocol.render(answers)
     data = body.encode()
     headers = [("Content-Type", _TEXT), ("Cache-Control", "no-store")]
@@ -89,6 +82,16 @@ def _wsgi_reply(answers: Sequence[Answer]) -> tuple[str, list[tuple[str, str]], 
         headers.append(("Www-Authenticate", f'Basic realm="{protocol.REALM}"'))
     headers.append(("Content-Length", str(len(data))))
     return f"{status} {bottle.HTTP_CODES[status]}", headers, data
+
+
+def _reply(answers: Sequence[Answer]) -> bottle.HTTPResponse:
+    """The answers as Bottle's response (Bottle sets the length itself)."""
+    status, headers, data = _wsgi_reply(answers)
+    response = bottle.HTTPResponse(data, int(status.split(" ", 1)[0]))
+    for name, value in headers:
+        if name != "Content-Length":
+            response.set_header(name, value)
+    return response
 
 
 class UpdaterApp(bottle.Bottle):
