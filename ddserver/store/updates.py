@@ -109,16 +109,7 @@ def lookup(
         hosts: dict[str, HostState] = {}
         failures: dict[str, int] = {}
         if wanted:
-            marks = ", ".join("?" for _ in wanted)
-            # One JSON array per row instead of 16 columns: pymysql decodes every column's description in
-            # Python on every query, which cost more than the query itself (half the read's CPU time).
-            rows = [
-                json.loads(row[0])
-                for row in tx.tuples(
-                    f"SELECT JSON_ARRAY({_HOST_COLUMNS}{counters}){_HOST_FROM} WHERE h.name IN ({marks})",
-                    (*counter_params, *wanted),
-                )
-            ]
+            rows = _host_rows(tx, wanted, counters, counter_params)
             for row in rows:
                 host = HostState.from_tuple(row[:_HOST_WIDTH])
                 hosts[host.name] = host
@@ -151,6 +142,20 @@ def lookup(
     return db.query(run)
 
 
+def _host_rows(tx: Transaction, names: Sequence[str], extra: str = "", extra_params: Sequence[Any] = ()) -> list[Any]:
+    """The rows of the named hosts: ``_HOST_COLUMNS``, then the ``extra`` columns (SQL with ``extra_params``)."""
+    marks = ", ".join("?" for _ in names)
+    # One JSON array per row instead of 16 columns: pymysql decodes every column's description in Python on
+    # every query, which cost more than the query itself (half the read's CPU time).
+    return [
+        json.loads(row[0])
+        for row in tx.tuples(
+            f"SELECT JSON_ARRAY({_HOST_COLUMNS}{extra}){_HOST_FROM} WHERE h.name IN ({marks})",
+            (*extra_params, *names),
+        )
+    ]
+
+
 def read_hosts(db: Database, names: Iterable[str]) -> dict[str, HostState]:
     """The named hosts that exist, by name (the host caches' refresh of what changed)."""
     wanted = sorted(set(names))
@@ -158,10 +163,8 @@ def read_hosts(db: Database, names: Iterable[str]) -> dict[str, HostState]:
     def run(tx: Transaction) -> dict[str, HostState]:
         found: dict[str, HostState] = {}
         for start in range(0, len(wanted), _READ_CHUNK):
-            chunk = wanted[start : start + _READ_CHUNK]
-            marks = ", ".join("?" for _ in chunk)
-            for row in tx.tuples(f"SELECT JSON_ARRAY({_HOST_COLUMNS}){_HOST_FROM} WHERE h.name IN ({marks})", chunk):
-                host = HostState.from_tuple(json.loads(row[0]))
+            for row in _host_rows(tx, wanted[start : start + _READ_CHUNK]):
+                host = HostState.from_tuple(row)
                 found[host.name] = host
         return found
 
