@@ -76,11 +76,6 @@ def _kept(app: Any, site: Site, address: str, login: str = HOME, **kw: Any) -> N
     support.wait_until(kept, what=f"{login} in the cache")
 
 
-def _forgotten(updater: Updater, name: str) -> None:
-    assert updater.cache is not None
-    support.wait_until(lambda: updater.cache.get(name) is None, what=f"the cache to forget {name}")
-
-
 def _followed(updater: Updater, name: str, check: Callable[[updates.HostState], bool]) -> None:
     """Wait until the cache no longer holds ``name`` as it was: read again (``check`` holds) or forgotten."""
     assert updater.cache is not None
@@ -90,6 +85,10 @@ def _followed(updater: Updater, name: str, check: Callable[[updates.HostState], 
         return host is None or check(host)
 
     support.wait_until(followed, what=f"the cache to follow {name}")
+
+
+def _forgotten(updater: Updater, name: str) -> None:
+    _followed(updater, name, lambda host: False)
 
 
 def test_nochg_is_answered_without_reading_the_database(app, site: Site, reads: list) -> None:  # type: ignore[no-untyped-def]
