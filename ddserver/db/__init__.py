@@ -115,9 +115,8 @@ class Transaction:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Transaction:
         skip = 0
         if self.dialect == "mysql":
-            sql = _to_pyformat(sql)
-            if self.opening is not None:
-                sql, skip, self.opening = f"{self.opening}; {sql}", 1, None
+            opening = self._take_opening()
+            sql, skip = "; ".join([*opening, _to_pyformat(sql)]), len(opening)
         self.db._execute(self._cur, sql, params, skip=skip)
         self.rowcount = self._cur.rowcount
         self.lastrowid = self._cur.lastrowid
@@ -133,11 +132,9 @@ class Transaction:
             return []
         if self.dialect != "mysql" or not self.db.multi_statements:
             return [_rows(self.execute(sql, params)._cur) for sql, params in statements]
-        parts = [_to_pyformat(sql) for sql, _ in statements]
-        skip = 0
-        if self.opening is not None:
-            parts.insert(0, self.opening)
-            skip, self.opening = 1, None
+        opening = self._take_opening()
+        parts = [*opening, *(_to_pyformat(sql) for sql, _ in statements)]
+        skip = len(opening)
         if commit:
             parts.append("COMMIT")
         params = [value for _, values in statements for value in values]
@@ -152,6 +149,12 @@ class Transaction:
         )
         self.committed = commit
         return results
+
+    def _take_opening(self) -> list[str]:
+        """The statement that opens the transaction, if it is still to be sent, as a list of zero or one: it
+        goes in front of the next request, whose results then skip it."""
+        opening, self.opening = self.opening, None
+        return [] if opening is None else [opening]
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Transaction:
         if self.dialect == "mysql":
