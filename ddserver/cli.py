@@ -430,6 +430,7 @@ def cmd_host(config: Config, args: argparse.Namespace) -> int:
     ipv6: str | object | None = KEEP
     for text in args.addresses:
         address = validate.ip_address(text)
+        validate.check_host_address(address)
         if address.version == 4:
             if ipv4 is not KEEP:
                 raise ValidationError("give at most one IPv4 address")

@@ -92,9 +92,11 @@ def ipv4(text: str) -> str:
     :raises ValidationError: when it is not one.
     """
     try:
-        return str(ipaddress.IPv4Address(text.strip()))
+        address = ipaddress.IPv4Address(text.strip())
     except ValueError:
         raise ValidationError(f"'{text}' is not a valid IPv4 address.")
+    check_host_address(address)
+    return str(address)
 
 
 def ipv6(text: str) -> str:
@@ -106,9 +108,26 @@ def ipv6(text: str) -> str:
     if "%" in text:
         raise ValidationError(f"'{text}' has a scope (%...); give a global address.")
     try:
-        return ipaddress.IPv6Address(text).compressed
+        address = ipaddress.IPv6Address(text)
     except ValueError:
         raise ValidationError(f"'{text}' is not a valid IPv6 address.")
+    check_host_address(address)
+    return address.compressed
+
+
+def check_host_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """Refuse what no host can be reached at: the unspecified address (``0.0.0.0``, ``::``), a multicast
+    address, or an IPv4 address of the reserved block 240.0.0.0/4 (the broadcast address among them).
+    Private, loopback and link-local addresses pass: people publish those on purpose.
+
+    :raises ValidationError: naming what the address is.
+    """
+    if address.is_unspecified:
+        raise ValidationError(f"'{address}' is the unspecified address, not a host's.")
+    if address.is_multicast:
+        raise ValidationError(f"'{address}' is a multicast address, not a host's.")
+    if address.version == 4 and address.is_reserved:
+        raise ValidationError(f"'{address}' is a reserved address, not a host's.")
 
 
 def ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

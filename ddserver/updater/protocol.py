@@ -195,6 +195,23 @@ def parse_address(text: str) -> IPAddress:
 
 
 @functools.lru_cache(maxsize=_PARSED)
+def _host_address(text: str) -> IPAddress | None:
+    """An address to publish, or None for the unspecified one (a router that has no address of that family:
+    as Dyn does, the best guess is used instead).
+
+    :raises BadAddress: when it is not an address, or one no host can have (multicast, reserved).
+    """
+    address = parse_address(text)
+    if address.is_unspecified:
+        return None
+    try:
+        validate.check_host_address(address)
+    except ValidationError as exc:
+        raise BadAddress(exc.message)
+    return address
+
+
+@functools.lru_cache(maxsize=_PARSED)
 def normalise_client(address: str) -> IPAddress | None:
     """The client's address from the connection or a proxy header, or None when it is not an address."""
     try:
@@ -236,9 +253,10 @@ def parse_target(params: Mapping[str, str], client: IPAddress | None) -> Target:
     ``myip`` is a comma list of at most one address per family; ``myipv4``/``myipv6`` (and their
     aliases) name one family each. With no address at all the client's address is used, for its family
     only. ``offline=YES`` clears both families. Empty items (a Fritz!Box leaves ``<ip6addr>`` empty on an
-    IPv4-only line) are skipped.
+    IPv4-only line) and the unspecified addresses (``0.0.0.0``, ``::``) are skipped.
 
-    :raises BadAddress: for an address that is not valid, or two of one family.
+    :raises BadAddress: for an address that is not valid or cannot be a host's (multicast, reserved), or
+        two of one family.
     """
     if params.get("offline", "").strip().lower() in ("yes", "1", "true", "on"):
         return Target(None, None, True, True)
@@ -248,7 +266,9 @@ def parse_target(params: Mapping[str, str], client: IPAddress | None) -> Target:
     for item in items:
         if not item:
             continue
-        address = parse_address(item)
+        address = _host_address(item)
+        if address is None:
+            continue
         family = Family(address.version)
         text = str(address) if family is Family.IPV4 else address.compressed
         if found.get(family, text) != text:

@@ -82,6 +82,7 @@ def test_contract(ready, db):
         (("host", "add", "alice", "bad_name.dyn.example.org"), "only letters, digits and hyphens"),
         (("host", "add", "bob", "x.dyn.example.org"), "no user bob"),
         (("host", "set-address", "home.dyn.example.org", "300.1.1.1"), "not a valid IP address"),
+        (("host", "set-address", "home.dyn.example.org", "224.0.0.1"), "a multicast address, not a host's"),
         (("host", "delete", "nope.dyn.example.org"), "no host nope.dyn.example.org"),
         (
             ("zone", "add", "dyn.example.org", "--ns", "ns1.example.org", "--hostmaster", "h@example.org"),

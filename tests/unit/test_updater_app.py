@@ -76,6 +76,8 @@ def test_both_families_and_each_kept(app, site: Site, db: Database) -> None:  # 
     assert update(app, site, {}, remote="2001:db8::99").body == "good 198.51.100.3,2001:db8::99\n"
     host = hosts.get(db, HOME)
     assert (host.ipv4, host.ipv6) == ("198.51.100.3", "2001:db8::99")
+    # The unspecified address of a router that has none of a family keeps that family.
+    assert update(app, site, {"myip": "198.51.100.4,::"}).body == "good 198.51.100.4,2001:db8::99\n"
     # offline=YES clears both.
     assert update(app, site, {"offline": "YES"}).body == "good\n"
     host = hosts.get(db, HOME)
@@ -146,6 +148,7 @@ def test_every_other_code(app, site: Site, db: Database, config: Config) -> None
     assert update(app, site, {"hostname": names}).body == "numhost\n"
     assert update(app, site, {"hostname": HOME, "myip": "not-an-ip"}).body == "badagent\n"
     assert update(app, site, {"hostname": HOME, "myip": "1.2.3.4,5.6.7.8"}).body == "badagent\n"
+    assert update(app, site, {"hostname": HOME, "myip": "224.0.0.1"}).body == "badagent\n"
     # A flagged host is answered abuse.
     hosts.set_flags(db, site.home.id, abuse=True)
     assert update(app, site, {"hostname": HOME}).body == "abuse\n"

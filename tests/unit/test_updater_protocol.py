@@ -51,6 +51,13 @@ def test_hostnames() -> None:
         ({"myipv4": "198.51.100.1", "myipv6": "2001:db8::1"}, Target("198.51.100.1", "2001:db8::1", True, True)),
         ({"myip": "::ffff:198.51.100.7"}, Target("198.51.100.7", None, True, False)),
         ({"offline": "YES", "myip": "198.51.100.1"}, Target(None, None, True, True)),
+        # The unspecified address means none of that family: skipped, as an empty item is.
+        ({"myip": "198.51.100.1,::"}, Target("198.51.100.1", None, True, False)),
+        ({"myipv4": "0.0.0.0", "myipv6": "2001:db8::1"}, Target(None, "2001:db8::1", False, True)),
+        ({"myip": "0.0.0.0"}, Target("192.0.2.10", None, True, False)),  # nothing left: the client's address
+        # Private, loopback and link-local addresses are published on purpose.
+        ({"myip": "10.1.2.3,fe80::1"}, Target("10.1.2.3", "fe80::1", True, True)),
+        ({"myip": "127.0.0.1"}, Target("127.0.0.1", None, True, False)),
         (
             {"myip": "198.51.100.1", "wildcard": "ON", "mx": "mx.example.org", "backmx": "NO", "system": "dyndns"},
             Target("198.51.100.1", None, True, False),
@@ -70,6 +77,10 @@ def test_target(params: dict[str, str], expected: Target) -> None:
         {"myipv4": "2001:db8::1"},
         {"myipv6": "198.51.100.1"},
         {"myip": "<ipaddr>"},
+        {"myip": "224.0.0.1"},
+        {"myipv6": "ff02::1"},
+        {"myip": "255.255.255.255"},
+        {"myip": "198.51.100.1,240.0.0.1"},
     ],
 )
 def test_bad_addresses(params: dict[str, str]) -> None:

@@ -68,6 +68,21 @@ def test_addresses():
         validate.ipv4("2001:db8::1")
 
 
+def test_addresses_no_host_can_have():
+    for text, what in (("0.0.0.0", "unspecified"), ("224.0.0.251", "multicast"), ("255.255.255.255", "reserved"),
+                       ("240.0.0.1", "reserved")):  # fmt: skip
+        with pytest.raises(ValidationError, match=what):
+            validate.ipv4(text)
+    for text, what in (("::", "unspecified"), ("ff02::1", "multicast")):
+        with pytest.raises(ValidationError, match=what):
+            validate.ipv6(text)
+    # What people publish on purpose stays allowed.
+    assert validate.ipv4("127.0.0.1") == "127.0.0.1"
+    assert validate.ipv4("192.168.1.2") == "192.168.1.2"
+    assert validate.ipv6("fe80::1") == "fe80::1"
+    assert validate.ipv6("::1") == "::1"
+
+
 def test_email_and_username_and_hostmaster():
     assert validate.email("Alice@Bücher.Example") == "alice@xn--bcher-kva.example"
     for bad in ("alice", "alice@", "@x.org", "a@@x.org", "a b@x.org", "a@localhost", ".a@x.org"):

@@ -98,6 +98,11 @@ def test_manual_update_and_use_my_address(db, client) -> None:
     form["ipv4"] = "300.1.1.1"
     assert 'id="e-ipv4"' in form.submit(status=400).text
     form = form_for(client.get(f"/hosts/{host.id}"), f"/hosts/{host.id}/address")
+    form["ipv4"], form["ipv6"] = "0.0.0.0", "ff02::1"
+    page = form.submit(status=400)
+    assert "the unspecified address" in page.text and "a multicast address" in page.text
+    assert hosts.get(db, host.name).ipv4 == "192.0.2.1"
+    form = form_for(client.get(f"/hosts/{host.id}"), f"/hosts/{host.id}/address")
     form.submit("use_current")
     host = hosts.get(db, host.name)
     assert host.ipv4 == CLIENT and host.ipv6 == "2001:db8::1" and host.last_client == CLIENT
