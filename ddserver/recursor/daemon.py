@@ -120,9 +120,8 @@ def metrics_text(follower: Follower, counter: metrics.QueryCounter, purger: Purg
 
 
 def _remote_responder(
-    handler: remote.RemoteHandler, follower: Follower, counter: metrics.QueryCounter
+    handler: remote.RemoteHandler, cache: ResponseCache, counter: metrics.QueryCounter
 ) -> Callable[[bytes], bytes]:
-    cache = ResponseCache(follower)
     handler.on_query = cache.note
     handle = handler.handle
 
@@ -216,7 +215,8 @@ def run_pipe(
     session.abi = handshake.abi
     respond = _pipe_responder(session, cache, counter, clear_on_helo=True)
     follower.start(first)
-    serve_stream(respond, pipe.fail("request line too long").encode(), pipe.MAX_LINE, clock, handshake.pending)
+    too_long = pipe.fail("request line too long").encode()
+    serve_stream(respond, too_long, pipe.MAX_LINE, clock, handshake.pending, cache=cache)
     return end_coprocess(follower)
 
 
@@ -268,12 +268,14 @@ def run_remote_pipe(
                 logger.warning("cannot ask PowerDNS to rediscover the zones: %s", exc)
 
     follower.start(start)
+    cache = ResponseCache(follower)
     serve_stream(
-        _remote_responder(handler, follower, counter),
+        _remote_responder(handler, cache, counter),
         remote.false("message too long").encode() + b"\n",
         remote.MAX_MESSAGE,
         clock,
         handshake.pending,
+        cache=cache,
     )
     return end_coprocess(follower)
 
@@ -295,12 +297,13 @@ def first_load(follower: Follower) -> None:
             delay = min(delay * 2, 5.0)
 
 
-def _pipe_sessions(follower: Follower, counter: metrics.QueryCounter) -> Callable[[], Callable[[bytes], bytes]]:
+def _pipe_sessions(
+    follower: Follower, cache: ResponseCache, counter: metrics.QueryCounter
+) -> Callable[[], Callable[[bytes], bytes]]:
     """Per connection of PowerDNS's pipe backend (``pipe-command`` naming the socket): a session of its own,
     since each connection sends its own HELO, behind one answer cache shared by all. Sharing is safe: a
     query line's fields differ in number between the ABI versions whose answers are laid out differently
     (1 and 2: 6 and 7 fields, plain DATA; 3 to 5: 8 fields, DATA with scope and auth)."""
-    cache = ResponseCache(follower)
     cmds = commands(follower)
 
     def session() -> Callable[[bytes], bytes]:
@@ -320,14 +323,15 @@ def run_socket(
 ) -> int:
     """Serve the remote backend protocol (``protocol="remote"``) or the pipe backend protocol (``"pipe"``)
     on a unix socket, from one index shared by every PowerDNS connection."""
+    cache = ResponseCache(follower)
     if protocol == "pipe":
-        server = SocketServer(path, _pipe_sessions(follower, counter), pipe.fail("request line too long").encode(),
-                              pipe.MAX_LINE, mode)  # fmt: skip
+        server = SocketServer(path, _pipe_sessions(follower, cache, counter),
+                              pipe.fail("request line too long").encode(), pipe.MAX_LINE, mode, cache)  # fmt: skip
     else:
         handler = remote.RemoteHandler(lambda: follower.index, commands(follower), counter)
-        respond = _remote_responder(handler, follower, counter)
+        respond = _remote_responder(handler, cache, counter)
         server = SocketServer(path, lambda: respond, remote.false("message too long").encode() + b"\n",
-                              remote.MAX_MESSAGE, mode)  # fmt: skip
+                              remote.MAX_MESSAGE, mode, cache)  # fmt: skip
     first_load(follower)
     try:
         server.bind()

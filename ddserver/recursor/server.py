@@ -28,12 +28,15 @@ class HasGeneration(Protocol):
 
 
 class ResponseCache:
-    """Remembers answers by the exact request bytes while the index's generation is unchanged.
+    """Remembers answers by the exact request line while the index's generation is unchanged.
 
     PowerDNS asks the same questions over and over (the zone's SOA for every query, the name twice); a hit
-    costs one dict read. The cache is emptied as soon as the serving thread sees a new generation; the
-    follower bumps it after a load or an applied batch is complete, so an answer computed while a change
-    was being applied is dropped before the next request. Only one thread may answer through a cache.
+    costs one dict read. The I/O loops look each request up with :meth:`hit` before they split it into
+    lines, so a hit costs no more than that: a coprocess spends most of a lookup waking up, and every
+    step taken while its processor caches are cold counts several times over. The cache is emptied as soon
+    as the serving thread sees a new generation; the follower bumps it after a load or an applied batch is
+    complete, so an answer computed while a change was being applied is dropped before the next request.
+    Only one thread may answer through a cache.
 
     :param source: the follower (anything with a ``generation`` attribute, bumped after each change).
     :param limit: entries kept at most; the cache starts again empty when full.
@@ -42,9 +45,11 @@ class ResponseCache:
     def __init__(self, source: HasGeneration, limit: int = 100000) -> None:
         self.source = source
         self.limit = limit
+        #: Request line, newline included (as it is read) -> (answer, what it counted as).
         self.entries: dict[bytes, tuple[bytes, tuple[str, str] | None]] = {}
         self.generation = -1
         self._last: tuple[str, int] | None = None
+        self._counts: dict[tuple[str, str], int] | None = None
 
     def note(self, qtype: str, records: int) -> None:
         """The handlers' ``on_query`` while wrapped: remembers what the answer counted as."""
@@ -53,28 +58,36 @@ class ResponseCache:
     def clear(self) -> None:
         self.entries.clear()
 
+    def hit(self, request: bytes) -> bytes | None:
+        """The answer to ``request`` (one whole line with its newline, as read) if it is cached, counted as
+        a lookup; else None. Checks the generation first, so call it for every request read."""
+        generation = self.source.generation
+        if generation != self.generation:
+            self.entries.clear()
+            self.generation = generation
+        hit = self.entries.get(request)
+        if hit is None:
+            return None
+        counts, key = self._counts, hit[1]
+        if counts is not None and key is not None:
+            counts[key] = counts.get(key, 0) + 1
+        return hit[0]
+
     def wrap(
         self, respond: Responder, counter: QueryCounter | None, prefix: bytes, max_answer: int = 8192
     ) -> Responder:
         """``respond`` with the cache in front, for the requests that start with ``prefix`` (lookups only:
         a handshake or a command has effects or changing answers). Only answers the handler counted as a
         lookup are kept (never a failure, which may not repeat)."""
-        entries, source, limit = self.entries, self.source, self.limit
-        counts = counter.counts if counter is not None else None
+        entries, limit = self.entries, self.limit
+        counts = self._counts = counter.counts if counter is not None else None
 
         def cached(line: bytes) -> bytes:
             plain = line.startswith(prefix)
             if plain:
-                generation = source.generation
-                if generation != self.generation:
-                    entries.clear()
-                    self.generation = generation
-                hit = entries.get(line)
+                hit = self.hit(line + b"\n")
                 if hit is not None:
-                    key = hit[1]
-                    if counts is not None and key is not None:
-                        counts[key] = counts.get(key, 0) + 1
-                    return hit[0]
+                    return hit
             self._last = None
             answer = respond(line)
             counted = self._last
@@ -86,7 +99,7 @@ class ResponseCache:
             if plain and len(answer) <= max_answer:
                 if len(entries) >= limit:
                     entries.clear()
-                entries[line] = (answer, key)
+                entries[line + b"\n"] = (answer, key)
             return answer
 
         return cached
@@ -99,6 +112,8 @@ class LineSplitter:
         self.max_line = max_line
         self._buf = b""
         self._discarding = False
+        #: Part of a line is held: the next data continues it (and is no request of its own).
+        self.partial = False
 
     def feed(self, data: bytes) -> list[bytes | None]:
         """The complete lines in ``data`` so far; None stands for an oversized line (answer it with an error)."""
@@ -128,6 +143,7 @@ class LineSplitter:
                 self._discarding = True
             rest = b""
         self._buf = rest
+        self.partial = bool(rest) or self._discarding
         return out
 
 
@@ -148,25 +164,37 @@ def serve_stream(
     pending: bytes = b"",
     infd: int = 0,
     outfd: int = 1,
+    cache: ResponseCache | None = None,
 ) -> None:
     """Answer line by line until end of input: each answer is written whole before the next line is read.
 
-    :param clock: updated after each write.
+    :param clock: updated after each write of an answer not from ``cache``. It tells how long PowerDNS
+        has been waiting while nothing is loaded yet; a cached answer means something was loaded.
     :param pending: input read already (by the handshake), answered first.
+    :param cache: asked first for each read, whole (PowerDNS sends one request and waits for its answer).
     """
     splitter = LineSplitter(max_line)
     clock = clock or StreamClock()
     monotonic = time.monotonic
+    read, write = os.read, os.write
+    hit = cache.hit if cache is not None else None
     while True:
         if pending:
             data, pending = pending, b""
         else:
             try:
-                data = os.read(infd, 65536)
+                data = read(infd, 65536)
             except InterruptedError:
                 continue
             if not data:
                 return
+            if hit is not None and not splitter.partial:
+                answer = hit(data)
+                if answer is not None:
+                    written = write(outfd, answer)
+                    if written < len(answer):
+                        _write_rest(outfd, answer, written)
+                    continue
         lines = splitter.feed(data)
         if not lines:
             continue
@@ -175,13 +203,17 @@ def serve_stream(
             answer = too_long if line is None else respond(line)
         else:
             answer = b"".join(too_long if line is None else respond(line) for line in lines)
-        written = os.write(outfd, answer)
+        written = write(outfd, answer)
         if written < len(answer):
-            view = memoryview(answer)[written:]
-            while view:
-                written = os.write(outfd, view)
-                view = view[written:]
+            _write_rest(outfd, answer, written)
         clock.last_write = monotonic()
+
+
+def _write_rest(outfd: int, answer: bytes, written: int) -> None:
+    """Write what is left of ``answer`` after a partial write (a pipe takes 64 KB at once: a zone listing)."""
+    view = memoryview(answer)[written:]
+    while view:
+        view = view[os.write(outfd, view) :]
 
 
 # epoll where there is one (Linux), else poll; both take the same event bits.
@@ -215,12 +247,20 @@ class SocketServer:
     """
 
     def __init__(
-        self, path: str, session: Callable[[], Responder], too_long: bytes, max_line: int, mode: int = 0o666
+        self,
+        path: str,
+        session: Callable[[], Responder],
+        too_long: bytes,
+        max_line: int,
+        mode: int = 0o666,
+        cache: ResponseCache | None = None,
     ) -> None:
         """:param session: makes the responder of each new connection: the same one every time for a protocol
         without state (remote), a new one where a connection has some (the pipe protocol's ABI version).
+        :param cache: the responders' answer cache, asked first for each read, whole.
         """
         self.path = path
+        self.cache = cache
         self.session = session
         self.too_long = too_long
         self.max_line = max_line
@@ -269,6 +309,7 @@ class SocketServer:
         conns = self._conns
         too_long = self.too_long
         stopping = self._stop.is_set
+        hit = self.cache.hit if self.cache is not None else None
         try:
             while not stopping():
                 for fd, events in poll(timeout):
@@ -290,6 +331,11 @@ class SocketServer:
                     if not data:
                         self._close(conn)
                         continue
+                    if hit is not None and not conn.splitter.partial:
+                        answer = hit(data)
+                        if answer is not None:
+                            self._send(conn, answer)
+                            continue
                     lines = conn.splitter.feed(data)
                     if not lines:
                         continue

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -12,7 +15,7 @@ from ddserver.dns import pipe, remote, zoneindex
 from ddserver.dns.purge import purge_commands
 from ddserver.dns.zoneindex import ZoneRow
 from ddserver.recursor.metrics import QueryCounter
-from ddserver.recursor.server import LineSplitter, ResponseCache
+from ddserver.recursor.server import LineSplitter, ResponseCache, serve_stream
 
 ROW = ZoneRow(
     3, "dyn.example.org", ("ns1.example.org",), "hostmaster.example.org", 9, 3600, 600, 604800, 60, 3600, None
@@ -251,6 +254,44 @@ def test_fuzz_line_splitter_keeps_every_line(chunks: list[bytes]) -> None:
     complete = stream.split(b"\n")[:-1]
     assert len(out) <= len(complete) + 1
     assert all(line is None or len(line) <= 20 for line in out)
+
+
+def test_stream_answers_a_repeated_request_from_the_cache_but_never_the_end_of_a_split_one() -> None:
+    source, counter, calls = Source(), QueryCounter(), []
+    cache = ResponseCache(source)
+
+    def respond(line: bytes) -> bytes:
+        calls.append(line)
+        cache.note("A", 1)
+        return b"ANSWER " + line + b"\n"
+
+    to_server, from_client = os.pipe()
+    from_server, to_client = os.pipe()
+    args = (cache.wrap(respond, counter, b"Q\t"), b"FAIL\n", 100, None, b"", to_server, to_client, cache)
+    server = threading.Thread(target=serve_stream, args=args, daemon=True)
+    server.start()
+
+    def ask(data: bytes) -> bytes:
+        os.write(from_client, data)
+        return os.read(from_server, 4096)
+
+    try:
+        assert ask(b"Q\ta\n") == b"ANSWER Q\ta\n"
+        assert ask(b"Q\ta\n") == b"ANSWER Q\ta\n" and calls == [b"Q\ta"]  # from the cache
+        assert counter.counts == {("A", "answer"): 2}
+        # The start of a line, then data that alone would be a cached request: one line, answered anew.
+        os.write(from_client, b"Q\tb")
+        time.sleep(0.2)  # let the server read the start on its own
+        assert ask(b"Q\ta\n") == b"ANSWER Q\tbQ\ta\n" and calls[-1] == b"Q\tbQ\ta"
+        assert ask(b"Q\ta\n") == b"ANSWER Q\ta\n" and len(calls) == 2
+        source.generation += 1  # a change was applied: computed again
+        assert ask(b"Q\ta\n") == b"ANSWER Q\ta\n" and len(calls) == 3
+    finally:
+        os.close(from_client)
+        server.join(5)
+        for fd in (to_server, from_server, to_client):
+            os.close(fd)
+    assert not server.is_alive()
 
 
 def test_line_splitter_oversized_line_is_one_error() -> None:
