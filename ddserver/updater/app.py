@@ -73,21 +73,21 @@ def _text(body: str, status: int = 200, **headers: str) -> bottle.HTTPResponse:
     return response
 
 
-def _wsgi_reply(answers: Sequence[Answer]) -> tuple[str, list[tuple[str, str]], bytes]:
-    """The answers as WSGI's status line, headers and body (byte for byte what Bottle sends for ``_reply``)."""
+def _wsgi_reply(answers: Sequence[Answer]) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The answers as an HTTP status, headers and body (byte for byte what Bottle sends for ``_reply``)."""
     status, body = protocol.render(answers)
     data = body.encode()
     headers = [("Content-Type", _TEXT), ("Cache-Control", "no-store")]
     if status == 401:
         headers.append(("Www-Authenticate", f'Basic realm="{protocol.REALM}"'))
     headers.append(("Content-Length", str(len(data))))
-    return f"{status} {bottle.HTTP_CODES[status]}", headers, data
+    return status, headers, data
 
 
 def _reply(answers: Sequence[Answer]) -> bottle.HTTPResponse:
     """The answers as Bottle's response (Bottle sets the length itself)."""
     status, headers, data = _wsgi_reply(answers)
-    response = bottle.HTTPResponse(data, int(status.split(" ", 1)[0]))
+    response = bottle.HTTPResponse(data, status)
     for name, value in headers:
         if name != "Content-Length":
             response.set_header(name, value)
@@ -109,7 +109,7 @@ class UpdaterApp(bottle.Bottle):
             handler = self.fast.get(environ.get("PATH_INFO", ""))
             if handler is not None:
                 status, headers, data = _wsgi_reply(handler(environ))
-                start_response(status, headers)
+                start_response(f"{status} {bottle.HTTP_CODES[status]}", headers)
                 return [data]
         return self.wsgi(environ, start_response)
 
