@@ -22,7 +22,7 @@ from ddserver.errors import ConfigError, DatabaseError, DDServerError
 from ddserver.recursor import metrics, snapshot
 from ddserver.recursor.follower import BATCH, Follower, PurgeList
 from ddserver.recursor.main import Handshake
-from ddserver.recursor.server import ResponseCache, SocketServer, StreamClock, serve_stream
+from ddserver.recursor.server import Quick, Responder, ResponseCache, SocketServer, StreamClock, serve_stream
 
 logger = logging.getLogger("ddserver.recursor")
 
@@ -119,9 +119,7 @@ def metrics_text(follower: Follower, counter: metrics.QueryCounter, purger: Purg
     return metrics.render(counter, gauges)
 
 
-def _remote_responder(
-    handler: remote.RemoteHandler, cache: ResponseCache, counter: metrics.QueryCounter
-) -> Callable[[bytes], bytes]:
+def _remote_responder(handler: remote.RemoteHandler, cache: ResponseCache) -> Responder:
     handler.on_query = cache.note
     handle = handler.handle
 
@@ -131,7 +129,7 @@ def _remote_responder(
         return handle(line).encode() + b"\n"
 
     # Lookups as PowerDNS writes them; others are answered alike, only not cached.
-    return cache.wrap(respond, counter, remote.LOOKUP_PREFIX)
+    return cache.wrap(respond, remote.LOOKUP_PREFIX)
 
 
 def from_snapshot(follower: Follower, path: Path, builder: snapshot.Builder) -> Callable[[], None]:
@@ -206,32 +204,36 @@ def first_load_index(follower: Follower, clock: StreamClock) -> Callable[[], Zon
     return index
 
 
-def run_pipe(
-    follower: Follower, counter: metrics.QueryCounter, first: Callable[[], None] | None, handshake: Handshake
-) -> int:
-    cache = ResponseCache(follower)
+def run_pipe(follower: Follower, first: Callable[[], None] | None, handshake: Handshake) -> int:
+    cache = ResponseCache(follower)  # counting nothing: a coprocess serves no metrics
     clock = StreamClock(handshake.at)
-    session = pipe.PipeSession(first_load_index(follower, clock), commands(follower), cache.note)
+    session = pipe.PipeSession(first_load_index(follower, clock), commands(follower), cache.on_query)
     session.abi = handshake.abi
-    respond = _pipe_responder(session, cache, counter, clear_on_helo=True)
+    respond, ask = _pipe_responder(session, cache, clear_on_helo=True)
     follower.start(first)
     too_long = pipe.fail("request line too long").encode()
-    serve_stream(respond, too_long, pipe.MAX_LINE, clock, handshake.pending, cache=cache)
+    serve_stream(respond, too_long, pipe.MAX_LINE, clock, handshake.pending, ask=ask)
     return end_coprocess(follower)
 
 
 def _pipe_responder(
-    session: pipe.PipeSession, cache: ResponseCache, counter: metrics.QueryCounter, *, clear_on_helo: bool = False
-) -> Callable[[bytes], bytes]:
-    """A pipe session's answers as bytes, with ``cache`` in front of its queries."""
+    session: pipe.PipeSession, cache: ResponseCache, *, clear_on_helo: bool = False
+) -> tuple[Responder, Quick]:
+    """A pipe session's answers as bytes, and what the I/O loop asks first with each read: the cache, then
+    the session's path for a question in one step."""
     handle = session.handle
+    ask = cache.asker(session.query)
 
     def answer(line: bytes) -> bytes:
-        if clear_on_helo and line.startswith(b"HELO"):
+        if line.startswith(b"Q\t"):
+            found = ask(line + b"\n")  # a query read with others, or in parts
+            if found is not None:
+                return found
+        elif clear_on_helo and line.startswith(b"HELO"):
             cache.clear()  # a new handshake may change the ABI, and so the answers' layout
         return handle(line.decode("latin-1")).encode("latin-1", "replace")
 
-    return cache.wrap(answer, counter, b"Q\t")
+    return answer, ask
 
 
 def end_coprocess(follower: Follower) -> int:
@@ -245,15 +247,9 @@ def end_coprocess(follower: Follower) -> int:
     return 0
 
 
-def run_remote_pipe(
-    follower: Follower,
-    counter: metrics.QueryCounter,
-    first: Callable[[], None] | None,
-    purger: Purger,
-    handshake: Handshake,
-) -> int:
+def run_remote_pipe(follower: Follower, first: Callable[[], None] | None, purger: Purger, handshake: Handshake) -> int:
     clock = StreamClock(handshake.at)
-    handler = remote.RemoteHandler(first_load_index(follower, clock), commands(follower), counter)
+    handler = remote.RemoteHandler(first_load_index(follower, clock), commands(follower))
 
     def start() -> None:
         if first is not None:
@@ -268,14 +264,14 @@ def run_remote_pipe(
                 logger.warning("cannot ask PowerDNS to rediscover the zones: %s", exc)
 
     follower.start(start)
-    cache = ResponseCache(follower)
+    cache = ResponseCache(follower)  # counting nothing: a coprocess serves no metrics
     serve_stream(
-        _remote_responder(handler, cache, counter),
+        _remote_responder(handler, cache),
         remote.false("message too long").encode() + b"\n",
         remote.MAX_MESSAGE,
         clock,
         handshake.pending,
-        cache=cache,
+        ask=cache.hit,
     )
     return end_coprocess(follower)
 
@@ -297,17 +293,15 @@ def first_load(follower: Follower) -> None:
             delay = min(delay * 2, 5.0)
 
 
-def _pipe_sessions(
-    follower: Follower, cache: ResponseCache, counter: metrics.QueryCounter
-) -> Callable[[], Callable[[bytes], bytes]]:
+def _pipe_sessions(follower: Follower, cache: ResponseCache) -> Callable[[], tuple[Responder, Quick]]:
     """Per connection of PowerDNS's pipe backend (``pipe-command`` naming the socket): a session of its own,
     since each connection sends its own HELO, behind one answer cache shared by all. Sharing is safe: a
     query line's fields differ in number between the ABI versions whose answers are laid out differently
     (1 and 2: 6 and 7 fields, plain DATA; 3 to 5: 8 fields, DATA with scope and auth)."""
     cmds = commands(follower)
 
-    def session() -> Callable[[bytes], bytes]:
-        return _pipe_responder(pipe.PipeSession(lambda: follower.index, cmds, cache.note), cache, counter)
+    def session() -> tuple[Responder, Quick]:
+        return _pipe_responder(pipe.PipeSession(lambda: follower.index, cmds, cache.on_query), cache)
 
     return session
 
@@ -323,15 +317,15 @@ def run_socket(
 ) -> int:
     """Serve the remote backend protocol (``protocol="remote"``) or the pipe backend protocol (``"pipe"``)
     on a unix socket, from one index shared by every PowerDNS connection."""
-    cache = ResponseCache(follower)
+    cache = ResponseCache(follower, counter)
     if protocol == "pipe":
-        server = SocketServer(path, _pipe_sessions(follower, cache, counter),
-                              pipe.fail("request line too long").encode(), pipe.MAX_LINE, mode, cache)  # fmt: skip
+        server = SocketServer(path, _pipe_sessions(follower, cache),
+                              pipe.fail("request line too long").encode(), pipe.MAX_LINE, mode)  # fmt: skip
     else:
-        handler = remote.RemoteHandler(lambda: follower.index, commands(follower), counter)
-        respond = _remote_responder(handler, cache, counter)
-        server = SocketServer(path, lambda: respond, remote.false("message too long").encode() + b"\n",
-                              remote.MAX_MESSAGE, mode, cache)  # fmt: skip
+        handler = remote.RemoteHandler(lambda: follower.index, commands(follower))
+        respond = _remote_responder(handler, cache)
+        server = SocketServer(path, lambda: (respond, cache.hit), remote.false("message too long").encode() + b"\n",
+                              remote.MAX_MESSAGE, mode)  # fmt: skip
     first_load(follower)
     try:
         server.bind()
@@ -370,19 +364,19 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
             except ValueError:
                 raise ConfigError(f"--metrics {metrics_at!r}: expected HOST:PORT")
         follower, purger = make_follower(config)
-        counter = metrics.QueryCounter()
         if args.write_snapshot:
             return write_snapshot(config, Path(args.write_snapshot), args.rediscover)
         if args.pipe:
-            return run_pipe(follower, counter, _snapshot_start(follower, config, rediscover=False), handshake)
+            return run_pipe(follower, _snapshot_start(follower, config, rediscover=False), handshake)
         if args.remote_pipe:
             first = _snapshot_start(follower, config, rediscover=True)
-            return run_remote_pipe(follower, counter, first, purger, handshake)
+            return run_remote_pipe(follower, first, purger, handshake)
         mode = int(config.recursor.socket_mode, 8)
         if args.pipe_socket:
             path, protocol = args.pipe_socket, "pipe"
         else:
             path, protocol = args.remote_socket, "remote"
+        counter = metrics.QueryCounter()
         return run_socket(follower, counter, os.path.abspath(path), mode, metrics_at, purger, protocol)
 
     return console.run(body, "ddserver-recursor")

@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 #: Turns one request line (without its newline) into the complete answer bytes.
 Responder = Callable[[bytes], bytes]
+#: Answers a whole request as read (its newline included) in one step, or None to leave it to a Responder.
+Quick = Callable[[bytes], "bytes | None"]
 
 
 class HasGeneration(Protocol):
@@ -31,82 +33,115 @@ class ResponseCache:
     """Remembers answers by the exact request line while the index's generation is unchanged.
 
     PowerDNS asks the same questions over and over (the zone's SOA for every query, the name twice); a hit
-    costs one dict read. The I/O loops look each request up with :meth:`hit` before they split it into
-    lines, so a hit costs no more than that: a coprocess spends most of a lookup waking up, and every
-    step taken while its processor caches are cold counts several times over. The cache is emptied as soon
-    as the serving thread sees a new generation; the follower bumps it after a load or an applied batch is
-    complete, so an answer computed while a change was being applied is dropped before the next request.
-    Only one thread may answer through a cache.
+    costs one dict read. The I/O loops ask each request, whole as read, before they split it into lines
+    (:meth:`asker`), and a handler's path for a question in one step (:meth:`PipeSession.query`) answers
+    the misses: a coprocess spends most of a lookup waking up, and every step taken while its processor
+    caches are cold counts several times over. The cache is emptied as soon as the serving thread sees a
+    new generation; the follower bumps it after a load or an applied batch is complete, so an answer
+    computed while a change was being applied is dropped before the next request. Only one thread may
+    answer through a cache.
 
     :param source: the follower (anything with a ``generation`` attribute, bumped after each change).
+    :param counter: counts every answer, cached or not, by what the handler counted it as (``note``);
+        None where no metrics are served (the coprocesses), which spares the hot path that work.
     :param limit: entries kept at most; the cache starts again empty when full.
     """
 
-    def __init__(self, source: HasGeneration, limit: int = 100000) -> None:
+    def __init__(self, source: HasGeneration, counter: QueryCounter | None = None, limit: int = 100000) -> None:
         self.source = source
         self.limit = limit
         #: Request line, newline included (as it is read) -> answer. Bytes only: nothing the cycle collector
         #: has to look at (a tuple per entry cost a tenth of a lookup in collections).
         self.entries: dict[bytes, bytes] = {}
-        #: Request line -> what its answer counted as (one shared tuple per kind).
+        #: Request line -> what its answer counted as (one shared tuple per kind), while counting.
         self.kinds: dict[bytes, tuple[str, str]] = {}
         self._kinds: dict[tuple[str, str], tuple[str, str]] = {}
         self.generation = -1
         self._last: tuple[str, int] | None = None
-        self._counts: dict[tuple[str, str], int] | None = None
+        self.counts = counter.counts if counter is not None else None
+        #: The answer to a request if it is cached (see :meth:`asker`).
+        self.hit = self.asker()
 
     def note(self, qtype: str, records: int) -> None:
-        """The handlers' ``on_query`` while wrapped: remembers what the answer counted as."""
+        """The handlers' ``on_query``: remembers what the answer just computed counts as."""
         self._last = (qtype, records)
+
+    @property
+    def on_query(self) -> Callable[[str, int], None] | None:
+        """What a handler answering through :meth:`asker` needs as its ``on_query``: nothing unless counting."""
+        return self.note if self.counts is not None else None
 
     def clear(self) -> None:
         self.entries.clear()
         self.kinds.clear()
 
-    def hit(self, request: bytes) -> bytes | None:
-        """The answer to ``request`` (one whole line with its newline, as read) if it is cached, counted as
-        a lookup; else None. Checks the generation first, so call it for every request read."""
-        generation = self.source.generation
-        if generation != self.generation:
-            self.clear()
-            self.generation = generation
-        answer = self.entries.get(request)
-        if answer is not None:
-            counts = self._counts
-            if counts is not None:
-                key = self.kinds[request]
-                counts[key] = counts.get(key, 0) + 1
-        return answer
+    def asker(self, query: Quick | None = None, max_answer: int = 8192) -> Quick:
+        """What the I/O loops ask with each request as read (one whole line with its newline; never data
+        that continues a line): the cached answer, else ``query``'s (a lookup answered in one step, never a
+        failure), kept; None for the rest. Each call checks the generation first."""
+        entries, kinds, shared, limit, counts = self.entries, self.kinds, self._kinds, self.limit, self.counts
+        source = self.source
 
-    def wrap(
-        self, respond: Responder, counter: QueryCounter | None, prefix: bytes, max_answer: int = 8192
-    ) -> Responder:
+        def ask(request: bytes) -> bytes | None:
+            generation = source.generation
+            if generation != self.generation:
+                self.clear()
+                self.generation = generation
+            answer = entries.get(request)
+            if answer is not None:
+                if counts is not None:
+                    key = kinds[request]
+                    counts[key] = counts.get(key, 0) + 1
+                return answer
+            if query is None:
+                return None
+            answer = query(request)
+            if answer is None:
+                return None
+            if len(entries) >= limit:
+                self.clear()
+            if counts is not None:
+                key = QueryCounter.key(*self._last)  # type: ignore[misc]
+                key = shared.setdefault(key, key)
+                counts[key] = counts.get(key, 0) + 1
+                if len(answer) <= max_answer:
+                    kinds[request] = key
+            if len(answer) <= max_answer:
+                entries[request] = answer
+            return answer
+
+        return ask
+
+    def wrap(self, respond: Responder, prefix: bytes, max_answer: int = 8192) -> Responder:
         """``respond`` with the cache in front, for the requests that start with ``prefix`` (lookups only:
         a handshake or a command has effects or changing answers). Only answers the handler counted as a
-        lookup are kept (never a failure, which may not repeat)."""
-        entries, kinds, shared, limit = self.entries, self.kinds, self._kinds, self.limit
-        counts = self._counts = counter.counts if counter is not None else None
+        lookup (``note``) are kept, never a failure, which may not repeat."""
+        entries, kinds, shared, limit, counts = self.entries, self.kinds, self._kinds, self.limit, self.counts
+        hit = self.hit
 
         def cached(line: bytes) -> bytes:
             plain = line.startswith(prefix)
             if plain:
                 request = line + b"\n"
-                hit = self.hit(request)
-                if hit is not None:
-                    return hit
+                found = hit(request)
+                if found is not None:
+                    return found
             self._last = None
             answer = respond(line)
             counted = self._last
             if counted is None:
                 return answer
-            key = QueryCounter.key(*counted)
+            keep = plain and len(answer) <= max_answer
+            if keep and len(entries) >= limit:
+                self.clear()
             if counts is not None:
+                key = QueryCounter.key(*counted)
+                key = shared.setdefault(key, key)
                 counts[key] = counts.get(key, 0) + 1
-            if plain and len(answer) <= max_answer:
-                if len(entries) >= limit:
-                    self.clear()
+                if keep:
+                    kinds[request] = key
+            if keep:
                 entries[request] = answer
-                kinds[request] = shared.setdefault(key, key)
             return answer
 
         return cached
@@ -171,20 +206,20 @@ def serve_stream(
     pending: bytes = b"",
     infd: int = 0,
     outfd: int = 1,
-    cache: ResponseCache | None = None,
+    ask: Quick | None = None,
 ) -> None:
     """Answer line by line until end of input: each answer is written whole before the next line is read.
 
-    :param clock: updated after each write of an answer not from ``cache``. It tells how long PowerDNS
-        has been waiting while nothing is loaded yet; a cached answer means something was loaded.
+    :param clock: updated after each write of an answer not from ``ask``. It tells how long PowerDNS
+        has been waiting while nothing is loaded yet; an answer from ``ask`` means something was loaded.
     :param pending: input read already (by the handshake), answered first.
-    :param cache: asked first for each read, whole (PowerDNS sends one request and waits for its answer).
+    :param ask: asked first with each read, whole (PowerDNS sends one request and waits for its answer):
+        see :meth:`ResponseCache.asker`.
     """
     splitter = LineSplitter(max_line)
     clock = clock or StreamClock()
     monotonic = time.monotonic
     read, write = os.read, os.write
-    hit = cache.hit if cache is not None else None
     while True:
         if pending:
             data, pending = pending, b""
@@ -195,8 +230,8 @@ def serve_stream(
                 continue
             if not data:
                 return
-            if hit is not None and not splitter.partial:
-                answer = hit(data)
+            if ask is not None and not splitter.partial:
+                answer = ask(data)
                 if answer is not None:
                     written = write(outfd, answer)
                     if written < len(answer):
@@ -235,13 +270,14 @@ def _poller() -> tuple[object, float]:
 
 
 class _Connection:
-    __slots__ = ("out", "respond", "sock", "splitter")
+    __slots__ = ("ask", "out", "respond", "sock", "splitter")
 
-    def __init__(self, sock: socket.socket, max_line: int, respond: Responder) -> None:
+    def __init__(self, sock: socket.socket, max_line: int, respond: Responder, ask: Quick | None) -> None:
         self.sock = sock
         self.splitter = LineSplitter(max_line)
         self.out = bytearray()
         self.respond = respond
+        self.ask = ask
 
 
 class SocketServer:
@@ -256,18 +292,16 @@ class SocketServer:
     def __init__(
         self,
         path: str,
-        session: Callable[[], Responder],
+        session: Callable[[], tuple[Responder, Quick | None]],
         too_long: bytes,
         max_line: int,
         mode: int = 0o666,
-        cache: ResponseCache | None = None,
     ) -> None:
-        """:param session: makes the responder of each new connection: the same one every time for a protocol
-        without state (remote), a new one where a connection has some (the pipe protocol's ABI version).
-        :param cache: the responders' answer cache, asked first for each read, whole.
+        """:param session: makes the responder of each new connection, and what to ask first with each read,
+        whole (:meth:`ResponseCache.asker`): the same every time for a protocol without state (remote), new
+        ones where a connection has some (the pipe protocol's ABI version).
         """
         self.path = path
-        self.cache = cache
         self.session = session
         self.too_long = too_long
         self.max_line = max_line
@@ -316,7 +350,6 @@ class SocketServer:
         conns = self._conns
         too_long = self.too_long
         stopping = self._stop.is_set
-        hit = self.cache.hit if self.cache is not None else None
         try:
             while not stopping():
                 for fd, events in poll(timeout):
@@ -338,8 +371,9 @@ class SocketServer:
                     if not data:
                         self._close(conn)
                         continue
-                    if hit is not None and not conn.splitter.partial:
-                        answer = hit(data)
+                    ask = conn.ask
+                    if ask is not None and not conn.splitter.partial:
+                        answer = ask(data)
                         if answer is not None:
                             self._send(conn, answer)
                             continue
@@ -371,7 +405,7 @@ class SocketServer:
             return
         sock.setblocking(False)
         self.connections += 1
-        self._conns[sock.fileno()] = _Connection(sock, self.max_line, self.session())
+        self._conns[sock.fileno()] = _Connection(sock, self.max_line, *self.session())
         self._poller.register(sock.fileno(), _IN)  # type: ignore[attr-defined]
         logger.debug("connection %d opened", sock.fileno())
 

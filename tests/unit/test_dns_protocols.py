@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ddserver.dns import pipe, remote, zoneindex
 from ddserver.dns.purge import purge_commands
 from ddserver.dns.zoneindex import ZoneRow
+from ddserver.recursor.daemon import _pipe_responder
 from ddserver.recursor.metrics import QueryCounter
 from ddserver.recursor.server import LineSplitter, ResponseCache, serve_stream
 
@@ -85,6 +86,50 @@ def test_pipe_nothing_before_the_handshake() -> None:
     s = pipe.PipeSession(lambda: INDEX)
     assert s.handle(Q[1]).endswith("FAIL\n")
     assert s.handle("AXFR\t3").endswith("FAIL\n")
+
+
+@pytest.mark.parametrize("abi", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize(
+    "qname,qtype",
+    [("Home.dyn.example.org", "A"), ("home.dyn.example.org.", "any"), ("home.dyn.example.org", "AAAA"),
+     ("home.dyn.example.org", "MX"), ("dyn.example.org", "SOA"), ("DYN.example.org", "ANY"),
+     ("dyn.example.org", "NS"), ("nope.dyn.example.org", "A"), ("home.dyn.example.org", "TXT"),
+     ("www.example.com", "SOA"), ("home.dyn.example.org", "TYPE65534"), ("h\xe9.dyn.example.org", "A")],
+)  # fmt: skip
+def test_pipe_query_in_one_step_answers_as_handle_does(abi: int, qname: str, qtype: str) -> None:
+    s, counted = session(abi), []
+    s.on_query = lambda *kind: counted.append(kind)
+    line = Q[min(abi, 3)].replace("Home.dyn.example.org", qname).replace("\tA\t", f"\t{qtype}\t")
+    answer = s.query(line.encode("latin-1") + b"\n")
+    assert answer == s.handle(line).encode("latin-1")
+    assert counted[0] == counted[1]  # counted alike
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [Q[3].encode(),  # no newline yet: the rest of the line is still to come
+     Q[3].encode() + b"\n" + Q[3].encode() + b"\n",  # two requests at once
+     b"Q\thome.dyn.example.org\nQ\tIN\tA\t-1\t1.2.3.4\t1.2.3.4\t0.0.0.0/0\n",  # two lines, 8 fields in all
+     Q[2].encode() + b"\n",  # another ABI's field count: handle FAILs it, with a log line
+     b"HELO\t5\n", b"AXFR\t3\n", b"CMD\tstats\n", b"", b"\n",
+     b"Q\t" + b"x" * 5000 + b"\tIN\tA\t-1\t1.2.3.4\t1.2.3.4\t0.0.0.0/0\n"],
+)  # fmt: skip
+def test_pipe_query_in_one_step_leaves_everything_else_to_handle(request_: bytes) -> None:
+    assert session(5).query(request_) is None
+    before_helo = pipe.PipeSession(lambda: INDEX)
+    assert before_helo.query(Q[3].encode() + b"\n") is None  # handle answers "expected HELO first"
+    assert pipe.PipeSession(lambda: None).query(Q[3].encode() + b"\n") is None  # not loaded: handle FAILs
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120), st.sampled_from([1, 2, 5]))
+def test_fuzz_pipe_query_in_one_step_is_handle_or_nothing(data: bytes, abi: int) -> None:
+    s = session(abi)
+    for request in (data, data + b"\n", b"Q\t" + data + b"\n", Q[min(abi, 3)].encode()[:-1] + data + b"\n"):
+        answer = s.query(request)
+        if answer is not None:
+            line = request[:-1].rstrip(b"\r")
+            assert request.count(b"\n") == 1 and answer == s.handle(line.decode("latin-1")).encode("latin-1")
 
 
 def test_pipe_not_loaded_fails() -> None:
@@ -163,14 +208,14 @@ class Source:
 def test_response_cache_hits_counts_and_generations() -> None:
     source, counter, calls = Source(), QueryCounter(), []
     h = remote.RemoteHandler(lambda: INDEX)
-    cache = ResponseCache(source)
+    cache = ResponseCache(source, counter)
     h.on_query = cache.note
 
     def respond(line: bytes) -> bytes:
         calls.append(line)
         return h.handle(line).encode() + b"\n"
 
-    cached = cache.wrap(respond, counter, remote.LOOKUP_PREFIX)
+    cached = cache.wrap(respond, remote.LOOKUP_PREFIX)
     home, foreign = powerdns_lookup("home.dyn.example.org."), powerdns_lookup("www.example.com.")
     first = cached(home)
     assert cached(home) == first and len(calls) == 1  # the second answer came from the cache
@@ -197,7 +242,7 @@ def test_response_cache_drops_answers_of_an_unloaded_index() -> None:
     session = pipe.PipeSession(lambda: INDEX if loaded else None)
     cache = ResponseCache(source)
     session.on_query = cache.note
-    cached = cache.wrap(lambda line: session.handle(line.decode()).encode(), None, b"Q\t")
+    cached = cache.wrap(lambda line: session.handle(line.decode()).encode(), b"Q\t")
     cached(b"HELO\t1")
     assert cached(Q[1].encode()).endswith(b"FAIL\n")
     loaded.append(True)  # loading bumps the generation too, but a FAIL is never kept anyway
@@ -258,7 +303,7 @@ def test_fuzz_line_splitter_keeps_every_line(chunks: list[bytes]) -> None:
 
 def test_stream_answers_a_repeated_request_from_the_cache_but_never_the_end_of_a_split_one() -> None:
     source, counter, calls = Source(), QueryCounter(), []
-    cache = ResponseCache(source)
+    cache = ResponseCache(source, counter)
 
     def respond(line: bytes) -> bytes:
         calls.append(line)
@@ -267,7 +312,7 @@ def test_stream_answers_a_repeated_request_from_the_cache_but_never_the_end_of_a
 
     to_server, from_client = os.pipe()
     from_server, to_client = os.pipe()
-    args = (cache.wrap(respond, counter, b"Q\t"), b"FAIL\n", 100, None, b"", to_server, to_client, cache)
+    args = (cache.wrap(respond, b"Q\t"), b"FAIL\n", 100, None, b"", to_server, to_client, cache.hit)
     server = threading.Thread(target=serve_stream, args=args, daemon=True)
     server.start()
 
@@ -286,6 +331,58 @@ def test_stream_answers_a_repeated_request_from_the_cache_but_never_the_end_of_a
         assert ask(b"Q\ta\n") == b"ANSWER Q\ta\n" and len(calls) == 2
         source.generation += 1  # a change was applied: computed again
         assert ask(b"Q\ta\n") == b"ANSWER Q\ta\n" and len(calls) == 3
+    finally:
+        os.close(from_client)
+        server.join(5)
+        for fd in (to_server, from_server, to_client):
+            os.close(fd)
+    assert not server.is_alive()
+
+
+@pytest.mark.parametrize("counting", [False, True])
+def test_stream_answers_queries_in_one_step_and_keeps_them(counting: bool) -> None:
+    source, counter, loaded = Source(), QueryCounter(), [True]
+    cache = ResponseCache(source, counter if counting else None)
+    s = pipe.PipeSession(lambda: INDEX if loaded else None, on_query=cache.on_query)
+    handled: list[str] = []
+    handle = s.handle
+
+    def recorded(line: str) -> str:
+        handled.append(line)
+        return handle(line)
+
+    s.handle = recorded  # type: ignore[method-assign]
+    respond, ask = _pipe_responder(s, cache, clear_on_helo=True)
+    to_server, from_client = os.pipe()
+    from_server, to_client = os.pipe()
+    args = (respond, b"FAIL\n", 4096, None, b"", to_server, to_client, ask)
+    server = threading.Thread(target=serve_stream, args=args, daemon=True)
+    server.start()
+
+    def ask_server(data: bytes) -> bytes:
+        os.write(from_client, data)
+        answer = b""
+        while not answer.endswith((b"END\n", b"FAIL\n")) and not answer.startswith(b"OK"):
+            answer += os.read(from_server, 4096)
+        return answer
+
+    query, expected = Q[3].encode() + b"\n", session(5).handle(Q[3]).encode()
+    try:
+        assert ask_server(b"HELO\t5\n").startswith(b"OK\t") and handled == ["HELO\t5"]
+        assert ask_server(query) == expected and len(handled) == 1 and cache.entries[query] == expected
+        assert ask_server(query) == expected  # from the cache
+        os.write(from_client, query[:10])  # half a line: never answered on its own
+        time.sleep(0.2)
+        assert ask_server(query[10:]) == expected and len(handled) == 1  # one answer to the whole line
+        assert ask_server(query + query).endswith(expected + expected) and len(handled) == 1  # two at once
+        source.generation += 1
+        loaded.clear()  # nothing to answer from: handle FAILs (PowerDNS retries), nothing kept
+        assert ask_server(query).endswith(b"FAIL\n") and not cache.entries and len(handled) == 2
+        loaded.append(True)
+        assert ask_server(query) == expected and len(handled) == 2
+        assert counter.counts == ({("A", "answer"): 6} if counting else {})
+        assert ask_server(b"HELO\t2\n").startswith(b"OK\t") and not cache.entries  # the layout may change
+        assert ask_server(query).endswith(b"FAIL\n")  # another ABI's field count
     finally:
         os.close(from_client)
         server.join(5)
