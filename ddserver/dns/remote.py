@@ -141,10 +141,27 @@ class RemoteHandler:
             raise TypeError("qname and qtype must be strings")
         return self._answer(qname, qtype)
 
+    def query(self, request: bytes) -> bytes | None:
+        """The answer, with its newline, to one lookup exactly as PowerDNS writes it and as it was read (a
+        single line with its newline), in one step: the I/O loops' path for a question not in their cache.
+        None for anything else, and while nothing is loaded; :meth:`handle` answers those."""
+        plain = _LOOKUP.fullmatch(request, 0, len(request) - 1)
+        if plain is None or request[-1:] != b"\n":
+            return None
+        index = self._index()
+        if index is None:
+            return None
+        return (
+            self._answer_from(index, plain.group(1).decode("ascii"), plain.group(2).decode("ascii")) + "\n"
+        ).encode()
+
     def _answer(self, qname: str, qtype: str) -> str:
         index = self._index()
         if index is None:
             return false("zone data not loaded yet")
+        return self._answer_from(index, qname, qtype)
+
+    def _answer_from(self, index: ZoneIndex, qname: str, qtype: str) -> str:
         name = qname.lower()
         if name.endswith("."):
             name = name[:-1]

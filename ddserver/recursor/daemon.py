@@ -271,7 +271,7 @@ def run_remote_pipe(follower: Follower, first: Callable[[], None] | None, purger
         remote.MAX_MESSAGE,
         clock,
         handshake.pending,
-        ask=cache.hit,
+        ask=cache.asker(handler.query),
     )
     return end_coprocess(follower)
 
@@ -324,7 +324,8 @@ def run_socket(
     else:
         handler = remote.RemoteHandler(lambda: follower.index, commands(follower))
         respond = _remote_responder(handler, cache)
-        server = SocketServer(path, lambda: (respond, cache.hit), remote.false("message too long").encode() + b"\n",
+        ask = cache.asker(handler.query)
+        server = SocketServer(path, lambda: (respond, ask), remote.false("message too long").encode() + b"\n",
                               remote.MAX_MESSAGE, mode)  # fmt: skip
     first_load(follower)
     try:

@@ -123,9 +123,16 @@ def test_socket_server_garbage_metrics_and_signals(setup, tmp_path: Path) -> Non
         assert _ask(socks[2], lookup)["result"][0]["content"] == "192.0.2.1"
         socks[1].close()  # a connection going away does not disturb the others
         assert _ask(socks[0], lookup)["result"][0]["content"] == "192.0.2.1"
+        # A lookup as PowerDNS writes it: read in one step, then from the cache; counted both times.
+        params = {"local": "192.0.2.53", "qname": "home.dyn.example.org.", "qtype": "ANY",
+                  "real-remote": "127.0.0.1/32", "remote": "127.0.0.1", "zone-id": 1}  # fmt: skip
+        plain = json.dumps({"method": "lookup", "parameters": params}, sort_keys=True).encode()
+        for s in (socks[0], socks[2]):
+            assert _ask(s, plain)["result"][0]["content"] == "192.0.2.1"
         # The metrics.
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert 'ddserver_recursor_queries_total{qtype="A",result="answer"} 3' in text
+        assert 'ddserver_recursor_queries_total{qtype="ANY",result="answer"} 2' in text
         assert "ddserver_recursor_reloads_total 1" in text and "ddserver_recursor_hosts 6" in text
         # A change is followed and counted.
         hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.5")

@@ -183,6 +183,22 @@ def test_remote_plain_lookups_read_without_json_parser_answer_the_same(message: 
     assert (remote._LOOKUP.fullmatch(message) is None) == (b"\\" in message)  # escapes take the JSON path
     h = remote.RemoteHandler(lambda: INDEX)
     assert h.handle(message) == h.handle(message.decode())  # a str always takes the JSON path
+    # The I/O loops' path in one step: the same answer, or nothing where the pattern does not read it.
+    answer = h.query(message + b"\n")
+    assert answer is None if b"\\" in message else answer == h.handle(message).encode() + b"\n"
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [powerdns_lookup("home.dyn.example.org."),  # no newline yet
+     powerdns_lookup("home.dyn.example.org.") + b"\n" + powerdns_lookup("home.dyn.example.org.") + b"\n",
+     powerdns_lookup("home.dyn.example.org.") + b"\r\n", b'{"method": "initialize", "parameters": {}}\n',
+     b'{"method":"lookup","parameters":{"qname":"home.dyn.example.org.","qtype":"A"}}\n', b"\n", b""],
+)  # fmt: skip
+def test_remote_query_in_one_step_leaves_everything_else_to_handle(request_: bytes) -> None:
+    assert remote.RemoteHandler(lambda: INDEX).query(request_) is None
+    lookup = powerdns_lookup("home.dyn.example.org.") + b"\n"
+    assert remote.RemoteHandler(lambda: None).query(lookup) is None  # not loaded: handle answers false
 
 
 @settings(max_examples=300, deadline=None)
@@ -191,6 +207,8 @@ def test_fuzz_remote_plain_lookup_matches_json_path(name: str, qtype: str) -> No
     h = remote.RemoteHandler(lambda: INDEX)
     message = powerdns_lookup(name + ".dyn.example.org.", qtype)
     assert h.handle(message) == h.handle(message.decode())
+    answer = h.query(message + b"\n")
+    assert answer is None or answer == h.handle(message).encode() + b"\n"
 
 
 def test_remote_near_plain_messages_take_the_json_path() -> None:
