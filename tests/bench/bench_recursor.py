@@ -2,8 +2,8 @@
 
     .venv/bin/python -m tests.bench.bench_recursor --hosts 100000 --seconds 15 --runs 5
 
-Every server starts once with the same pdns.conf (caches off, 3 distributor threads; only the backend lines
-differ) and is warmed up; then each round runs dnsperf against every mode in turn, so a change in the
+Every server starts once with the same pdns.conf (caches off, 3 distributor threads unless a mode is named
+with another count, ``remote-socket@8``; only the backend lines and that count differ) and is warmed up; then each round runs dnsperf against every mode in turn, so a change in the
 machine's load hits all of them alike. Before each run it prints the load average and the machine's busy
 CPU share over 3 s, which, with this benchmark's servers idle, is what the rest of the machine uses
 (``--max-load`` and ``--max-busy`` wait for a quieter machine first). For each run: queries per second,
@@ -202,31 +202,38 @@ def start_gmysql(
     return process, port
 
 
+def split_mode(name: str, threads: int) -> tuple[str, int]:
+    """A mode as --modes names it (``remote-socket@8``: with 8 distributor threads) and its thread count."""
+    mode, _, count = name.partition("@")
+    return mode, int(count) if count else threads
+
+
 @contextlib.contextmanager
 def targets(
-    modes: list[str], folder: Path, config: Path, gdb: Database | None, mysql_socket: str, threads: int
+    names: list[str], folder: Path, config: Path, gdb: Database | None, mysql_socket: str, threads: int
 ) -> Iterator[list[Target]]:
     """Start every mode's PowerDNS (and recursor); stop them all at the end, whatever happens."""
     with contextlib.ExitStack() as stack:
         started = []
-        for mode in modes:
+        for name in names:
+            mode, count = split_mode(name, threads)
             if mode.startswith("gmysql"):
                 assert gdb is not None
                 process, port = start_gmysql(
-                    folder / mode,
+                    folder / name,
                     gdb,
                     mysql_socket if mode == "gmysql-socket" else "",
                     zone_cache=mode != "gmysql-nozc",
-                    threads=threads,
+                    threads=count,
                 )
                 stack.callback(process.stop)
-                started.append(Target(mode, port, folder / mode, process.pid, "mariadbd"))
+                started.append(Target(name, port, folder / name, process.pid, "mariadbd"))
             else:
                 pdns = stack.enter_context(
-                    start_pdns(folder / mode, config, mode, cache=False, timeout=180, distributor_threads=threads)
+                    start_pdns(folder / name, config, mode, cache=False, timeout=180, distributor_threads=count)
                 )
                 backend = f"recursor:{pdns.recursor.pid}" if pdns.recursor is not None else "children"
-                started.append(Target(mode, pdns.port, pdns.folder, pdns.process.pid, backend))
+                started.append(Target(name, pdns.port, pdns.folder, pdns.process.pid, backend))
         yield started
 
 
@@ -261,10 +268,14 @@ def main() -> int:
         "--modes",
         default="gmysql,pipe,remote-pipe,remote-socket",
         help="of gmysql (over TCP), gmysql-socket (over --mysql-socket), gmysql-nozc (over TCP, zone cache off as "
-        "the pipe backend needs it), pipe, remote-pipe, remote-socket, pipe-socket",
+        "the pipe backend needs it), pipe, remote-pipe, remote-socket, pipe-socket; MODE@N runs MODE with N "
+        "distributor threads (a mode may be named twice with different N)",
     )
     parser.add_argument(
-        "--distributor-threads", type=int, default=3, help="PowerDNS's distributor-threads for every mode (default 3)"
+        "--distributor-threads",
+        type=int,
+        default=3,
+        help="PowerDNS's distributor-threads for every mode without @N (default 3)",
     )
     parser.add_argument("--mysql-socket", default="/run/mysqld/mysqld.sock", help="MariaDB's socket for gmysql-socket")
     parser.add_argument("--dialect", default="mysql", choices=("mysql", "sqlite"), help="ddserver's database")
@@ -285,7 +296,7 @@ def main() -> int:
         url = support.new_database_url(args.dialect, folder)
         ddb = support.create_database(url)
         gdb = None
-        if any(mode.startswith("gmysql") for mode in modes):
+        if any(mode.startswith("gmysql") for mode in modes):  # MODE@N too
             gdb = Database(support.new_database_url("mysql", folder))
             gdb.create_database()
         try:
@@ -320,8 +331,8 @@ def main() -> int:
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "codes"}
                 medians[mode] = med
                 print("  " + row(mode, {**med, "codes": ""}, med["load"]))
-            for peer in ("gmysql", "gmysql-socket", "gmysql-nozc"):
-                base = medians.get(peer, {}).get("qps")
+            for peer in [m for m in medians if m.startswith("gmysql")]:
+                base = medians[peer]["qps"]
                 if base:
                     print(f"ratio to {peer}: " + ", ".join(f"{m} {medians[m]['qps'] / base:.2f}x" for m in medians))
                     # Each round's own ratios: the modes of one round ran minutes apart, under the same drift.
