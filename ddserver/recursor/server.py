@@ -79,8 +79,7 @@ class ResponseCache:
         """What the I/O loops ask with each request as read (one whole line with its newline; never data
         that continues a line): the cached answer, else ``query``'s (a lookup answered in one step, never a
         failure), kept; None for the rest. Each call checks the generation first."""
-        entries, kinds, shared, limit, counts = self.entries, self.kinds, self._kinds, self.limit, self.counts
-        source = self.source
+        entries, kinds, counts, source, keep = self.entries, self.kinds, self.counts, self.source, self._keep
 
         def ask(request: bytes) -> bytes | None:
             generation = source.generation
@@ -95,19 +94,10 @@ class ResponseCache:
                 return answer
             if query is None:
                 return None
+            self._last = None
             answer = query(request)
-            if answer is None:
-                return None
-            if len(entries) >= limit:
-                self.clear()
-            if counts is not None:
-                key = QueryCounter.key(*self._last)  # type: ignore[misc]
-                key = shared.setdefault(key, key)
-                counts[key] = counts.get(key, 0) + 1
-                if len(answer) <= max_answer:
-                    kinds[request] = key
-            if len(answer) <= max_answer:
-                entries[request] = answer
+            if answer is not None:
+                keep(request, answer, max_answer)
             return answer
 
         return ask
@@ -116,8 +106,7 @@ class ResponseCache:
         """``respond`` with the cache in front, for the requests that start with ``prefix`` (lookups only:
         a handshake or a command has effects or changing answers). Only answers the handler counted as a
         lookup (``note``) are kept, never a failure, which may not repeat."""
-        entries, kinds, shared, limit, counts = self.entries, self.kinds, self._kinds, self.limit, self.counts
-        hit = self.hit
+        hit, keep = self.hit, self._keep
 
         def cached(line: bytes) -> bytes:
             plain = line.startswith(prefix)
@@ -128,23 +117,28 @@ class ResponseCache:
                     return found
             self._last = None
             answer = respond(line)
-            counted = self._last
-            if counted is None:
-                return answer
-            keep = plain and len(answer) <= max_answer
-            if keep and len(entries) >= limit:
-                self.clear()
-            if counts is not None:
-                key = QueryCounter.key(*counted)
-                key = shared.setdefault(key, key)
-                counts[key] = counts.get(key, 0) + 1
-                if keep:
-                    kinds[request] = key
-            if keep:
-                entries[request] = answer
+            if self._last is not None:
+                keep(request if plain else None, answer, max_answer)
             return answer
 
         return cached
+
+    def _keep(self, request: bytes | None, answer: bytes, max_answer: int) -> None:
+        """Count a lookup's answer as the handler noted it, and keep it by ``request`` (None: only count)."""
+        counts, counted = self.counts, self._last
+        if counts is not None and counted is None:
+            return  # not noted: neither counted nor kept (a hit could not be counted either)
+        keep = request is not None and len(answer) <= max_answer
+        if keep and len(self.entries) >= self.limit:
+            self.clear()
+        if counts is not None and counted is not None:
+            key = QueryCounter.key(*counted)
+            key = self._kinds.setdefault(key, key)
+            counts[key] = counts.get(key, 0) + 1
+            if keep:
+                self.kinds[request] = key  # type: ignore[index]
+        if keep:
+            self.entries[request] = answer  # type: ignore[index]
 
 
 class LineSplitter:
