@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +18,7 @@ from ddserver.dns.purge import purge_commands
 from ddserver.dns.zoneindex import ZoneRow
 from ddserver.recursor.daemon import _pipe_responder
 from ddserver.recursor.metrics import QueryCounter
-from ddserver.recursor.server import LineSplitter, ResponseCache, serve_stream
+from ddserver.recursor.server import LineSplitter, Quick, Responder, ResponseCache, serve_stream
 
 ROW = ZoneRow(
     3, "dyn.example.org", ("ns1.example.org",), "hostmaster.example.org", 9, 3600, 600, 604800, 60, 3600, None
@@ -319,6 +321,25 @@ def test_fuzz_line_splitter_keeps_every_line(chunks: list[bytes]) -> None:
     assert all(line is None or len(line) <= 20 for line in out)
 
 
+@contextlib.contextmanager
+def stream_server(respond: Responder, max_line: int, ask: Quick) -> Iterator[tuple[int, int]]:
+    """``serve_stream`` on a thread between two real pipes; yields the client's ends (write, read). At the
+    end the client's write end is closed, and the loop must have ended with it."""
+    to_server, from_client = os.pipe()
+    from_server, to_client = os.pipe()
+    args = (respond, b"FAIL\n", max_line, None, b"", to_server, to_client, ask)
+    server = threading.Thread(target=serve_stream, args=args, daemon=True)
+    server.start()
+    try:
+        yield from_client, from_server
+    finally:
+        os.close(from_client)
+        server.join(5)
+        for fd in (to_server, from_server, to_client):
+            os.close(fd)
+    assert not server.is_alive()
+
+
 def test_stream_answers_a_repeated_request_from_the_cache_but_never_the_end_of_a_split_one() -> None:
     source, counter, calls = Source(), QueryCounter(), []
     cache = ResponseCache(source, counter)
@@ -328,17 +349,12 @@ def test_stream_answers_a_repeated_request_from_the_cache_but_never_the_end_of_a
         cache.note("A", 1)
         return b"ANSWER " + line + b"\n"
 
-    to_server, from_client = os.pipe()
-    from_server, to_client = os.pipe()
-    args = (cache.wrap(respond, b"Q\t"), b"FAIL\n", 100, None, b"", to_server, to_client, cache.hit)
-    server = threading.Thread(target=serve_stream, args=args, daemon=True)
-    server.start()
+    with stream_server(cache.wrap(respond, b"Q\t"), 100, cache.hit) as (from_client, from_server):
 
-    def ask(data: bytes) -> bytes:
-        os.write(from_client, data)
-        return os.read(from_server, 4096)
+        def ask(data: bytes) -> bytes:
+            os.write(from_client, data)
+            return os.read(from_server, 4096)
 
-    try:
         assert ask(b"Q\ta\n") == b"ANSWER Q\ta\n"
         assert ask(b"Q\ta\n") == b"ANSWER Q\ta\n" and calls == [b"Q\ta"]  # from the cache
         assert counter.counts == {("A", "answer"): 2}
@@ -349,12 +365,6 @@ def test_stream_answers_a_repeated_request_from_the_cache_but_never_the_end_of_a
         assert ask(b"Q\ta\n") == b"ANSWER Q\ta\n" and len(calls) == 2
         source.generation += 1  # a change was applied: computed again
         assert ask(b"Q\ta\n") == b"ANSWER Q\ta\n" and len(calls) == 3
-    finally:
-        os.close(from_client)
-        server.join(5)
-        for fd in (to_server, from_server, to_client):
-            os.close(fd)
-    assert not server.is_alive()
 
 
 @pytest.mark.parametrize("counting", [False, True])
@@ -371,21 +381,16 @@ def test_stream_answers_queries_in_one_step_and_keeps_them(counting: bool) -> No
 
     s.handle = recorded  # type: ignore[method-assign]
     respond, ask = _pipe_responder(s, cache, clear_on_helo=True)
-    to_server, from_client = os.pipe()
-    from_server, to_client = os.pipe()
-    args = (respond, b"FAIL\n", 4096, None, b"", to_server, to_client, ask)
-    server = threading.Thread(target=serve_stream, args=args, daemon=True)
-    server.start()
-
-    def ask_server(data: bytes) -> bytes:
-        os.write(from_client, data)
-        answer = b""
-        while not answer.endswith((b"END\n", b"FAIL\n")) and not answer.startswith(b"OK"):
-            answer += os.read(from_server, 4096)
-        return answer
-
     query, expected = Q[3].encode() + b"\n", session(5).handle(Q[3]).encode()
-    try:
+    with stream_server(respond, 4096, ask) as (from_client, from_server):
+
+        def ask_server(data: bytes) -> bytes:
+            os.write(from_client, data)
+            answer = b""
+            while not answer.endswith((b"END\n", b"FAIL\n")) and not answer.startswith(b"OK"):
+                answer += os.read(from_server, 4096)
+            return answer
+
         assert ask_server(b"HELO\t5\n").startswith(b"OK\t") and handled == ["HELO\t5"]
         assert ask_server(query) == expected and len(handled) == 1 and cache.entries[query] == expected
         assert ask_server(query) == expected  # from the cache
@@ -401,12 +406,6 @@ def test_stream_answers_queries_in_one_step_and_keeps_them(counting: bool) -> No
         assert counter.counts == ({("A", "answer"): 6} if counting else {})
         assert ask_server(b"HELO\t2\n").startswith(b"OK\t") and not cache.entries  # the layout may change
         assert ask_server(query).endswith(b"FAIL\n")  # another ABI's field count
-    finally:
-        os.close(from_client)
-        server.join(5)
-        for fd in (to_server, from_server, to_client):
-            os.close(fd)
-    assert not server.is_alive()
 
 
 def test_line_splitter_oversized_line_is_one_error() -> None:
