@@ -125,20 +125,20 @@ class ResponseCache:
 
     def _keep(self, request: bytes | None, answer: bytes, max_answer: int) -> None:
         """Count a lookup's answer as the handler noted it, and keep it by ``request`` (None: only count)."""
-        counts, counted = self.counts, self._last
-        if counts is not None and counted is None:
-            return  # not noted: neither counted nor kept (a hit could not be counted either)
-        keep = request is not None and len(answer) <= max_answer
-        if keep and len(self.entries) >= self.limit:
-            self.clear()
-        if counts is not None and counted is not None:
-            key = QueryCounter.key(*counted)
+        key = None
+        if self.counts is not None:
+            if self._last is None:
+                return  # not noted: neither counted nor kept (a hit could not be counted either)
+            key = QueryCounter.key(*self._last)
             key = self._kinds.setdefault(key, key)
-            counts[key] = counts.get(key, 0) + 1
-            if keep:
-                self.kinds[request] = key  # type: ignore[index]
-        if keep:
-            self.entries[request] = answer  # type: ignore[index]
+            self.counts[key] = self.counts.get(key, 0) + 1
+        if request is None or len(answer) > max_answer:
+            return
+        if len(self.entries) >= self.limit:
+            self.clear()
+        self.entries[request] = answer
+        if key is not None:
+            self.kinds[request] = key
 
 
 class LineSplitter:
