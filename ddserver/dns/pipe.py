@@ -113,10 +113,9 @@ class PipeSession:
 
     def query(self, request: bytes) -> bytes | None:
         """The answer to one ``Q`` request exactly as read (a single line with its newline), in one step:
-        the I/O loops' path for a question not in their cache, kept short because it runs while the
-        processor's caches are cold. None for anything else (a partial line, several lines, another
-        request, a query malformed for the agreed ABI, nothing loaded yet), which :meth:`handle` answers,
-        with its log line."""
+        the I/O loops' path for a question not in their cache, and the one way queries are answered. None
+        for anything else (a partial line, several lines, another request, a query malformed for the agreed
+        ABI, nothing loaded yet), which :meth:`handle` answers, with its log line."""
         fields = request.split(b"\t")
         if len(fields) != _Q_FIELDS.get(self.abi) or fields[0] != b"Q":  # type: ignore[arg-type]
             return None

@@ -35,11 +35,11 @@ class ResponseCache:
     PowerDNS asks the same questions over and over (the zone's SOA for every query, the name twice); a hit
     costs one dict read. The I/O loops ask each request, whole as read, before they split it into lines
     (:meth:`asker`), and a handler's path for a question in one step (:meth:`PipeSession.query`) answers
-    the misses: a coprocess spends most of a lookup waking up, and every step taken while its processor
-    caches are cold counts several times over. The cache is emptied as soon as the serving thread sees a
-    new generation; the follower bumps it after a load or an applied batch is complete, so an answer
-    computed while a change was being applied is dropped before the next request. Only one thread may
-    answer through a cache.
+    the misses, without splitting, decoding or dispatching (through PowerDNS a coprocess's lookup costs
+    mostly its wake-up: docs/recursor.md has the figures). The cache is emptied as soon as the serving
+    thread sees a new generation; the follower bumps it after a load or an applied batch is complete, so an
+    answer computed while a change was being applied is dropped before the next request. Only one thread
+    may answer through a cache.
 
     :param source: the follower (anything with a ``generation`` attribute, bumped after each change).
     :param counter: counts every answer, cached or not, by what the handler counted it as (``note``);
