@@ -3,8 +3,9 @@
     .venv/bin/python -m tests.bench.bench_recursor --hosts 100000 --seconds 15 --runs 5
 
 Every server starts once with the same pdns.conf (caches off, 3 distributor threads unless a mode is named
-with another count, ``remote-socket@8``; only the backend lines and that count differ) and is warmed up; then each round runs dnsperf against every mode in turn, so a change in the
-machine's load hits all of them alike. Before each run it prints the load average and the machine's busy
+with another count, ``remote-socket@8``; only the backend lines and that count differ) and is warmed up;
+then each round runs dnsperf against every mode in turn, so a change in the machine's load hits all of
+them alike. Before each run it prints the load average and the machine's busy
 CPU share over 3 s, which, with this benchmark's servers idle, is what the rest of the machine uses
 (``--max-load`` and ``--max-busy`` wait for a quieter machine first). For each run: queries per second,
 PowerDNS's backend queries per question, and the CPU milliseconds per 1,000 questions of pdns_server, of
