@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import random
 import shutil
 import signal
 import socket
@@ -47,9 +48,33 @@ def require_binary(name: str, *extra_paths: str) -> str:
     return found
 
 
+def _ephemeral_ports() -> range:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+_EPHEMERAL = _ephemeral_ports()
+# Its own generator: tests that seed the shared one must not make two workers pick the same ports.
+_RANDOM = random.SystemRandom()
+
+
 def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
-    """A port free for ``kind`` right now (another process may still take it; servers retry)."""
+    """A port free for ``kind`` right now, outside the kernel's ephemeral range: a port there (what binding
+    port 0 gives) may be taken as the local port of any outgoing connection before the server binds it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(100):
+        port = _RANDOM.randrange(10000, 65536)
+        if port in _EPHEMERAL:
+            continue
+        with socket.socket(family, kind) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(family, kind) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -87,8 +112,10 @@ def wait_until(check: Callable[[], object], timeout: float = 20.0, interval: flo
 
 def port_open(host: str, port: int) -> bool:
     try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            # With nothing listening, a connect to a port in the ephemeral range can, rarely, be given that
+            # very port as its own and connect to itself (TCP simultaneous open): that is no server.
+            return sock.getsockname() != sock.getpeername()
     except OSError:
         return False
 

@@ -3,6 +3,7 @@ with caches on and off, on SQLite and MariaDB, over the pipe backend (ABI 1 to 5
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from ddserver import secrets
 from ddserver.db import Database
 from ddserver.store import hosts, records, users, zones
 from tests import support
-from tests.pdns import PdnsServer, pdns_binary, pdns_conf, pipe_backend, start_pdns
+from tests.pdns import launch_pdns, pipe_backend, start_pdns
 
 ZONE = "dyn.example.org"
 PARENT = "example.org"
@@ -153,11 +154,7 @@ def test_pipe_socket_serves_every_abi_version_at_once(tmp_path: Path) -> None:
             for abi in (2, 3, 4, 5):
                 folder = tmp_path / f"pdns{abi}"
                 folder.mkdir()
-                port = support.free_dns_port()
-                (folder / "pdns.conf").write_text(pdns_conf(folder, port, pipe_backend(str(sock), abi), cache=False))
-                process = support.Process([pdns_binary(), f"--config-dir={folder}"], log=folder / "pdns.log")
-                others.append(PdnsServer(folder, port, process, None))
-                process.wait_port("127.0.0.1", port)
+                others.append(launch_pdns(folder, pipe_backend(str(sock), abi)))
             # Asked in turn, so the same question comes over connections of every ABI version.
             for _ in range(2):
                 for server in (first, *others):
@@ -198,3 +195,22 @@ def test_update_visible_at_once_with_caches_on(mode: str, db: Database, db_url: 
         support.wait_until(lambda: pdns.records(f"home.{ZONE}", "A") == ["203.0.113.10"], 10, what="purge")
         support.wait_until(lambda: pdns.records(f"later.{ZONE}", "A") == ["192.0.2.77"], 10, what="purge")
         support.wait_until(lambda: pdns.records(ZONE, "SOA")[0].split()[2] == str(after), 10, what="SOA purge")
+
+
+def test_the_fixture_starts_pdns_again_when_its_port_was_taken(tmp_path: Path, monkeypatch) -> None:
+    """Another test's server may take the port picked for PowerDNS before it binds it: the fixture notices
+    that PowerDNS exited on it and starts it on another port (it does not mistake the other server for it)."""
+    url = support.new_database_url("sqlite", tmp_path)
+    populate(support.create_database(url))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
+        udp.bind(("127.0.0.1", 0))
+        taken = udp.getsockname()[1]
+        tcp.bind(("127.0.0.1", taken))
+        tcp.listen()
+        ports = iter([taken])
+        real = support.free_dns_port
+        monkeypatch.setattr(support, "free_dns_port", lambda: next(ports, None) or real())
+        with start_pdns(tmp_path / "pdns", _config(tmp_path, url), "remote-socket") as pdns:
+            assert pdns.port != taken
+            assert pdns.records(f"home.{ZONE}", "A") == ["192.0.2.1"]
+            assert "Address already in use" in pdns.process.log()
