@@ -416,6 +416,14 @@ class RecursorSection:
         "Folder (private to the recursor's user) for the index snapshot that pipe-mode coprocesses start "
         "from. Empty: a private folder in the system's temp directory.",
     )
+    coprocess_timeout: float = option(
+        5.0,
+        "Seconds a coprocess (--pipe, --remote-pipe) may spend on one answer before it exits, so that "
+        "PowerDNS starts a new one. It stands in for PowerDNS's pipe-timeout, which makes every lookup dearer "
+        "(etc/pdns/pdns-pipe.conf sets it to 0). 0: no limit.",
+        minimum=0.0,
+        maximum=3600.0,
+    )
     metrics: str = option(
         "",
         "HOST:PORT where Prometheus metrics are served (remote-socket mode). Empty: no metrics. "

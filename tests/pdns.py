@@ -142,10 +142,11 @@ def pdns_conf(
     )
 
 
-def pipe_backend(command: str, abi: int) -> str:
-    """pdns.conf lines for the pipe backend (it has no zone list, so PowerDNS's zone cache must be off)."""
+def pipe_backend(command: str, abi: int, timeout: int = 0) -> str:
+    """pdns.conf lines for the pipe backend (it has no zone list, so PowerDNS's zone cache must be off);
+    ``timeout`` is pipe-timeout (0, as etc/pdns/pdns-pipe.conf has it: the coprocess guards itself)."""
     return (
-        f"launch=pipe\npipe-command={command}\npipe-abi-version={abi}\npipe-timeout=2000\n"
+        f"launch=pipe\npipe-command={command}\npipe-abi-version={abi}\npipe-timeout={timeout}\n"
         "zone-cache-refresh-interval=0\n"
     )
 
@@ -156,6 +157,7 @@ def start_pdns(
     mode: str = "remote-socket",
     *,
     abi: int = 5,
+    pipe_timeout: int = 0,
     cache: bool = False,
     cache_ttl: int = 60,
     purge: str = "socket",
@@ -170,6 +172,7 @@ def start_pdns(
     :param config_file: the ddserver configuration the recursor reads (the database, at least).
     :param mode: ``pipe``, ``remote-pipe``, ``remote-socket`` or ``pipe-socket``.
     :param abi: pipe ABI version (the pipe modes only).
+    :param pipe_timeout: PowerDNS's pipe-timeout in milliseconds (pipe mode).
     :param cache: turn PowerDNS's packet and query caches on (``cache_ttl`` seconds) or off.
     :param purge: the recursor's purge method (``socket`` is aimed at this server's control socket).
     :param extra: more pdns.conf lines.
@@ -197,7 +200,7 @@ def start_pdns(
     environment.update(env or {})
     recursor: support.Process | None = None
     if mode == "pipe":
-        backend = pipe_backend(f"{recursor_bin} --config {config_file} --pipe", abi)
+        backend = pipe_backend(f"{recursor_bin} --config {config_file} --pipe", abi, pipe_timeout)
     elif mode == "remote-pipe":
         backend = (
             f"launch=remote\nremote-connection-string=pipe:command={recursor_bin} --config {config_file} "

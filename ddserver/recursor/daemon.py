@@ -4,11 +4,12 @@ command line (ddserver.recursor.main) chose."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,17 @@ from ddserver.errors import ConfigError, DatabaseError, DDServerError
 from ddserver.recursor import metrics, snapshot
 from ddserver.recursor.follower import BATCH, Follower, PurgeList
 from ddserver.recursor.main import Handshake
-from ddserver.recursor.server import Quick, Responder, ResponseCache, SocketServer, StreamClock, serve_stream
+from ddserver.recursor.server import (
+    Quick,
+    Responder,
+    ResponseCache,
+    SocketServer,
+    StreamClock,
+    StreamProgress,
+    Watchdog,
+    end_stuck_coprocess,
+    serve_stream,
+)
 
 logger = logging.getLogger("ddserver.recursor")
 
@@ -204,7 +215,8 @@ def first_load_index(follower: Follower, clock: StreamClock) -> Callable[[], Zon
     return index
 
 
-def run_pipe(follower: Follower, first: Callable[[], None] | None, handshake: Handshake) -> int:
+def run_pipe(follower: Follower, first: Callable[[], None] | None, handshake: Handshake, timeout: float = 0.0) -> int:
+    """Serve PowerDNS's pipe backend on stdin/stdout; ``timeout``: see :func:`watchdog`."""
     cache = ResponseCache(follower)  # counting nothing: a coprocess serves no metrics
     clock = StreamClock(handshake.at)
     session = pipe.PipeSession(first_load_index(follower, clock), commands(follower), cache.on_query)
@@ -212,8 +224,24 @@ def run_pipe(follower: Follower, first: Callable[[], None] | None, handshake: Ha
     respond, ask = _pipe_responder(session, cache, clear_on_helo=True)
     follower.start(first)
     too_long = pipe.fail("request line too long").encode()
-    serve_stream(respond, too_long, pipe.MAX_LINE, clock, handshake.pending, ask=ask)
+    with watchdog(timeout) as progress:
+        serve_stream(respond, too_long, pipe.MAX_LINE, clock, handshake.pending, ask=ask, progress=progress)
     return end_coprocess(follower)
+
+
+@contextlib.contextmanager
+def watchdog(timeout: float) -> Iterator[StreamProgress]:
+    """A coprocess's progress, watched while the block runs when ``timeout`` is set ([recursor]
+    coprocess_timeout): one request unanswered that long ends the process (:class:`Watchdog`)."""
+    progress = StreamProgress()
+    if timeout <= 0:
+        yield progress
+        return
+    dog = Watchdog(progress, timeout, end_stuck_coprocess).start()
+    try:
+        yield progress
+    finally:
+        dog.stop()
 
 
 def _pipe_responder(
@@ -247,7 +275,14 @@ def end_coprocess(follower: Follower) -> int:
     return 0
 
 
-def run_remote_pipe(follower: Follower, first: Callable[[], None] | None, purger: Purger, handshake: Handshake) -> int:
+def run_remote_pipe(
+    follower: Follower,
+    first: Callable[[], None] | None,
+    purger: Purger,
+    handshake: Handshake,
+    timeout: float = 0.0,
+) -> int:
+    """Serve PowerDNS's remote backend over its pipe connector; ``timeout``: see :func:`watchdog`."""
     clock = StreamClock(handshake.at)
     handler = remote.RemoteHandler(first_load_index(follower, clock), commands(follower))
 
@@ -265,14 +300,16 @@ def run_remote_pipe(follower: Follower, first: Callable[[], None] | None, purger
 
     follower.start(start)
     cache = ResponseCache(follower)  # counting nothing: a coprocess serves no metrics
-    serve_stream(
-        _remote_responder(handler, cache),
-        remote.false("message too long").encode() + b"\n",
-        remote.MAX_MESSAGE,
-        clock,
-        handshake.pending,
-        ask=cache.asker(handler.query),
-    )
+    with watchdog(timeout) as progress:
+        serve_stream(
+            _remote_responder(handler, cache),
+            remote.false("message too long").encode() + b"\n",
+            remote.MAX_MESSAGE,
+            clock,
+            handshake.pending,
+            ask=cache.asker(handler.query),
+            progress=progress,
+        )
     return end_coprocess(follower)
 
 
@@ -367,11 +404,12 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
         follower, purger = make_follower(config)
         if args.write_snapshot:
             return write_snapshot(config, Path(args.write_snapshot), args.rediscover)
+        timeout = config.recursor.coprocess_timeout
         if args.pipe:
-            return run_pipe(follower, _snapshot_start(follower, config, rediscover=False), handshake)
+            return run_pipe(follower, _snapshot_start(follower, config, rediscover=False), handshake, timeout)
         if args.remote_pipe:
             first = _snapshot_start(follower, config, rediscover=True)
-            return run_remote_pipe(follower, first, purger, handshake)
+            return run_remote_pipe(follower, first, purger, handshake, timeout)
         mode = int(config.recursor.socket_mode, 8)
         if args.pipe_socket:
             path, protocol = args.pipe_socket, "pipe"

@@ -192,6 +192,69 @@ class StreamClock:
         self.last_write = last_write
 
 
+class StreamProgress:
+    """How far :func:`serve_stream` is: ``count`` goes up as it starts waiting for a request and again when
+    one is read, so it is odd while waiting and even while answering; an even count that stays the same is
+    one answer that is taking that long."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @property
+    def waiting(self) -> bool:
+        return self.count % 2 == 1
+
+
+class Watchdog:
+    """Ends a coprocess that has been answering one request for ``timeout`` seconds, as PowerDNS's
+    ``pipe-timeout`` would, for a PowerDNS that has none: it sees the coprocess exit, answers that question
+    SERVFAIL and starts a new one. ``end`` is called once, from the watchdog's thread."""
+
+    def __init__(self, progress: StreamProgress, timeout: float, end: Callable[[float], None]) -> None:
+        self.progress = progress
+        self.timeout = timeout
+        self.end = end
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
+
+    def start(self) -> Watchdog:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        interval = min(1.0, self.timeout / 4)
+        seen, since = -1, time.monotonic()
+        while not self._stop.wait(interval):
+            count, now = self.progress.count, time.monotonic()
+            if count != seen or count % 2 == 1:
+                seen, since = count, now
+            elif now - since >= self.timeout:
+                self.end(now - since)
+                return
+
+
+def end_stuck_coprocess(seconds: float) -> None:
+    """The watchdog's end for a coprocess: one log line, then exit at once. The line is written from a
+    thread of its own and waited for a second at most: the stuck thread may hold the log's lock (a write to a
+    full stderr pipe)."""
+    writer = threading.Thread(
+        target=logger.error,
+        args=(
+            "no answer after %.1f s to PowerDNS's request: exiting, so that PowerDNS starts a new coprocess",
+            seconds,
+        ),
+        daemon=True,
+    )
+    writer.start()
+    writer.join(1.0)
+    os._exit(3)
+
+
 def serve_stream(
     respond: Responder,
     too_long: bytes,
@@ -201,6 +264,7 @@ def serve_stream(
     infd: int = 0,
     outfd: int = 1,
     ask: Quick | None = None,
+    progress: StreamProgress | None = None,
 ) -> None:
     """Answer line by line until end of input: each answer is written whole before the next line is read.
 
@@ -209,19 +273,24 @@ def serve_stream(
     :param pending: input read already (by the handshake), answered first.
     :param ask: asked first with each read, whole (PowerDNS sends one request and waits for its answer):
         see :meth:`ResponseCache.asker`.
+    :param progress: counted around each read, for a :class:`Watchdog`.
     """
     splitter = LineSplitter(max_line)
     clock = clock or StreamClock()
+    progress = progress or StreamProgress()
     monotonic = time.monotonic
     read, write = os.read, os.write
     while True:
         if pending:
             data, pending = pending, b""
         else:
+            progress.count += 1
             try:
                 data = read(infd, 65536)
             except InterruptedError:
+                progress.count += 1
                 continue
+            progress.count += 1
             if not data:
                 return
             if ask is not None and not splitter.partial:

@@ -130,10 +130,14 @@ def test_answers_and_updates(mode: str, db: Database, db_url: str, data: dict, t
 
 @pytest.mark.parametrize("abi", [1, 2, 3, 4, 5])
 def test_pipe_abi_versions(abi: int, tmp_path: Path) -> None:
+    """Every ABI version; the odd ones with PowerDNS's default pipe-timeout (2 s), the others with none, as
+    etc/pdns/pdns-pipe.conf has it."""
     url = support.new_database_url("sqlite", tmp_path)
     db = support.create_database(url)
     populate(db)
-    with start_pdns(tmp_path / "pdns", _config(tmp_path, url), "pipe", abi=abi) as pdns:
+    timeout = 2000 if abi % 2 else 0
+    with start_pdns(tmp_path / "pdns", _config(tmp_path, url), "pipe", abi=abi, pipe_timeout=timeout) as pdns:
+        assert f"pipe-timeout={timeout}\n" in (pdns.folder / "pdns.conf").read_text()
         pdns.db = db
         check_answers(pdns)
         transfer = pdns.axfr(ZONE)

@@ -3,6 +3,7 @@ protocol, serves metrics, and keeps answering from memory while the database is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -10,6 +11,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
+import typing
 import urllib.request
 from pathlib import Path
 
@@ -87,6 +91,51 @@ def test_pipe_process_answers_garbage_and_keeps_going(setup) -> None:  # type: i
     # One END or FAIL per request line, and the last query still answered properly.
     assert sum(1 for a in answers if a in ("END", "FAIL")) == len(garbage) + 1
     assert "DATA\thome.dyn.example.org\tIN\tAAAA\t60\t1\t2001:db8::1" in answers[-4:]
+
+
+def test_coprocess_stuck_on_an_answer_exits(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """With PowerDNS's pipe-timeout at 0 the coprocess guards itself: idle for longer than
+    coprocess_timeout it stays; stuck on one answer that long (here: a PowerDNS that stops reading while
+    the coprocess writes 150 KB of answers) it logs one line and exits, and PowerDNS would start another."""
+    config, _, _ = setup
+    env = dict(
+        os.environ,
+        DDSERVER_RECURSOR_SNAPSHOT_DIR=str(tmp_path / "snap"),
+        DDSERVER_RECURSOR_COPROCESS_TIMEOUT="0.5",
+    )
+    query = b"Q\thome.dyn.example.org\tIN\tA\t-1\t127.0.0.1\n"
+    with open(tmp_path / "stderr", "wb") as stderr:
+        process = subprocess.Popen(
+            [support.console_script("ddserver-recursor"), "--config", str(config), "--pipe"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+        )
+        try:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(b"HELO\t1\n" + query)
+            process.stdin.flush()
+            assert process.stdout.readline().startswith(b"OK\t")
+            assert process.stdout.readline().startswith(b"DATA\thome.dyn.example.org")
+            assert process.stdout.readline() == b"END\n"
+            time.sleep(1.5)  # waiting for PowerDNS three times the timeout
+            assert process.poll() is None
+            # 3,000 questions at once, their answers never read: the write blocks when the pipe is full.
+            writer = threading.Thread(target=_write_ignoring_errors, args=(process.stdin, query * 3000), daemon=True)
+            writer.start()
+            assert process.wait(30) == 3
+        finally:
+            process.kill()
+            process.wait()
+    log = (tmp_path / "stderr").read_text()
+    assert "no answer after" in log and "Traceback" not in log
+
+
+def _write_ignoring_errors(stream: typing.IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        stream.write(data)
+        stream.flush()
 
 
 def _ask(sock: socket.socket, message: bytes) -> dict:

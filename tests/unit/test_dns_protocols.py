@@ -18,7 +18,16 @@ from ddserver.dns.purge import purge_commands
 from ddserver.dns.zoneindex import ZoneRow
 from ddserver.recursor.daemon import _pipe_responder
 from ddserver.recursor.metrics import QueryCounter
-from ddserver.recursor.server import LineSplitter, Quick, Responder, ResponseCache, serve_stream
+from ddserver.recursor.server import (
+    LineSplitter,
+    Quick,
+    Responder,
+    ResponseCache,
+    StreamProgress,
+    Watchdog,
+    serve_stream,
+)
+from tests import support
 
 ROW = ZoneRow(
     3, "dyn.example.org", ("ns1.example.org",), "hostmaster.example.org", 9, 3600, 600, 604800, 60, 3600, None
@@ -322,12 +331,14 @@ def test_fuzz_line_splitter_keeps_every_line(chunks: list[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def stream_server(respond: Responder, max_line: int, ask: Quick) -> Iterator[tuple[int, int]]:
+def stream_server(
+    respond: Responder, max_line: int, ask: Quick | None, progress: StreamProgress | None = None
+) -> Iterator[tuple[int, int]]:
     """``serve_stream`` on a thread between two real pipes; yields the client's ends (write, read). At the
     end the client's write end is closed, and the loop must have ended with it."""
     to_server, from_client = os.pipe()
     from_server, to_client = os.pipe()
-    args = (respond, b"FAIL\n", max_line, None, b"", to_server, to_client, ask)
+    args = (respond, b"FAIL\n", max_line, None, b"", to_server, to_client, ask, progress)
     server = threading.Thread(target=serve_stream, args=args, daemon=True)
     server.start()
     try:
@@ -406,6 +417,36 @@ def test_stream_answers_queries_in_one_step_and_keeps_them(counting: bool) -> No
         assert counter.counts == ({("A", "answer"): 6} if counting else {})
         assert ask_server(b"HELO\t2\n").startswith(b"OK\t") and not cache.entries  # the layout may change
         assert ask_server(query).endswith(b"FAIL\n")  # another ABI's field count
+
+
+def test_watchdog_ends_only_an_answer_that_takes_too_long() -> None:
+    """serve_stream's progress, watched: waiting for requests however long, and answering one after the
+    other, is fine; one answer that takes longer than the timeout calls ``end`` once, with how long."""
+    release, ended = threading.Event(), []
+    progress = StreamProgress()
+
+    def respond(line: bytes) -> bytes:
+        if line == b"slow":
+            release.wait(10)
+        return line + b"\n"
+
+    dog = Watchdog(progress, 0.2, ended.append).start()
+    try:
+        with stream_server(respond, 100, None, progress) as (from_client, from_server):
+            support.wait_until(lambda: progress.waiting, 5, 0.01)
+            time.sleep(0.5)  # idle for longer than the timeout
+            for n in range(40):  # busy, but answering: 0.4 s of quick answers
+                os.write(from_client, b"%d\n" % n)
+                assert os.read(from_server, 100) == b"%d\n" % n
+                time.sleep(0.01)
+            assert not ended and progress.waiting
+            os.write(from_client, b"slow\n")
+            support.wait_until(lambda: ended, 5, 0.01, what="the watchdog")
+            release.set()
+            assert os.read(from_server, 100) == b"slow\n"
+        assert len(ended) == 1 and ended[0] >= 0.2
+    finally:
+        dog.stop()
 
 
 def test_line_splitter_oversized_line_is_one_error() -> None:
