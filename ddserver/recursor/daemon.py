@@ -37,9 +37,10 @@ from ddserver.recursor.server import (
 
 logger = logging.getLogger("ddserver.recursor")
 
-#: How long a pipe query waits for the first load before it FAILs. PowerDNS's pipe-timeout is 2 s, and a
-#: coprocess that misses it is killed and started again, loading anew: the rest is a margin for a machine
-#: so busy that the answer itself comes late (eight coprocesses starting at once on two cores did miss 0.5 s).
+#: How long a pipe query waits for the first load before it FAILs. PowerDNS's pipe-timeout is 2 s by
+#: default, and a coprocess that misses it is killed and started again, loading anew: the rest is a margin for
+#: a machine so busy that the answer itself comes late (eight coprocesses starting at once on two cores did
+#: miss 0.5 s).
 FIRST_LOAD_WAIT = 1.0
 
 

@@ -1,7 +1,7 @@
 """Command line of ``ddserver-recursor``: parse the arguments, answer PowerDNS's handshake at once in the
 coprocess modes, then run the daemon (ddserver.recursor.daemon).
 
-PowerDNS gives a new coprocess ``pipe-timeout`` (2 s) to answer its handshake and stops for good when one
+PowerDNS gives a new coprocess ``pipe-timeout`` (2 s by default) to answer its handshake and stops for good when one
 started with it does not (``Distributor caught fatal exception``). Importing the daemon takes a good part of
 a second on a busy machine, so the handshake is answered first, with only the small protocol modules loaded.
 """
