@@ -1,8 +1,9 @@
 """Snapshots of the index on local disk, so the many short-lived pipe coprocesses start in milliseconds.
 
 PowerDNS starts one coprocess per backend instance and, with its default ``pipe-timeout``, kills any that
-takes longer than 2 s to answer; loading a large database takes longer. So pipe modes start from a snapshot and follow the
-feed from the snapshot's position; a detached builder process (which PowerDNS does not kill) writes it.
+takes longer than 2 s to answer; loading a large database takes longer. So pipe modes start from a snapshot
+and follow the feed from the snapshot's position; a detached builder process (which PowerDNS does not kill)
+writes it.
 """
 
 from __future__ import annotations
