@@ -208,9 +208,10 @@ class StreamProgress:
 
 
 class Watchdog:
-    """Ends a coprocess that has been answering one request for ``timeout`` seconds, as PowerDNS's
-    ``pipe-timeout`` would, for a PowerDNS that has none: it sees the coprocess exit, answers that question
-    SERVFAIL and starts a new one. ``end`` is called once, from the watchdog's thread."""
+    """Ends a coprocess that has been answering one request for ``timeout`` seconds without progress (each
+    piece of a long answer written is progress), as PowerDNS's ``pipe-timeout`` would, for a PowerDNS that has
+    none: it sees the coprocess exit, answers that question SERVFAIL and starts a new one. ``end`` is called
+    once, from the watchdog's thread."""
 
     def __init__(self, progress: StreamProgress, timeout: float, end: Callable[[float], None]) -> None:
         self.progress = progress
@@ -308,10 +309,26 @@ def serve_stream(
             answer = too_long if line is None else respond(line)
         else:
             answer = b"".join(too_long if line is None else respond(line) for line in lines)
-        written = write(outfd, answer)
-        if written < len(answer):
-            _write_rest(outfd, answer, written)
+        if len(answer) > _PIECE:
+            _write_in_pieces(outfd, answer, progress)
+        else:
+            written = write(outfd, answer)
+            if written < len(answer):
+                _write_rest(outfd, answer, written)
         clock.last_write = monotonic()
+
+
+#: A pipe's capacity: a longer answer (a zone listing) is written in pieces of this size.
+_PIECE = 65536
+
+
+def _write_in_pieces(outfd: int, answer: bytes, progress: StreamProgress) -> None:
+    """A long answer in pieces, each counted as progress (by two: the count stays even, answering), so that
+    PowerDNS reading a large zone for longer than the watchdog's timeout is not taken for a stuck process."""
+    view = memoryview(answer)
+    while view:
+        view = view[os.write(outfd, view[:_PIECE]) :]
+        progress.count += 2
 
 
 def _write_rest(outfd: int, answer: bytes, written: int) -> None:

@@ -428,6 +428,8 @@ def test_watchdog_ends_only_an_answer_that_takes_too_long() -> None:
     def respond(line: bytes) -> bytes:
         if line == b"slow":
             release.wait(10)
+        if line == b"long":
+            return b"x" * 2_000_000 + b"\n"
         return line + b"\n"
 
     dog = Watchdog(progress, 0.2, ended.append).start()
@@ -440,6 +442,13 @@ def test_watchdog_ends_only_an_answer_that_takes_too_long() -> None:
                 assert os.read(from_server, 100) == b"%d\n" % n
                 time.sleep(0.01)
             assert not ended and progress.waiting
+            # A long answer read slowly (0.6 s in all): progress with each piece written.
+            os.write(from_client, b"long\n")
+            received = b""
+            while not received.endswith(b"\n"):
+                received += os.read(from_server, 65536)
+                time.sleep(0.02)
+            assert len(received) == 2_000_001 and not ended
             os.write(from_client, b"slow\n")
             support.wait_until(lambda: ended, 5, 0.01, what="the watchdog")
             release.set()
