@@ -3,6 +3,9 @@ with caches on and off, on SQLite and MariaDB, over the pipe backend (ABI 1 to 5
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 from pathlib import Path
 
@@ -218,3 +221,39 @@ def test_the_fixture_starts_pdns_again_when_its_port_was_taken(tmp_path: Path, m
             assert pdns.port != taken
             assert pdns.records(f"home.{ZONE}", "A") == ["192.0.2.1"]
             assert "Address already in use" in pdns.process.log()
+
+
+def test_pipe_coprocess_that_exits_is_replaced(tmp_path: Path) -> None:
+    """Without pipe-timeout, a coprocess's way out when it is stuck is to exit (its watchdog): PowerDNS
+    starts another and answers on. Here every coprocess is killed while PowerDNS runs."""
+    url = support.new_database_url("sqlite", tmp_path)
+    populate(support.create_database(url))
+    with start_pdns(tmp_path / "pdns", _config(tmp_path, url), "pipe", pipe_timeout=0) as pdns:
+        for _ in range(6):  # a question for each thread, so that each has its coprocess
+            assert pdns.records(f"home.{ZONE}", "A") == ["192.0.2.1"]
+        before = _children(pdns.process.pid)
+        assert before
+        for pid in before:
+            os.kill(pid, signal.SIGKILL)
+        # The question that meets a dead coprocess may get SERVFAIL; the ones after it are answered.
+        support.wait_until(lambda: pdns.rcode(f"home.{ZONE}") == "NOERROR", 20, what="an answer again")
+        for _ in range(6):
+            support.wait_until(lambda: pdns.records(f"home.{ZONE}", "A") == ["192.0.2.1"], 20)
+        assert _children(pdns.process.pid) and not set(_children(pdns.process.pid)) & set(before)
+        assert pdns.process.alive()
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (PowerDNS's coprocesses)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return [child for child in found if Path(f"/proc/{child}").exists() and _state(child) != "Z"]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
