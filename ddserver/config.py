@@ -420,9 +420,9 @@ class RecursorSection:
         5.0,
         "Seconds a coprocess (--pipe, --remote-pipe) may spend on one answer before it exits, so that "
         "PowerDNS starts a new one. It stands in for PowerDNS's pipe-timeout, which makes every lookup dearer "
-        "(etc/pdns/pdns-pipe.conf sets it to 0). 0: no limit.",
-        minimum=0.0,
-        maximum=3600.0,
+        "(etc/pdns/pdns-pipe.conf sets it to 0). 0: no limit; else at least 2 (a coprocess's first question "
+        "may wait 1 s for the data).",
+        check=lambda v: None if v == 0 or 2 <= v <= 3600 else "0 (no limit) or 2 to 3600 seconds",
     )
     metrics: str = option(
         "",

@@ -53,6 +53,7 @@ def test_config_from_environment_variable(tmp_path):
         ("no section here\n", {}, "not a valid INI file"),
         ("", {"DDSERVER_DNS_TTL": "5"}, "DDSERVER_DNS_TTL: [dns] has no key 'ttl'"),
         ("", {"DDSERVER_RECURSOR_POLL_INTERVAL": "x"}, "[recursor] poll_interval = 'x': expected a number"),
+        ("[recursor]\ncoprocess_timeout = 1\n", {}, "[recursor] coprocess_timeout = '1': expected 0 (no limit)"),
     ],
 )
 def test_bad_values_name_key_value_and_expectation(tmp_path, text, env, message):

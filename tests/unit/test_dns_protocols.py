@@ -429,31 +429,31 @@ def test_watchdog_ends_only_an_answer_that_takes_too_long() -> None:
         if line == b"slow":
             release.wait(10)
         if line == b"long":
-            return b"x" * 2_000_000 + b"\n"
+            return b"x" * 4_000_000 + b"\n"
         return line + b"\n"
 
-    dog = Watchdog(progress, 0.2, ended.append).start()
+    dog = Watchdog(progress, 0.5, ended.append).start()
     try:
         with stream_server(respond, 100, None, progress) as (from_client, from_server):
             support.wait_until(lambda: progress.waiting, 5, 0.01)
-            time.sleep(0.5)  # idle for longer than the timeout
-            for n in range(40):  # busy, but answering: 0.4 s of quick answers
+            time.sleep(1.0)  # idle for longer than the timeout
+            for n in range(80):  # busy, but answering: 0.8 s of quick answers
                 os.write(from_client, b"%d\n" % n)
                 assert os.read(from_server, 100) == b"%d\n" % n
                 time.sleep(0.01)
             assert not ended and progress.waiting
-            # A long answer read slowly (0.6 s in all): progress with each piece written.
+            # A long answer read slowly (1.2 s in all): progress with each piece written.
             os.write(from_client, b"long\n")
             received = b""
             while not received.endswith(b"\n"):
                 received += os.read(from_server, 65536)
                 time.sleep(0.02)
-            assert len(received) == 2_000_001 and not ended
+            assert len(received) == 4_000_001 and not ended
             os.write(from_client, b"slow\n")
             support.wait_until(lambda: ended, 5, 0.01, what="the watchdog")
             release.set()
             assert os.read(from_server, 100) == b"slow\n"
-        assert len(ended) == 1 and ended[0] >= 0.2
+        assert len(ended) == 1 and ended[0] >= 0.5
     finally:
         dog.stop()
 
