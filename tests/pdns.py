@@ -219,6 +219,7 @@ def start_pdns(
             backend = pipe_backend(str(sock), abi)
         else:
             backend = f"launch=remote\nremote-connection-string=unix:path={sock},timeout=5000\n"
+    server: PdnsServer | None = None
     try:
         server = launch_pdns(
             folder,
@@ -237,7 +238,9 @@ def start_pdns(
                 lambda: list((folder / "snapshots").glob("*.snapshot")), timeout, "the index snapshot"
             )
     except BaseException:
-        if recursor is not None:
+        if server is not None:
+            server.stop()  # and the recursor with it
+        elif recursor is not None:
             recursor.stop()
         raise
     return server

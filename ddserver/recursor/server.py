@@ -299,7 +299,7 @@ def serve_stream(
                 if answer is not None:
                     written = write(outfd, answer)
                     if written < len(answer):
-                        _write_rest(outfd, answer, written)
+                        _write_rest(outfd, answer, written, progress)
                     continue
         lines = splitter.feed(data)
         if not lines:
@@ -309,12 +309,10 @@ def serve_stream(
             answer = too_long if line is None else respond(line)
         else:
             answer = b"".join(too_long if line is None else respond(line) for line in lines)
-        if len(answer) > _PIECE:
-            _write_in_pieces(outfd, answer, progress)
-        else:
-            written = write(outfd, answer)
-            if written < len(answer):
-                _write_rest(outfd, answer, written)
+        # A long answer (a zone listing) goes in pieces from the start: written whole, it would block here.
+        written = write(outfd, answer) if len(answer) <= _PIECE else 0
+        if written < len(answer):
+            _write_rest(outfd, answer, written, progress)
         clock.last_write = monotonic()
 
 
@@ -322,20 +320,14 @@ def serve_stream(
 _PIECE = 65536
 
 
-def _write_in_pieces(outfd: int, answer: bytes, progress: StreamProgress) -> None:
-    """A long answer in pieces, each counted as progress (by two: the count stays even, answering), so that
-    PowerDNS reading a large zone for longer than the watchdog's timeout is not taken for a stuck process."""
-    view = memoryview(answer)
+def _write_rest(outfd: int, answer: bytes, written: int, progress: StreamProgress) -> None:
+    """Write what is left of ``answer`` after ``written`` bytes, in pieces of a pipe's capacity, each counted
+    as progress (by two: the count stays even, answering), so that PowerDNS reading a large zone for longer
+    than the watchdog's timeout is not taken for a stuck process."""
+    view = memoryview(answer)[written:]
     while view:
         view = view[os.write(outfd, view[:_PIECE]) :]
         progress.count += 2
-
-
-def _write_rest(outfd: int, answer: bytes, written: int) -> None:
-    """Write what is left of ``answer`` after a partial write (a pipe takes 64 KB at once: a zone listing)."""
-    view = memoryview(answer)[written:]
-    while view:
-        view = view[os.write(outfd, view) :]
 
 
 # epoll where there is one (Linux), else poll; both take the same event bits.

@@ -35,7 +35,7 @@ from pathlib import Path
 from ddserver.db import Database
 from tests import support
 from tests.bench import recursor_data
-from tests.pdns import pdns_binary, pdns_conf, start_pdns
+from tests.pdns import launch_pdns, start_pdns
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -188,7 +188,6 @@ def start_gmysql(
     without ``zone_cache`` in the configuration the pipe backend needs (PowerDNS then finds the zone by asking
     SOA up the tree, as it does the pipe backend)."""
     folder.mkdir(parents=True, exist_ok=True)
-    port = support.free_dns_port()
     u = db.url
     where = f"gmysql-socket={unix_socket}\n" if unix_socket else f"gmysql-host={u.host}\ngmysql-port={u.port}\n"
     backend = (
@@ -197,10 +196,8 @@ def start_gmysql(
     )
     if not zone_cache:
         backend += "zone-cache-refresh-interval=0\n"
-    (folder / "pdns.conf").write_text(pdns_conf(folder, port, backend, cache=False, distributor_threads=threads))
-    process = support.Process([pdns_binary(), f"--config-dir={folder}"], log=folder / "pdns.log")
-    process.wait_port("127.0.0.1", port)
-    return process, port
+    server = launch_pdns(folder, backend, distributor_threads=threads)
+    return server.process, server.port
 
 
 def split_mode(name: str, threads: int) -> tuple[str, int]:
