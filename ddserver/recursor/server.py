@@ -280,7 +280,7 @@ def serve_stream(
     clock = clock or StreamClock()
     progress = progress or StreamProgress()
     monotonic = time.monotonic
-    read, write = os.read, os.write
+    read, write_answer = os.read, _write_answer
     while True:
         if pending:
             data, pending = pending, b""
@@ -297,9 +297,7 @@ def serve_stream(
             if ask is not None and not splitter.partial:
                 answer = ask(data)
                 if answer is not None:
-                    written = write(outfd, answer)
-                    if written < len(answer):
-                        _write_rest(outfd, answer, written, progress)
+                    write_answer(outfd, answer, progress)
                     continue
         lines = splitter.feed(data)
         if not lines:
@@ -309,10 +307,7 @@ def serve_stream(
             answer = too_long if line is None else respond(line)
         else:
             answer = b"".join(too_long if line is None else respond(line) for line in lines)
-        # A long answer (a zone listing) goes in pieces from the start: written whole, it would block here.
-        written = write(outfd, answer) if len(answer) <= _PIECE else 0
-        if written < len(answer):
-            _write_rest(outfd, answer, written, progress)
+        write_answer(outfd, answer, progress)
         clock.last_write = monotonic()
 
 
@@ -320,10 +315,14 @@ def serve_stream(
 _PIECE = 65536
 
 
-def _write_rest(outfd: int, answer: bytes, written: int, progress: StreamProgress) -> None:
-    """Write what is left of ``answer`` after ``written`` bytes, in pieces of a pipe's capacity, each counted
-    as progress (by two: the count stays even, answering), so that PowerDNS reading a large zone for longer
-    than the watchdog's timeout is not taken for a stuck process."""
+def _write_answer(outfd: int, answer: bytes, progress: StreamProgress) -> None:
+    """Write ``answer`` whole: in one call when it fits a pipe, else in pieces of a pipe's capacity (written
+    whole, a zone listing would block in one call), each counted as progress (by two: the count stays even,
+    answering), so that PowerDNS reading a large zone for longer than the watchdog's timeout is not taken for
+    a stuck process."""
+    written = os.write(outfd, answer) if len(answer) <= _PIECE else 0
+    if written == len(answer):
+        return
     view = memoryview(answer)[written:]
     while view:
         view = view[os.write(outfd, view[:_PIECE]) :]
