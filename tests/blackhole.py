@@ -79,8 +79,8 @@ class BlackholeProxy:
 
     # -- threads -----------------------------------------------------------------------------------
 
-    def _spawn(self, target: object, *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, name="blackhole-proxy", daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name="blackhole-proxy", daemon=True)
         self._threads.append(thread)
         thread.start()
 
