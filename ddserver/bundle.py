@@ -66,7 +66,7 @@ def create_bundle(config: Config, db: Database | None = None) -> Bundle:
     """Build the bundle; both apps share one database object (one connection per thread)."""
     from ddserver.interface.app import create_app
 
-    db = db if db is not None else Database.from_config(config)
+    db = db if db is not None else Database.from_config(config, serving=True)
     return Bundle(create_app(config, db), load_updater(config, db))
 
 

@@ -105,7 +105,31 @@ class DatabaseSection:
         check=_check_db_url,
         secret=True,
     )
-    connect_timeout: int = option(5, "Seconds to wait for a database connection.", minimum=1, maximum=300)
+    connect_timeout: int = option(
+        3,
+        "Seconds a new connection to MySQL/MariaDB may take, login included, before the request or command "
+        "that needs it fails (the updater answers 911, the interface 503).",
+        minimum=1,
+        maximum=300,
+    )
+    read_timeout: int = option(
+        5,
+        "Seconds the interface and the updater wait for each answer of MySQL/MariaDB (each read or write on a "
+        "connection) before they answer 911 (updater) or 503 (interface) and close the connection: a database "
+        "that stops answering (a network partition) costs a request about connect_timeout + read_timeout. "
+        "Keep the sum below what routers wait for an answer (often 10 to 30 s).",
+        minimum=1,
+        maximum=3600,
+    )
+    job_read_timeout: int = option(
+        60,
+        "The same wait for everything else: ddserver commands (migrate, import, prune...), the recursor (its "
+        "full load included) and the RFC 2136 worker, whose big reads must not be cut short. A silent database "
+        "holds them this long, then a command fails and the daemons retry. Raise it if a command on a large "
+        "database stops with 'did not answer'.",
+        minimum=1,
+        maximum=86400,
+    )
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,10 @@ class DatabaseUnavailable(DatabaseError):
     """The database cannot be reached."""
 
 
+class DatabaseTimeout(DatabaseUnavailable):
+    """The database did not answer in time."""
+
+
 class SchemaError(DatabaseError):
     """The database schema does not match this version of ddserver."""
 

@@ -10,6 +10,7 @@ import pytest
 from ddserver.config import Config
 from ddserver.db import Database
 from tests import support
+from tests.blackhole import BlackholeProxy, Threads
 
 # Tables in the order they can be emptied without breaking foreign keys.
 _TABLES = (
@@ -106,3 +107,18 @@ def private_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[suppor
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def blackhole(db: Database) -> Iterator[BlackholeProxy]:
+    """A proxy to the ``db`` fixture's server that can go silent (``.blackhole()``, ``.restore()``, ``.url(url)``)."""
+    with BlackholeProxy(db.url.host, db.url.port) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def threads(blackhole: BlackholeProxy) -> Iterator[Threads]:
+    """Single-thread pools (``.new()``), let go of before the proxy closes, which ends any call still hanging."""
+    made = Threads()
+    yield made
+    made.close()

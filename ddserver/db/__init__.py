@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ddserver.errors import ConfigError, DatabaseError, DatabaseUnavailable
+from ddserver.errors import ConfigError, DatabaseError, DatabaseTimeout, DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,18 @@ class DatabaseUrl:
 @functools.lru_cache(maxsize=1024)
 def _to_pyformat(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a pymysql error comes from a socket timeout (pymysql keeps it only as the error's context)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _rows(cur: Any) -> list[tuple]:
@@ -214,19 +226,31 @@ def _mariadb_returning(version: str) -> bool:
 
 
 class Database:
-    """The shared database: one connection per thread, opened on first use and reopened after a loss."""
+    """The shared database: one connection per thread, opened on first use and reopened after a loss.
+
+    On MySQL every wait is bounded, so that a silent link (a partition that drops packets without refusing
+    anything) ends in ``DatabaseTimeout`` rather than a hang; the connection it hit is closed, never used again.
+    """
 
     def __init__(
-        self, url: str, connect_timeout: int = 5, query_timeout: int = 60, *, multi_statements: bool = False
+        self,
+        url: str,
+        connect_timeout: float = 3,
+        read_timeout: float = 60,
+        *,
+        multi_statements: bool = False,
     ) -> None:
-        """:param multi_statements: MySQL connections that take several statements per round trip
-        (``Transaction.script``); only for a writer whose every statement is parameterised here."""
+        """:param connect_timeout: seconds a new MySQL connection may take to open, login included.
+        :param read_timeout: seconds to wait for each read or write on an open MySQL connection (a statement's
+            answer, or the next part of it).
+        :param multi_statements: MySQL connections that take several statements per round trip
+            (``Transaction.script``); only for a writer whose every statement is parameterised here."""
         self.url = DatabaseUrl.parse(url)
         self._url_text = url
         self.dialect = self.url.dialect
         self.multi_statements = multi_statements and self.dialect == "mysql"
         self.connect_timeout = connect_timeout
-        self.query_timeout = query_timeout
+        self.read_timeout = read_timeout
         self._local = threading.local()
         self._all: set[Any] = set()
         self._lock = threading.Lock()
@@ -234,15 +258,23 @@ class Database:
         self.returning = self.dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
 
     @classmethod
-    def from_config(cls, config: Any) -> Database:
-        return cls(config.database.url, connect_timeout=config.database.connect_timeout)
+    def from_config(cls, config: Any, *, serving: bool = False) -> Database:
+        """The database of ``config``'s [database] section.
+
+        :param serving: for the apps that answer requests (interface, updater): each read waits
+            ``read_timeout`` at most, so a request is answered in seconds; other programs (commands, the
+            recursor, the RFC 2136 worker) wait ``job_read_timeout``, long enough for their big reads.
+        """
+        section = config.database
+        read_timeout = section.read_timeout if serving else section.job_read_timeout
+        return cls(section.url, connect_timeout=section.connect_timeout, read_timeout=read_timeout)
 
     def with_multi_statements(self) -> Database:
         """The same database through connections of their own that take several statements per round trip
         (MySQL); SQLite has no round trips to save: itself."""
         if self.dialect != "mysql" or self.multi_statements:
             return self
-        return Database(self._url_text, self.connect_timeout, self.query_timeout, multi_statements=True)
+        return Database(self._url_text, self.connect_timeout, self.read_timeout, multi_statements=True)
 
     def __repr__(self) -> str:
         return f"<Database {self.url.describe()}>"
@@ -281,8 +313,10 @@ class Database:
                 charset="utf8mb4",
                 autocommit=True,
                 connect_timeout=self.connect_timeout,
-                read_timeout=self.query_timeout,
-                write_timeout=self.query_timeout,
+                # pymysql waits for the server's greeting and the login with the read and write timeouts:
+                # while connecting they are connect_timeout, and read_timeout once connected (below).
+                read_timeout=self.connect_timeout,
+                write_timeout=self.connect_timeout,
                 init_command="SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
                 client_flag=CLIENT.MULTI_STATEMENTS if self.multi_statements else 0,
             )
@@ -295,10 +329,16 @@ class Database:
             except BaseException:
                 mysql.close()
                 raise
+            # pymysql has no public setter; it applies these to the socket before its next read or write.
+            mysql._read_timeout = mysql._write_timeout = self.read_timeout  # type: ignore[attr-defined]
         except pymysql.err.OperationalError as exc:
             code = exc.args[0] if exc.args else 0
             if code in (1044, 1045, 1049):
                 raise DatabaseError(f"database: {self.url.describe()}: {exc.args[1]}")
+            if _timed_out(exc):
+                raise DatabaseTimeout(
+                    f"database: {self.url.describe()} did not answer within {self.connect_timeout:g} s (connecting)"
+                )
             raise DatabaseUnavailable(f"database: cannot connect to {self.url.describe()}: {exc.args[-1]}")
         except (pymysql.err.Error, OSError) as exc:
             raise DatabaseUnavailable(f"database: cannot connect to {self.url.describe()}: {exc}")
@@ -404,16 +444,25 @@ class Database:
             if code in _MYSQL_RETRY:
                 raise _Retry(str(exc))
             if code in _MYSQL_LOST:
+                # pymysql closed the connection already (after a timeout, what the server sends later must
+                # never be read as the answer to another statement): the next use opens a new one.
                 self._drop()
+                if _timed_out(exc):
+                    raise self._timeout_error()
                 raise DatabaseUnavailable(f"database: lost connection to {self.url.describe()}")
             raise DatabaseError(f"database: {exc.args[-1] if exc.args else exc}")
         if isinstance(exc, pymysql.err.InterfaceError | OSError | AttributeError | ConnectionError):
             # pymysql raises InterfaceError (0, '') on a closed connection, and AttributeError when its
             # socket is already gone.
             self._drop()
+            if _timed_out(exc):
+                raise self._timeout_error()
             raise DatabaseUnavailable(f"database: lost connection to {self.url.describe()}")
         if isinstance(exc, pymysql.err.Error):
             raise DatabaseError(f"database: {exc}")
+
+    def _timeout_error(self) -> DatabaseTimeout:
+        return DatabaseTimeout(f"database: {self.url.describe()} did not answer within {self.read_timeout:g} s")
 
     def is_integrity_error(self, exc: BaseException) -> bool:
         if isinstance(exc, sqlite3.IntegrityError):
@@ -478,7 +527,8 @@ class Database:
             tx._cur.close()
 
     def run(self, fn: Callable[[Transaction], T], write: bool = True, attempts: int = 6) -> T:
-        """Run ``fn(tx)`` in a transaction, again after a deadlock, and once more after a lost connection.
+        """Run ``fn(tx)`` in a transaction, again after a deadlock, and once more after a lost connection (not
+        after a timeout, which another try would only repeat: a silent database costs one timeout, not two).
 
         ``fn`` must have no effect outside the database: it may run more than once.
         """
@@ -491,6 +541,8 @@ class Database:
                 if attempt == attempts - 1:
                     raise DatabaseError("database: gave up after repeated deadlocks or lock timeouts")
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+            except DatabaseTimeout:
+                raise  # a silent link: another try would wait as long again
             except DatabaseUnavailable:
                 lost += 1
                 if lost > 1:
@@ -503,12 +555,15 @@ class Database:
     def query(self, fn: Callable[[Transaction], T]) -> T:
         """Run the reads of ``fn(tx)`` without a transaction around them: each statement sees what was committed
         when it started, as in a READ COMMITTED read transaction, with two round trips fewer (no START and
-        COMMIT). For hot read paths of one or a few independent statements; again once after a lost connection.
+        COMMIT). For hot read paths of one or a few independent statements; again once after a lost connection
+        (not after a timeout).
         """
         for attempt in range(2):
             tx = Transaction(self, self._connection())
             try:
                 return fn(tx)
+            except DatabaseTimeout:
+                raise
             except DatabaseUnavailable:
                 if attempt:
                     raise

@@ -91,7 +91,7 @@ def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
     :param db: the database to use; by default one is opened from ``config`` (connections are made lazily).
     :raises ConfigError: when no secret key is configured.
     """
-    db = db if db is not None else Database.from_config(config)
+    db = db if db is not None else Database.from_config(config, serving=True)
     env = make_environment()
     env.globals["site_name"] = config.interface.site_name
     env.globals["captcha"] = config.captcha

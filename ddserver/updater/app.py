@@ -121,7 +121,7 @@ def create_app(config: Config, db: Database | None = None, *, metrics_dir: str |
     :param metrics_dir: a folder shared by the worker processes of one server, so that ``/metrics`` sums them
         all (see ``Metrics``); without it, the metrics are this process's own.
     """
-    database = db if db is not None else Database.from_config(config)
+    database = db if db is not None else Database.from_config(config, serving=True)
     metrics = Metrics(metrics_dir)
     updater = Updater(config, database, on_batch=metrics.observe_batch)
     trusted = protocol.parse_networks(config.http.trusted_proxies)

@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable
 
 from ddserver.db import Database
-from ddserver.errors import DatabaseError, DatabaseUnavailable, NotFound
+from ddserver.errors import DatabaseError, DatabaseTimeout, DatabaseUnavailable, NotFound
 from ddserver.store import updates as store
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ class Committer:
     Fewer, larger transactions cost the database and this process less per update.
 
     If a batch fails for a reason other than a lost database, its updates are written again one transaction
-    each, so that one bad update fails alone. The thread ends after ``idle`` seconds without work (closing
+    each, so that one bad update fails alone; if the database stopped answering, the updates waiting for the
+    next batch fail with it rather than wait again. The thread ends after ``idle`` seconds without work (closing
     its connection) and starts again with the next update.
     """
 
@@ -193,6 +194,11 @@ class Committer:
             except DatabaseUnavailable as exc:
                 # The database is gone (the transaction already reconnected once): every member would fail
                 # the same way, each after a connect timeout of its own.
+                if isinstance(exc, DatabaseTimeout):
+                    # It stopped answering: what arrived during the wait would wait as long again, on top of
+                    # the wait it has had; its requests are answered now (911), as this batch's are.
+                    with self._cond:
+                        batch, self._pending = batch + self._pending, []
                 for job in batch:
                     job.fail(exc)
                 return

@@ -32,7 +32,7 @@ def worker_app(config: Config, metrics_dir: str | None = None) -> Any:
     """The app of one worker process, with a database of its own (connections do not survive a fork)."""
     from ddserver.updater.app import create_app
 
-    app = create_app(config, Database.from_config(config), metrics_dir=metrics_dir)
+    app = create_app(config, Database.from_config(config, serving=True), metrics_dir=metrics_dir)
     console.settle_gc()
     return app
 
@@ -86,7 +86,7 @@ def _serve_waitress(config: Config, host: str, port: int) -> None:
 
     from ddserver.updater.app import create_app
 
-    db = Database.from_config(config)
+    db = Database.from_config(config, serving=True)
     app = create_app(config, db)
     console.settle_gc()
     # waitress warns about its task queue on every request that waits for a thread: under load that is a log
