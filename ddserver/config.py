@@ -327,14 +327,16 @@ class UpdaterSection:
     )
     auth_failures_per_client: int = option(
         30,
-        "Failed update logins from one client address within auth_failure_window after which that address "
-        "is answered 'abuse' without checking its credentials. 0: no limit.",
+        "Failed update logins from one client address (an IPv6 client: its /64) within auth_failure_window "
+        "after which its further failures are answered 'abuse' and its weak secrets no longer checked; right "
+        "server-made secrets and account tokens are always served. 0: no limit.",
         minimum=0,
     )
     auth_failures_per_account: int = option(
-        60,
-        "Failed update logins for one user name or host name within auth_failure_window after which it is "
-        "answered 'abuse' without checking credentials. 0: no limit.",
+        10,
+        "Failed checks of one host's weak secret (a password imported from ddserver 0.2) within "
+        "auth_failure_window after which it is checked only for the address of the host's last update. "
+        "0: no limit.",
         minimum=0,
     )
     blocked_hosts: tuple[str, ...] = option(
