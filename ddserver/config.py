@@ -260,10 +260,17 @@ class InterfaceSection:
     )
     login_window: int = option(900, "Seconds over which failed logins are counted for the rate limits.", minimum=10)
     login_failures_per_address: int = option(
-        20, "Failed logins from one client address within login_window before it must wait.", minimum=1
+        20,
+        "Failed logins (and sign-ups answered 'name taken') from one client address within login_window "
+        "before it must wait; browsers holding a device cookie for the account are not held to it.",
+        minimum=1,
     )
     login_failures_per_account: int = option(
-        10, "Failed logins for one account within login_window before it must wait.", minimum=1
+        10,
+        "Failed logins for one account (its name and e-mail count together) from clients without a device "
+        "cookie for it within login_window before they must wait; also the limit of each browser that holds "
+        "one, counted on its own.",
+        minimum=1,
     )
     mail_per_address: int = option(
         10, "Sign-ups and password-reset requests from one client address per hour.", minimum=1
