@@ -284,10 +284,17 @@ class InterfaceSection:
     )
     login_window: int = option(900, "Seconds over which failed logins are counted for the rate limits.", minimum=10)
     login_failures_per_address: int = option(
-        20, "Failed logins from one client address within login_window before it must wait.", minimum=1
+        20,
+        "Failed logins (and sign-ups answered 'name taken') from one client address within login_window "
+        "before it must wait; browsers holding a device cookie for the account are not held to it.",
+        minimum=1,
     )
     login_failures_per_account: int = option(
-        10, "Failed logins for one account within login_window before it must wait.", minimum=1
+        10,
+        "Failed logins for one account (its name and e-mail count together) from clients without a device "
+        "cookie for it within login_window before they must wait; also the limit of each browser that holds "
+        "one, counted on its own.",
+        minimum=1,
     )
     mail_per_address: int = option(
         10, "Sign-ups and password-reset requests from one client address per hour.", minimum=1
@@ -351,14 +358,16 @@ class UpdaterSection:
     )
     auth_failures_per_client: int = option(
         30,
-        "Failed update logins from one client address within auth_failure_window after which that address "
-        "is answered 'abuse' without checking its credentials. 0: no limit.",
+        "Failed update logins from one client address (an IPv6 client: its /64) within auth_failure_window "
+        "after which its further failures are answered 'abuse' and its weak secrets no longer checked; right "
+        "server-made secrets and account tokens are always served. 0: no limit.",
         minimum=0,
     )
     auth_failures_per_account: int = option(
-        60,
-        "Failed update logins for one user name or host name within auth_failure_window after which it is "
-        "answered 'abuse' without checking credentials. 0: no limit.",
+        10,
+        "Failed checks of one host's weak secret (a password imported from ddserver 0.2) within "
+        "auth_failure_window after which it is checked only for the address of the host's last update. "
+        "0: no limit.",
         minimum=0,
     )
     blocked_hosts: tuple[str, ...] = option(

@@ -23,15 +23,28 @@ def new_host_secret() -> str:
     return "".join(_random.choice(_ALPHABET) for _ in range(SECRET_LENGTH))
 
 
-def hash_host_secret(secret: str, pepper: str = "") -> str:
-    """The stored form of a host secret: ``hmac-sha256$<hex>`` with a pepper, else ``sha256$<hex>``.
+#: The prefix of the schemes of secrets that people chose (imported ddserver 0.2 passwords once re-hashed):
+#: as fast to check as a server-made secret, but guessable, so the updater limits how often it checks them.
+WEAK = "weak-"
+
+
+def hash_host_secret(secret: str, pepper: str = "", *, weak: bool = False) -> str:
+    """The stored form of a host secret: ``hmac-sha256$<hex>`` with a pepper, else ``sha256$<hex>``; with
+    ``weak`` (a secret the server did not make) the scheme is prefixed with ``weak-``.
 
     A slow hash is not needed: the secret has 128 bits or more of entropy, made by the server.
     """
     data = secret.encode("utf-8")
+    prefix = WEAK if weak else ""
     if pepper:
-        return "hmac-sha256$" + hmac.new(pepper.encode("utf-8"), data, hashlib.sha256).hexdigest()
-    return "sha256$" + hashlib.sha256(data).hexdigest()
+        return prefix + "hmac-sha256$" + hmac.new(pepper.encode("utf-8"), data, hashlib.sha256).hexdigest()
+    return prefix + "sha256$" + hashlib.sha256(data).hexdigest()
+
+
+def is_weak_hash(stored: str) -> bool:
+    """Whether a stored host secret is one a person chose (a ddserver 0.2 password, re-hashed or not), which
+    can be guessed, rather than one the server made."""
+    return stored.startswith(("$", WEAK))
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,7 @@ class SecretCheck:
     """The result of checking a presented secret against a stored hash."""
 
     ok: bool
-    #: The stored hash is of a legacy scheme: store ``hash_host_secret(secret)`` instead.
+    #: The stored hash is of a legacy scheme: store ``hash_host_secret(secret, weak=True)`` instead.
     needs_rehash: bool = False
 
 
@@ -51,10 +64,12 @@ def verify_host_secret(secret: str, stored: str, pepper: str = "") -> SecretChec
     if not secret or not stored:
         return SecretCheck(False)
     scheme, sep, _ = stored.partition("$")
+    weak = scheme.startswith(WEAK)
+    scheme = scheme.removeprefix(WEAK)
     if sep and scheme in ("sha256", "hmac-sha256"):
         if scheme == "hmac-sha256" and not pepper:
             return SecretCheck(False)
-        candidate = hash_host_secret(secret, pepper if scheme == "hmac-sha256" else "")
+        candidate = hash_host_secret(secret, pepper if scheme == "hmac-sha256" else "", weak=weak)
         return SecretCheck(hmac.compare_digest(candidate, stored))
     if stored.startswith("$"):
         from ddserver import passwords  # legacy only: the fast path needs no passlib

@@ -46,6 +46,9 @@ def load_secret_key(config: Config) -> bytes:
 
 
 def _current_translations() -> Any:
+    catalog = i18n.rendering_catalog()
+    if catalog is not None:
+        return catalog
     ctx = web.current()
     return ctx.translations if ctx is not None else i18n.translations(i18n.DEFAULT)
 

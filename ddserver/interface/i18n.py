@@ -6,8 +6,11 @@ then ``[interface] default_language``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gettext
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +62,21 @@ def choose(ctx: Any) -> str:
     ctx.lang = lang
     ctx.translations = translations(lang)
     return lang
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def rendering(catalog: gettext.NullTranslations) -> Iterator[None]:
+    """Render templates in this thread with ``catalog`` (mail made off the request, in its language)."""
+    _local.catalog = catalog
+    try:
+        yield
+    finally:
+        _local.catalog = None
+
+
+def rendering_catalog() -> gettext.NullTranslations | None:
+    """The catalog set by ``rendering`` in this thread, if any."""
+    return getattr(_local, "catalog", None)

@@ -1,10 +1,14 @@
-"""Outgoing mail (activation, password reset, notifications) through smtplib."""
+"""Outgoing mail (activation, password reset, notifications) through smtplib, and the outbox that sends it off
+the request path."""
 
 from __future__ import annotations
 
 import logging
+import queue
 import smtplib
 import ssl
+import threading
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -51,3 +55,51 @@ def send(section: MailSection, message: EmailMessage) -> bool:
         return False
     logger.info("mail sent to %s: %s", message["To"], message["Subject"])
     return True
+
+
+class Outbox:
+    """Work that sends mail, done by one background thread, off the request path: a request that may or may
+    not mail (a reset for an account that may not exist) answers in the same time either way.
+
+    The thread starts with the first job and ends after a minute without one. Jobs are dropped (and logged)
+    when ``limit`` are waiting; a job's exception is logged, never raised.
+    """
+
+    IDLE = 60.0
+
+    def __init__(self, limit: int = 1000) -> None:
+        self._jobs: queue.Queue[Callable[[], None]] = queue.Queue(limit)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            try:
+                self._jobs.put_nowait(job)
+            except queue.Full:
+                logger.error("mail dropped: %d are waiting to be sent", self._jobs.maxsize)
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="mail-outbox", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty():
+                        self._thread = None
+                        return
+                continue
+            try:
+                job()
+            except Exception:
+                logger.exception("mail job failed")
+            finally:
+                self._jobs.task_done()
+
+    def join(self) -> None:
+        """Wait until every job submitted so far is done (for tests and shutdown)."""
+        self._jobs.join()

@@ -413,20 +413,26 @@ def add_fault(db: Database, host: HostState, *, limit: int, window: int, reason:
     return db.run(run)
 
 
-def cache_state(db: Database, threshold: int, window: int) -> tuple[str | None, dict[str, int]]:
+def secrets_epoch(db: Database) -> str | None:
     """What updater processes that keep hosts in memory poll besides the feed: the host secrets' epoch
-    (``settings.HOST_SECRETS_EPOCH``) and the rate-limit keys with at least ``threshold`` failures in the
-    current window."""
+    (``settings.HOST_SECRETS_EPOCH``, which a replaced secret changes)."""
+    return db.query(lambda tx: tx.scalar("SELECT value FROM settings WHERE name = ?", (settings.HOST_SECRETS_EPOCH,)))
+
+
+def weak_secret_state(db: Database, host_id: int, key: str, window: int) -> tuple[int, str | None]:
+    """The failures counted under ``key`` in the current window, and the client address of the host's last
+    update (the one address where its weak secret is still checked past its limit)."""
     since = now() - window
-
-    def run(tx: Transaction) -> tuple[str | None, dict[str, int]]:
-        epoch = tx.scalar("SELECT value FROM settings WHERE name = ?", (settings.HOST_SECRETS_EPOCH,))
-        if threshold <= 0:
-            return epoch, {}
-        rows = tx.tuples("SELECT name, hits FROM rate_limits WHERE window_start >= ? AND hits >= ?", (since, threshold))
-        return epoch, {str(name): int(hits) for name, hits in rows}
-
-    return db.query(run)
+    row = db.query(
+        lambda tx: tx.one(
+            "SELECT h.last_client, (SELECT r.hits FROM rate_limits r WHERE r.name = ? AND r.window_start >= ?) "
+            "AS hits FROM hosts h WHERE h.id = ?",
+            (key, since, host_id),
+        )
+    )
+    if row is None:
+        return 0, None
+    return int(row["hits"] or 0), row["last_client"]
 
 
 def add_server_fault(db: Database, host_id: int) -> None:

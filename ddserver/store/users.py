@@ -213,14 +213,17 @@ def set_totp_secret(db: Database, user_id: int, secret: str | None) -> None:
     db.run(lambda tx: tx.execute("UPDATE users SET totp_secret = ? WHERE id = ?", (secret, user_id)))
 
 
+def record_login_tx(tx: Transaction, user_id: int, ok: bool) -> None:
+    """Count a failed login, or reset the count and note the time of a successful one."""
+    if ok:
+        tx.execute("UPDATE users SET failed_logins = 0, last_login_at = ? WHERE id = ?", (now(), user_id))
+    else:
+        tx.execute("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?", (user_id,))
+
+
 def record_login(db: Database, user_id: int, ok: bool) -> None:
     """Count a failed login, or reset the count and note the time of a successful one."""
-    params: tuple[int, ...]
-    if ok:
-        sql, params = "UPDATE users SET failed_logins = 0, last_login_at = ? WHERE id = ?", (now(), user_id)
-    else:
-        sql, params = "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?", (user_id,)
-    db.run(lambda tx: tx.execute(sql, params))
+    db.run(lambda tx: record_login_tx(tx, user_id, ok))
 
 
 def _record_host_changes(tx: Transaction, user_id: int) -> None:

@@ -2,10 +2,9 @@
 update that changes nothing (most of what routers send) is answered without reading the database.
 
 Entries only ever stand for what the database held a moment ago: every change of a host's DNS data enters
-the feed (polled every ``poll_interval``), a replaced secret changes ``settings.HOST_SECRETS_EPOCH``, and the
-rate-limit keys over their limit are read with them. When the poll fails or falls behind, the cache is not
-used until it succeeds again; nor is it polled while no requests come. Anything it cannot answer (a wrong secret, a key over its limit, a write) goes
-the database's way.
+the feed (polled every ``poll_interval``) and a replaced secret changes ``settings.HOST_SECRETS_EPOCH``. When
+the poll fails or falls behind, the cache is not used until it succeeds again; nor is it polled while no
+requests come. Anything it cannot answer (a wrong secret, a weak one, a write) goes the database's way.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
 
 from ddserver.db import Database
 from ddserver.errors import DatabaseError
@@ -35,18 +33,14 @@ class HostCache:
     """Name -> ``store.HostState`` as read; safe to share between threads.
 
     :param size: entries kept at most (the oldest go first).
-    :param threshold: the lowest rate limit in force: keys with that many failures are polled.
     """
 
-    def __init__(self, db: Database, *, size: int, poll_interval: float, threshold: int, window: int) -> None:
+    def __init__(self, db: Database, *, size: int, poll_interval: float) -> None:
         self.db = db
         self.size = size
         self.poll_interval = poll_interval
-        self.threshold = threshold
-        self.window = window
         #: Name -> (host, the newest change id of it that the entry is known to hold; 0 when read).
         self._hosts: dict[str, tuple[store.HostState, int]] = {}
-        self._failures: dict[str, int] = {}
         #: Name -> the poll that last dropped it: a read that began before that poll is not taken.
         self._dropped: dict[str, int] = {}
         #: Name -> (poll, the newest change id of it seen in the feed).
@@ -58,8 +52,6 @@ class HostCache:
         self._writing: dict[str, int] = {}
         #: Names that requests wrote or read since the poll under way began reading hosts.
         self._touched: set[str] = set()
-        #: Keys whose counts this process noted while a poll was reading (kept over the poll's older ones).
-        self._noted: set[str] = set()
         self._cursor: FeedCursor | None = None
         #: Entries are used until then (``time.monotonic``): a poll that stalls or fails turns the cache off.
         self._fresh_until = 0.0
@@ -89,11 +81,6 @@ class HostCache:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.01)
-
-    def failures(self, keys: Iterable[str]) -> dict[str, int]:
-        """The failures counted under ``keys``, where they reach the polled threshold."""
-        failures = self._failures
-        return {key: failures[key] for key in keys if key in failures}
 
     def mark(self) -> int:
         """Call before reading a host from the database; pass the result to ``put``."""
@@ -155,30 +142,18 @@ class HostCache:
                 return  # a later write of this process got there first
             self._keep(host, change_id)
 
-    def note_failures(self, counted: Mapping[str, int]) -> None:
-        """Take the failure counts this process has just written (known before the next poll reads them)."""
-        with self._lock:
-            failures = dict(self._failures)
-            for key, hits in counted.items():
-                if hits >= self.threshold > 0:
-                    failures[key] = max(hits, failures.get(key, 0))
-                    self._noted.add(key)
-            self._failures = failures
-
     def __len__(self) -> int:
         return len(self._hosts)
 
     # -- following ----------------------------------------------------------------------------------
 
     def poll(self) -> int:
-        """Read the feed, the secrets' epoch and the rate limits; read again the hosts held here that changed.
+        """Read the feed and the secrets' epoch; read again the hosts held here that changed.
 
         :returns: how many changes were read.
         :raises DatabaseError: when the database cannot be read (the cache is off until a poll succeeds).
         """
         polls = self._polls + 1
-        with self._lock:
-            self._noted = set()
         cursor = self._cursor
         clear = cursor is None
         rows: list[Change] = []
@@ -190,7 +165,7 @@ class HostCache:
             except FeedPruned:
                 clear = True
                 cursor = FeedCursor.at_newest(self.db)
-        epoch, failures = store.cache_state(self.db, self.threshold, self.window)
+        epoch = store.secrets_epoch(self.db)
         clear = clear or epoch != self._epoch
         zones = {row.zone_id for row in rows if row.name in ("*", row.zone)}
         # Hosts held here that changed elsewhere are read again, all in one query, rather than forgotten and
@@ -233,10 +208,7 @@ class HostCache:
                     self._dropped = {n: p for n, p in self._dropped.items() if p >= horizon}
                 if len(self._seen) > 4 * BATCH:
                     self._seen = {n: s for n, s in self._seen.items() if s[0] >= horizon}
-            for key in self._noted:
-                failures[key] = max(failures.get(key, 0), self._failures.get(key, 0))
             self._epoch = epoch
-            self._failures = failures
             self._cursor = cursor
             self._polls = polls
             # Used while the next polls are due; a poll late by several intervals turns the cache off.

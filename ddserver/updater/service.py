@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import ipaddress
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -71,6 +72,32 @@ class StaleSecret(Exception):
     """The host's secret was replaced between the read that authenticated an update and its write."""
 
 
+@dataclass
+class _Checks:
+    """What checking one request's credentials did, for the answer to a failure and what it counts."""
+
+    #: A secret or token was checked (or the login named nothing): the failure counts against the client.
+    checked: bool = False
+    #: A weak secret was not checked, its limit being reached: the answer is ``abuse``.
+    held_back: bool = False
+    #: Hosts whose weak secret was checked and did not match.
+    failed_weak: list[store.HostState] = field(default_factory=list)
+
+
+def _network(address: IPAddress) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """The network one client is counted as: its address, or for IPv6 its /64 (a subscriber holds a /64 or
+    more, and picks addresses in it at will)."""
+    return ipaddress.ip_network(f"{address}/{64 if address.version == 6 else 32}", strict=False)
+
+
+def _client_key(request: UpdateRequest) -> str | None:
+    return None if request.client is None else f"client:{_network(request.client)}"
+
+
+def _weak_key(name: str) -> str:
+    return f"weak:{name}"[:191]
+
+
 class Refused(Exception):
     """The whole request gets one code on every line (bad credentials, rate limit, database down)."""
 
@@ -102,15 +129,8 @@ class Updater:
             if self.settings.batch_max > 1
             else None
         )
-        limits = [n for n in (self.settings.auth_failures_per_client, self.settings.auth_failures_per_account) if n]
         self.cache = (
-            HostCache(
-                db,
-                size=self.settings.host_cache,
-                poll_interval=self.settings.host_cache_poll,
-                threshold=min(limits, default=0),
-                window=self.settings.auth_failure_window,
-            )
+            HostCache(db, size=self.settings.host_cache, poll_interval=self.settings.host_cache_poll)
             if self.settings.host_cache
             else None
         )
@@ -124,28 +144,25 @@ class Updater:
 
     # -- authentication -----------------------------------------------------------------------------
 
-    def _limit_keys(self, request: UpdateRequest, creds: Credentials) -> list[str]:
-        keys = [f"login:{creds.login}"[:191]]
-        if request.client is not None:
-            keys.append(f"client:{request.client}")
-        return keys
+    # Server-made secrets (130 bits) and account tokens cannot be guessed: they are checked on every request,
+    # whatever the counters say, so nobody else's failures can refuse them. The counters bound what failing
+    # costs (a client over its limit is answered abuse and no longer counted) and guard the secrets that can
+    # be guessed: an imported ddserver 0.2 password is checked at most auth_failures_per_account times per
+    # window, after which only the address of the host's last update may still try it.
 
-    def _over_limit(self, request: UpdateRequest, creds: Credentials, failures: Mapping[str, int]) -> bool:
-        per_client, per_account = self.settings.auth_failures_per_client, self.settings.auth_failures_per_account
-        if per_account and failures.get(f"login:{creds.login}"[:191], 0) >= per_account:
-            return True
-        return bool(
-            per_client and request.client is not None and failures.get(f"client:{request.client}", 0) >= per_client
-        )
+    def _client_over(self, request: UpdateRequest, failures: Mapping[str, int]) -> bool:
+        limit, key = self.settings.auth_failures_per_client, _client_key(request)
+        return bool(limit and key is not None and failures.get(key, 0) >= limit)
 
     def _load(self, request: UpdateRequest, creds: Credentials, names: list[str]) -> store.Lookup:
+        key = _client_key(request)
         try:
             return store.lookup(
                 self.db,
                 names,
                 creds.login,
                 secrets.token_hash(creds.secret),
-                self._limit_keys(request, creds),
+                [key] if key is not None else [],
                 self.settings.auth_failure_window,
                 account_hosts=not names,
             )
@@ -153,10 +170,44 @@ class Updater:
             logger.error("update from %s: %s", request.client_text, exc)
             raise Refused(Code.SERVER_ERROR)
 
-    def _check_secret(self, found: store.Lookup, host: store.HostState, secret: str) -> bool:
+    def _may_check_weak(self, request: UpdateRequest, found: store.Lookup, host: store.HostState) -> bool:
+        """Whether a weak (person-chosen) secret of ``host`` may be checked for this request."""
+        if self._client_over(request, found.failures):
+            return False
+        limit = self.settings.auth_failures_per_account
+        if not limit:
+            return True
+        try:
+            hits, last_client = store.weak_secret_state(
+                self.db, host.id, _weak_key(host.name), self.settings.auth_failure_window
+            )
+        except DatabaseError as exc:
+            logger.error("update from %s: %s", request.client_text, exc)
+            raise Refused(Code.SERVER_ERROR)
+        if hits < limit:
+            return True
+        # Past its limit, the secret is still checked for the client that last updated the host (its router,
+        # until its address changes): strangers cannot lock it out from there.
+        try:
+            known = last_client is not None and _network(ipaddress.ip_address(last_client))
+        except ValueError:
+            known = False
+        return bool(known and request.client is not None and _network(request.client) == known)
+
+    def _check_secret(
+        self, request: UpdateRequest, found: store.Lookup, host: store.HostState, secret: str, checks: _Checks
+    ) -> bool:
+        weak = secrets.is_weak_hash(host.secret_hash)
+        if weak and not self._may_check_weak(request, found, host):
+            checks.held_back = True
+            return False
+        checks.checked = True
         check = secrets.verify_host_secret(secret, host.secret_hash, self.pepper)
+        if weak and not check.ok:
+            checks.failed_weak.append(host)
         if check.ok and check.needs_rehash:
-            new_hash = secrets.hash_host_secret(secret, self.pepper)
+            # A person chose it: it stays marked weak once re-hashed.
+            new_hash = secrets.hash_host_secret(secret, self.pepper, weak=True)
             try:
                 replaced = store.rehash_secret(self.db, host.id, host.secret_hash, new_hash)
             except DatabaseError as exc:
@@ -169,35 +220,42 @@ class Updater:
         return check.ok
 
     def authenticate(self, request: UpdateRequest, creds: Credentials, found: store.Lookup) -> Principal:
-        """Decide who the credentials belong to.
+        """Decide who the credentials belong to. Right credentials are never refused for failures counted
+        before (a weak secret past its limit excepted, see above).
 
-        :raises Refused: ``abuse`` past the rate limits, ``badauth`` for wrong credentials (counted).
+        :raises Refused: ``badauth`` for wrong credentials (counted), ``abuse`` when the client is past its
+            limit or a weak secret was not checked.
         """
-        if self._over_limit(request, creds, found.failures):
-            raise Refused(Code.ABUSE)
-        principal = self._principal(creds, found)
-        if principal is None:
+        checks = _Checks()
+        principal = self._principal(request, creds, found, checks)
+        if principal is not None:
+            return principal
+        over = self._client_over(request, found.failures)
+        keys = [_weak_key(h.name) for h in checks.failed_weak]
+        client_key = _client_key(request)
+        if client_key is not None and checks.checked and not over:
+            keys.append(client_key)
+        if keys:
             try:
-                counted = store.count_failure(
-                    self.db, self._limit_keys(request, creds), self.settings.auth_failure_window
-                )
+                store.count_failure(self.db, keys, self.settings.auth_failure_window)
             except DatabaseError as exc:
                 logger.error("update from %s: %s", request.client_text, exc)
-            else:
-                if self.cache is not None:
-                    self.cache.note_failures(counted)
-            logger.info("badauth for %r from %s", creds.login, request.client_text)
-            raise Refused(Code.BADAUTH)
-        return principal
+        code = Code.ABUSE if over or checks.held_back else Code.BADAUTH
+        logger.info("%s for %r from %s", code.value, creds.login, request.client_text)
+        raise Refused(code)
 
-    def _principal(self, creds: Credentials, found: store.Lookup) -> Principal | None:
+    def _principal(
+        self, request: UpdateRequest, creds: Credentials, found: store.Lookup, checks: _Checks
+    ) -> Principal | None:
         host = found.hosts.get(creds.login)
         if host is not None:
-            if self._check_secret(found, host, creds.secret):
+            if self._check_secret(request, found, host, creds.secret, checks):
                 host = found.hosts[host.name]
                 return Principal(Kind.HOST, host.user_id, frozenset({host.id}), host)
             return None
         account = found.account
+        # The token was checked in the lookup; a login that names nothing counts as a failure too.
+        checks.checked = True
         if account is None:
             return None
         if account.token_ok:
@@ -207,7 +265,7 @@ class Updater:
         matched = [
             found.hosts[h.name]
             for h in list(found.hosts.values())
-            if h.user_id == account.id and self._check_secret(found, h, creds.secret)
+            if h.user_id == account.id and self._check_secret(request, found, h, creds.secret, checks)
         ]
         if not matched:
             return None
@@ -236,20 +294,18 @@ class Updater:
         self, request: UpdateRequest, creds: Credentials, names: list[str]
     ) -> tuple[store.Lookup, Principal] | None:
         """The host and principal of a host login from the cache, when it can answer for them: the host is
-        there, the secret matches its hash, and no rate limit applies (those go the database's way)."""
+        there and the secret, one the server made, matches its hash (failures counted do not matter for such a
+        secret; weak ones go the database's way, which guards them)."""
         cache = self.cache
         if cache is None or any(name != creds.login for name in names):
             return None
         host = cache.get(creds.login)
-        if host is None:
-            return None
-        found = store.Lookup({host.name: host}, None, cache.failures(self._limit_keys(request, creds)))
-        if found.failures and self._over_limit(request, creds, found.failures):
+        if host is None or secrets.is_weak_hash(host.secret_hash):
             return None
         check = secrets.verify_host_secret(creds.secret, host.secret_hash, self.pepper)
         if not check.ok or check.needs_rehash:
             return None
-        return found, Principal(Kind.HOST, host.user_id, frozenset({host.id}), host)
+        return store.Lookup({host.name: host}, None, {}), Principal(Kind.HOST, host.user_id, frozenset({host.id}), host)
 
     def update(self, request: UpdateRequest, *, delete: bool = False) -> list[Answer]:
         """Answer a ``/nic/update`` (or, with ``delete``, a ``/nic/delete``) request: one answer per hostname."""

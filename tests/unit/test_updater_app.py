@@ -241,21 +241,92 @@ def test_paths_methods_and_post(app, site: Site) -> None:  # type: ignore[no-unt
     assert update(app, site, "hostname=%ff%fe.dyn.example.org").body == "notfqdn\n"
 
 
-def test_auth_failures_are_rate_limited(config: Config, db: Database, site: Site) -> None:
+def _flood(app, login: str, count: int, addresses: int, net: str = "203.0.113") -> list[str]:  # type: ignore[no-untyped-def]
+    """Wrong secrets for ``login`` through the trusted proxy, from ``addresses`` client addresses in turn."""
+    answers = []
+    for n in range(count):
+        forwarded = {"X-Forwarded-For": f"{net}.{n % addresses + 1}"}
+        reply = call(app, "/nic/update", {}, auth=(login, f"wrong-{n}"), remote="127.0.0.1", headers=forwarded)
+        answers.append(reply.body.strip())
+    return answers
+
+
+def test_strangers_failures_never_refuse_the_right_secret(config: Config, db: Database, site: Site) -> None:
     app = create_app(updater_config(config, auth_failures_per_client=3, auth_failures_per_account=5), db)
-    for _ in range(3):
-        assert call(app, "/nic/update", {}, auth=(HOME, "wrong"), remote="192.0.2.66").status == 401
-    # The address is over its limit: even the right secret is refused now.
-    assert call(app, "/nic/update", {}, auth=(HOME, site.secrets[HOME]), remote="192.0.2.66").body == "abuse\n"
-    # Another address is fine, until the account itself has seen too many failures.
-    assert call(app, "/nic/update", {}, auth=(HOME, site.secrets[HOME]), remote="192.0.2.67").body.startswith("good")
-    for n in range(2):
-        call(app, "/nic/update", {}, auth=(HOME, "wrong"), remote=f"192.0.2.{80 + n}")
-    assert call(app, "/nic/update", {}, auth=(HOME, site.secrets[HOME]), remote="192.0.2.90").body == "abuse\n"
-    # Other accounts are not affected.
-    assert call(app, "/nic/update", {}, auth=(OFFICE, site.secrets[OFFICE]), remote="192.0.2.90").body.startswith(
-        "good"
+    assert update(app, site, {"myip": "192.0.2.1"}, remote="192.0.2.66").body == "good 192.0.2.1\n"
+    # 160 wrong secrets for each login (the host name, the user name) from 40 addresses: each address passes
+    # its own limit, and every login has far more failures than any per-login limit would let through.
+    for login, net in ((HOME, "203.0.113"), ("alice", "198.51.100")):
+        answers = _flood(app, login, 160, 40, net)
+        assert answers == ["badauth"] * 120 + ["abuse"] * 40
+    # Wrong secrets are still counted per client address: one over its limit is answered abuse.
+    assert call(app, "/nic/update", {}, auth=(HOME, "wrong"), remote="127.0.0.1",
+                headers={"X-Forwarded-For": "203.0.113.1"}).body == "abuse\n"  # fmt: skip
+    # The right credentials of every kind: from the router's usual address, from a new one, and from an
+    # address that is itself over its limit (a shared address: carrier-grade NAT).
+    for remote in ("192.0.2.66", "198.51.100.99", "203.0.113.1"):
+        forwarded = {"X-Forwarded-For": remote}
+        reply = update(app, site, {"myip": remote}, remote="127.0.0.1", headers=forwarded)
+        assert reply.body == f"good {remote}\n"
+        reply = call(app, "/nic/update", {"hostname": OFFICE, "myip": remote}, auth=("alice", site.token),
+                     remote="127.0.0.1", headers=forwarded)  # fmt: skip
+        assert reply.body == f"good {remote}\n"
+        reply = call(app, "/nic/update", {"hostname": OFFICE, "myip": remote},
+                     auth=("alice", site.secrets[OFFICE]), remote="127.0.0.1", headers=forwarded)  # fmt: skip
+        assert reply.body == f"nochg {remote}\n"
+        reply = call(app, "/nic/acme", {"txt": f"challenge-{remote}"}, auth=(HOME, site.secrets[HOME]),
+                     remote="127.0.0.1", headers=forwarded)  # fmt: skip
+        assert reply.body == "good\n"
+    # Other accounts are not affected either.
+    assert call(app, "/nic/update", {}, auth=(OTHER, site.secrets[OTHER]), remote="203.0.113.1").body.startswith("good")
+
+
+def test_an_ipv6_client_is_counted_by_its_64(config: Config, db: Database, site: Site) -> None:
+    app = create_app(updater_config(config, auth_failures_per_client=3, auth_failures_per_account=0), db)
+    answers = [call(app, "/nic/update", {}, auth=(HOME, "wrong"), remote=f"2001:db8:1:2::{n}").body for n in range(5)]
+    assert answers == ["badauth\n"] * 3 + ["abuse\n"] * 2
+    assert call(app, "/nic/update", {}, auth=(HOME, "wrong"), remote="2001:db8:1:3::1").body == "badauth\n"
+
+
+def test_an_imported_weak_password_is_guarded_and_its_router_served(config: Config, db: Database, site: Site) -> None:
+    app = create_app(updater_config(config, auth_failures_per_client=3, auth_failures_per_account=5), db)
+    legacy = passwords._context().handler("sha512_crypt").hash("old-router-password")
+    hosts.set_secret_hash(db, site.home.id, legacy)
+    weak = (HOME, "old-router-password")
+    # The router updates from its usual address; the password is re-hashed, and stays marked as weak.
+    assert call(app, "/nic/update", {}, auth=weak, remote="192.0.2.66").body == "good 192.0.2.66\n"
+    assert secrets.is_weak_hash(host_row(db, HOME)["secret_hash"])
+    # Guesses from many addresses: past auth_failures_per_account failures of this host's password (whatever
+    # the login that named it), it is checked only for its router's address.
+    answers = _flood(app, HOME, 40, 40) + _flood(app, "alice", 40, 40, "198.51.100")
+    assert answers[:5] == ["badauth"] * 5 and set(answers[5:]) == {"abuse"}
+    assert call(app, "/nic/update", {}, auth=weak, remote="198.51.100.199").body == "abuse\n"
+    assert call(app, "/nic/update", {}, auth=("alice", weak[1]), remote="198.51.100.199").body == "abuse\n"
+    # The router's own address is served, and so is a strong credential from anywhere.
+    assert call(app, "/nic/update", {"myip": "192.0.2.67"}, auth=weak, remote="192.0.2.66").body == (
+        "good 192.0.2.67\n"
     )
+    assert call(app, "/nic/update", {"hostname": HOME}, auth=("alice", site.token), remote="198.51.100.99").body == (
+        "good 198.51.100.99\n"
+    )
+    # A secret made by the server is never weak, and is served from anywhere.
+    new = secrets.new_host_secret()
+    hosts.set_secret_hash(db, site.home.id, secrets.hash_host_secret(new))
+    assert call(app, "/nic/update", {}, auth=(HOME, new), remote="198.51.100.98").body == "good 198.51.100.98\n"
+
+
+def test_a_weak_password_not_yet_rehashed_is_guarded_too(config: Config, db: Database, site: Site, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(updater_config(config, auth_failures_per_client=3, auth_failures_per_account=5), db)
+    legacy = passwords._context().handler("sha512_crypt").hash("old-router-password")
+    hosts.set_secret_hash(db, site.home.id, legacy)
+    monkeypatch.setattr(updates, "rehash_secret", lambda *args, **kwargs: False)
+    checks = []
+    real = passwords.verify_legacy
+    monkeypatch.setattr(passwords, "verify_legacy", lambda *args: checks.append(1) or real(*args))
+    answers = _flood(app, HOME, 30, 30)
+    # The slow hash is spent on 5 guesses only, whatever the number of addresses.
+    assert answers[:5] == ["badauth"] * 5 and set(answers[5:]) == {"abuse"} and len(checks) == 5
+    assert call(app, "/nic/update", {}, auth=(HOME, "old-router-password"), remote="198.51.100.99").body == "abuse\n"
 
 
 def test_faults_flag_a_host_for_abuse(config: Config, db: Database, site: Site) -> None:
@@ -296,7 +367,7 @@ def test_legacy_secret_is_rehashed(app, site: Site, db: Database) -> None:  # ty
     assert call(app, "/nic/update", {"myip": "198.51.100.1"}, auth=(HOME, "old-router-password")).body.startswith(
         "good"
     )
-    assert host_row(db, HOME)["secret_hash"] == secrets.hash_host_secret("old-router-password")
+    assert host_row(db, HOME)["secret_hash"] == secrets.hash_host_secret("old-router-password", weak=True)
     assert call(app, "/nic/update", {"myip": "198.51.100.2"}, auth=(HOME, "old-router-password")).body.startswith(
         "good"
     )

@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+import gettext
+import threading
+from collections.abc import Callable
 from typing import Any
 
-from ddserver.interface import mail
+from ddserver.interface import i18n, mail
+
+_outbox_lock = threading.Lock()
 
 
-def send_mail(ctx: Any, to: str, subject: str, template: str, **values: Any) -> bool:
-    """Render ``templates/mail/<template>.txt`` in the request's language and send it.
+def deliver(site: Any, catalog: gettext.NullTranslations, to: str, subject: str, template: str, **values: Any) -> bool:
+    """Render ``templates/mail/<template>.txt`` with ``catalog`` and send it (in any thread).
 
     :returns: False when the SMTP server did not take it.
     """
-    body = ctx.site.render_template(f"mail/{template}.txt", ctx=ctx, base_url=ctx.config.http.base_url, **values)
-    site_name = ctx.config.interface.site_name
-    message = mail.build(ctx.config.mail, to, f"[{site_name}] {subject}", body, site_name)
-    return mail.send(ctx.config.mail, message)
+    with i18n.rendering(catalog):
+        body = site.render_template(f"mail/{template}.txt", base_url=site.config.http.base_url, **values)
+    site_name = site.config.interface.site_name
+    message = mail.build(site.config.mail, to, f"[{site_name}] {subject}", body, site_name)
+    return mail.send(site.config.mail, message)
+
+
+def send_mail(ctx: Any, to: str, subject: str, template: str, **values: Any) -> bool:
+    """Render ``templates/mail/<template>.txt`` in the request's language and send it now.
+
+    :returns: False when the SMTP server did not take it.
+    """
+    return deliver(ctx.site, ctx.translations, to, subject, template, **values)
+
+
+def outbox(site: Any) -> mail.Outbox:
+    """The site's background mail sender."""
+    box = site.extra.get("outbox")
+    if box is None:
+        with _outbox_lock:
+            box = site.extra.setdefault("outbox", mail.Outbox())
+    return box
+
+
+def later(ctx: Any, job: Callable[[], None]) -> None:
+    """Run ``job`` (which reads the database, makes tokens, sends mail) after the answer, off the request:
+    what a request does must not depend on whether an account exists."""
+    outbox(ctx.site).submit(job)
 
 
 def safe_next(target: str, default: str = "/hosts") -> str:

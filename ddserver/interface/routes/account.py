@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import bottle
@@ -11,9 +12,9 @@ from ddserver.errors import Conflict, LimitReached, NotFound
 from ddserver.interface import captcha, limits, totp
 from ddserver.interface.forms import Form
 from ddserver.interface.i18n import LANGUAGES
-from ddserver.interface.routes import password_problem, safe_next, send_mail
+from ddserver.interface.routes import deliver, later, password_problem, safe_next, send_mail
 from ddserver.interface.web import LANG_COOKIE, AuthLevel, Context
-from ddserver.store import accounts, sessions, tokens, users
+from ddserver.store import accounts, events, sessions, tokens, users
 
 ACTIVATION = "activation"
 RESET = "reset"
@@ -38,9 +39,11 @@ def login_page(ctx: Context) -> str:
 
 def login(ctx: Context) -> str:
     form = Form.from_request(ctx, "login", "password", "remember", "next", secret=("password",))
-    if limits.login_blocked(ctx, form["login"]):
-        return _too_many(ctx, form, "login.html")
+    # The login is resolved to its account first: a name and its e-mail address share one counter.
     user = users.find_login(ctx.db, form["login"]) if form["login"] else None
+    guard = limits.login_guard(ctx, form["login"], user)
+    if guard.blocked(ctx):
+        return _too_many(ctx, form, "login.html")
     if user is None:
         # Spend the time of a real check: a missing account must not answer faster than a wrong password.
         passwords.dummy_verify()
@@ -48,9 +51,7 @@ def login(ctx: Context) -> str:
     else:
         check = passwords.verify_password(form["password"], user.password_hash)
     if user is None or not check.ok:
-        limits.login_failed(ctx, form["login"])
-        if user is not None:
-            users.record_login(ctx.db, user.id, ok=False)
+        guard.failed(ctx, user)
         form.error("_form", ctx.gettext("The name or the password is wrong."))
         return ctx.render("login.html", status=401, form=form)
     if check.new_hash:
@@ -71,6 +72,7 @@ def login(ctx: Context) -> str:
         ctx.start_session(user, remember=remember, mfa_pending=True)
         return ctx.redirect("/login/totp?next=" + bottle.urlquote(target, safe="/"))
     ctx.start_session(user, remember=remember)
+    limits.trust_device(ctx, user)
     users.record_login(ctx.db, user.id, ok=True)
     return ctx.redirect(target)
 
@@ -86,15 +88,17 @@ def totp_login(ctx: Context) -> str:
         return ctx.redirect("/login")
     form = Form.from_request(ctx, "code", "next")
     user = users.get(ctx.db, ctx.session.user_id)
-    if limits.login_blocked(ctx, user.username):
+    guard = limits.login_guard(ctx, user.username, user)
+    if guard.blocked(ctx):
         return _too_many(ctx, form, "login_totp.html")
     step = totp.matching_step(user.totp_secret or "", form["code"])
     if step is None or not accounts.use_totp_step(ctx.db, user.id, step):
         # A code used before (replayed, or typed twice) is refused like a wrong one.
-        limits.login_failed(ctx, user.username)
+        guard.failed(ctx)
         form.error("code", ctx.gettext("This code is not right. Use the current code of your authenticator app."))
         return ctx.render("login_totp.html", status=401, form=form)
     ctx.start_session(user, remember=ctx.session.remember)
+    limits.trust_device(ctx, user)
     users.record_login(ctx.db, user.id, ok=True)
     return ctx.redirect(safe_next(form["next"]))
 
@@ -133,7 +137,9 @@ def signup(ctx: Context) -> str:
     if mode == "manual":
         return ctx.render("signup_closed.html", status=403)
     form = Form.from_request(ctx, "username", "email", "password", "password2", secret=("password", "password2"))
-    if limits.mail_blocked(ctx):
+    # "This name is taken" tells whether an account exists: such answers count as failed logins.
+    names = limits.address_guard(ctx)
+    if limits.mail_blocked(ctx) or names.blocked(ctx):
         return _too_many(ctx, form, "signup.html")
     username = form.check("username", validate.username)
     email = form.check("email", validate.email)
@@ -167,15 +173,32 @@ def signup(ctx: Context) -> str:
     except Conflict:
         existing = users.find_login(ctx.db, username)
         if existing is not None and existing.username == username:
+            names.failed(ctx)
             form.error("username", ctx.gettext("This name is taken; choose another."))
             return ctx.render("signup.html", status=400, form=form)
-        # The address has an account: say the same as for a new one, and tell the owner instead.
-        send_mail(ctx, email, ctx.gettext("Sign-up attempt"), "signup_exists", username=username)
+        # The address has an account: say the same as for a new one, and tell the owner instead (off the
+        # request, as the activation mail is: the answer takes as long either way).
+        site, catalog, subject = ctx.site, ctx.translations, ctx.gettext("Sign-up attempt")
+
+        def job() -> None:
+            deliver(site, catalog, email, subject, "signup_exists", username=username)
+
+        later(ctx, job)
         return ctx.render("signup_done.html", email=email)
-    token = tokens.create(ctx.db, ACTIVATION, user.id, ctx.config.auth.token_lifetime, replace=True)
-    ctx.log_event("account", f"user {user.username}", f"signed up ({mode})")
-    sent = send_mail(ctx, email, ctx.gettext("Activate your account"), "activation", user=user, token=token)
-    return ctx.render("signup_done.html", email=email, mail_failed=not sent)
+    later(ctx, _activation_job(ctx, user, email, mode))
+    return ctx.render("signup_done.html", email=email)
+
+
+def _activation_job(ctx: Context, user: users.User, email: str, mode: str) -> Callable[[], None]:
+    site, catalog, client = ctx.site, ctx.translations, ctx.client
+    subject, lifetime = ctx.gettext("Activate your account"), ctx.config.auth.token_lifetime
+
+    def job() -> None:
+        token = tokens.create(site.db, ACTIVATION, user.id, lifetime, replace=True)
+        events.add(site.db, "account", f"user {user.username}", client=client, detail=f"signed up ({mode})")
+        deliver(site, catalog, email, subject, "activation", user=user, token=token)
+
+    return job
 
 
 def activate_page(ctx: Context, token: str) -> str:
@@ -213,11 +236,17 @@ def forgot(ctx: Context) -> str:
         form.error("login", ctx.gettext("Give your user name or e-mail address."))
         return ctx.render("forgot.html", status=400, form=form)
     limits.mail_requested(ctx)
-    user = users.find_login(ctx.db, form["login"])
-    if user is not None and user.is_active and not user.is_disabled:
-        token = tokens.create(ctx.db, RESET, user.id, ctx.config.auth.token_lifetime, replace=True)
-        send_mail(ctx, user.email, ctx.gettext("Set a new password"), "reset", user=user, token=token)
-    # The same answer whether or not the account exists.
+    site, catalog, login = ctx.site, ctx.translations, form["login"]
+    subject, lifetime = ctx.gettext("Set a new password"), ctx.config.auth.token_lifetime
+
+    def job() -> None:
+        user = users.find_login(site.db, login)
+        if user is not None and user.is_active and not user.is_disabled:
+            token = tokens.create(site.db, RESET, user.id, lifetime, replace=True)
+            deliver(site, catalog, user.email, subject, "reset", user=user, token=token)
+
+    # The same answer, after the same work, whether or not the account exists: the rest is done later.
+    later(ctx, job)
     return ctx.render("forgot_sent.html")
 
 
@@ -269,11 +298,13 @@ def account_page(ctx: Context) -> str:
 def _check_password(ctx: Context, form: Form, name: str = "current") -> bool:
     assert ctx.user is not None
     user = users.get(ctx.db, ctx.user.id)
-    if limits.login_blocked(ctx, user.username):
+    # Counted per session: a logged-in user is not held by failures of others.
+    guard = limits.session_guard(ctx)
+    if guard.blocked(ctx):
         form.error(name, ctx.gettext("Too many attempts. Wait a few minutes and try again."))
         return False
     if not passwords.verify_password(form[name], user.password_hash).ok:
-        limits.login_failed(ctx, user.username)
+        guard.failed(ctx)
         form.error(name, ctx.gettext("This is not your current password."))
         return False
     return True
