@@ -15,7 +15,7 @@ from ddserver.cli import TSIG_ALGORITHMS
 from ddserver.config import parse_listen
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
-from ddserver.interface.routes import page_args, send_mail
+from ddserver.interface.routes import page_args, safe_next, send_mail
 from ddserver.interface.web import AuthLevel, Context
 from ddserver.store import audit, changes, hosts, listing, rfc2136, sessions, tokens, users, zones
 from ddserver.store.users import User
@@ -448,7 +448,7 @@ def host_action(ctx: Context, host_id: int) -> str:
     else:
         return ctx.redirect("/admin/hosts", ctx.gettext("Unknown action."), "danger")
     ctx.log_event(AUDIT, f"host {host.name}", action)
-    back = ctx.form("back")
+    back = safe_next(ctx.form("back"), "/admin/hosts")
     return ctx.redirect(back if back.startswith("/admin/") else "/admin/hosts", ctx.gettext("Saved."))
 
 
