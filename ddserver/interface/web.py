@@ -191,6 +191,12 @@ class Context:
 
     # -- where the request comes from ---------------------------------------------------------------
 
+    @property
+    def path(self) -> str:
+        """The path asked for (with the mount point). Not Bottle's ``fullpath``: that joins the path to the mount
+        point as a URL, so ``/https://evil.example/`` becomes another site and ``/http://[x`` an exception."""
+        return str(self.request.script_name) + str(self.request.path).lstrip("/")
+
     def _trusted_peer(self) -> bool:
         try:
             peer = ipaddress.ip_address(self.request.environ.get("REMOTE_ADDR", ""))
@@ -352,7 +358,10 @@ class Context:
         origin = self.request.headers.get("Origin")
         if not origin or origin == "null":
             return origin != "null"
-        parts = urlsplit(origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:  # "http://[::1": not a URL, so not this site
+            return False
         host = self.request.headers.get("X-Forwarded-Host") if self._trusted_peer() else None
         host = host or self.request.environ.get("HTTP_HOST", "")
         return parts.netloc == host or _origin(self.config.http.base_url) == origin
@@ -465,7 +474,7 @@ class WebPlugin:
                     if ctx.mfa_pending and not allow_pending:
                         return ctx.redirect("/login/totp")
                     if ctx.user is None and not (allow_pending and ctx.mfa_pending):
-                        target = bottle.request.fullpath
+                        target = ctx.path
                         query = bottle.request.query_string
                         back = target + ("?" + query if query else "")
                         return ctx.redirect("/login?next=" + bottle.urlquote(back, safe="/"))

@@ -609,19 +609,41 @@ def base_request(site: Site, names: dict[Route, set[str]], route: Route, rng: ra
 #: What the sweep puts in every header, parameter, field and cookie: bytes that are not UTF-8, control
 #: characters (CR, LF, NUL), and an overlong value.
 SWEEP = [b"\xff\xfe", b"a\r\nb\x00c", b"%ff%0d%0a" + b"9" * 5000]
+#: And in every parameter, field, cookie and path: text of the wrong shape (numbers too large for any
+#: column, digits that are not ASCII, a list, a URL a parser refuses).
+SHAPES = [b"99999999999999999999999999", b"-99999999999999999999", "١٢٣".encode(), b"[]", b"http://[::1"]
+#: And in the headers that are parsed: what their parsers may choke on.
+HEADER_SHAPES = {
+    "Origin": [b"http://[::1", b"http://a]b", b"null", b"https://a:99999999"],
+    "Referer": [b"http://[::1"],
+    "Host": [b"[::1", b"a:99999999", b""],
+    "X-Forwarded-Host": [b"[::1", b"a, b"],
+    "X-Forwarded-For": [b"[::1], 192.0.2.1", b"192.0.2.1, unknown", b",,,"],
+    "X-Real-IP": [b"[::1]", b"unknown"],
+    "X-Forwarded-Proto": [b"HTTPS, http"],
+    "Range": [b"bytes=99999999999999999999-", b"bytes=5-1", b"bytes=-0"],
+    "If-Modified-Since": [b"Mon, 99 Foo 9999 99:99:99 GMT", b"0"],
+    "Authorization": [b"Basic " + base64.b64encode(b"\xff:\xff"), b"Basic =", b"Digest x"],
+    "Accept-Language": [b"de;q=1e999, en;q=nan", b"*;q=-1", b";;,,"],
+    "Content-Length": [b"-1", b"99999999999", b"+5"],
+    "Content-Type": [b"multipart/form-data", b"multipart/form-data; boundary=", b"application/json"],
+    "Transfer-Encoding": [b"chunked", b"gzip, chunked"],
+}
 
 
 def sweep(
-    site: Site, names: dict[Route, set[str]], table: list[Route], values: list[bytes]
+    site: Site, names: dict[Route, set[str]], table: list[Route], values: list[bytes], headers: bool = True
 ) -> Iterator[tuple[Request, str]]:
     """Each route with each value in each header, each of its parameters (query or form), each cookie, the
     CSRF token and the path, one at a time: every field is reached, whatever the random draws do."""
     rng = random.Random(7)
     for route in table:
-        slots = [("header", h) for h in HEADERS] + [("parameter", n) for n in sorted(names.get(route, set()))]
-        slots += [("cookie", c) for c in COOKIES] + [("csrf", ""), ("path", "")]
-        for kind, name in slots:
-            for value in values:
+        slots = [("header", h, values + HEADER_SHAPES.get(h, [])) for h in HEADERS] if headers else []
+        slots += [("parameter", n, values + SHAPES) for n in sorted(names.get(route, set()))]
+        slots += [("cookie", c, values + SHAPES) for c in COOKIES]
+        slots += [("csrf", "", values), ("path", "", values + SHAPES)]
+        for kind, name, tried in slots:
+            for value in tried:
                 request = base_request(site, names, route, rng)
                 if kind == "header":
                     request.headers[name] = value
@@ -632,7 +654,8 @@ def sweep(
                 elif kind == "csrf":
                     request.csrf = value
                 else:
-                    request.path = WILDCARD.sub(native(value), route.rule) if "<" in route.rule else native(value)
+                    wildcard = "<" in route.rule
+                    request.path = WILDCARD.sub(native(value), route.rule) if wildcard else "/" + native(value)
                 yield request, f"{kind} {name} = {value[:40]!r}"
 
 
@@ -742,9 +765,11 @@ def _part(site: Site, app: str, part: int) -> list[Route]:
 @pytest.mark.parametrize("app", ["interface", "updater"])
 def test_every_field_of_every_route(site: Site, names, caplog, dialect: str, app: str, part: int) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.WARNING)
-    values = SWEEP if dialect == "sqlite" else SWEEP[:1]
-    statuses = run_fuzz(site, caplog, sweep(site, names, _part(site, app, part), values))
-    assert sum(statuses.values()) > 300
+    # Headers do not reach the database: MariaDB gets the fields that do.
+    sqlite = dialect == "sqlite"
+    values = SWEEP if sqlite else SWEEP[:1]
+    statuses = run_fuzz(site, caplog, sweep(site, names, _part(site, app, part), values, headers=sqlite))
+    assert sum(statuses.values()) > 100
 
 
 @pytest.mark.parametrize("app", ["interface", "updater"])

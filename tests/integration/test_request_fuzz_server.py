@@ -87,6 +87,7 @@ def variants(method: str, path: bytes, cookie: bytes, token: bytes) -> Iterator[
     )
     yield "raw \\xff in the query", request(verb + b" " + path + b"?q=\xff\xfe&hostname=\xff&myip=\xff", b"", post)
     yield "\\xff in the path", request(verb + b" " + path + b"\xff%ff")
+    yield "a URL as the path", request(verb + b" /http://[::1" + path)
     yield "form field \\xff", request(verb + b" " + path, b"", post + b"&next=%ff&login=\xff&language=%ff")
     yield "Content-Length not a number", request(verb + b" " + path, b"Content-Length: 1e3\r\n", post, length=False)
     yield (

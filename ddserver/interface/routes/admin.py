@@ -106,6 +106,10 @@ def user_flags(ctx: Context, user_id: int) -> str:
     return ctx.redirect(f"/admin/users/{user.id}", ctx.gettext("Saved."))
 
 
+#: The highest host limit an admin can set (the column holds far more; no one needs more hosts).
+MAX_HOST_LIMIT = 10**9
+
+
 def user_limit(ctx: Context, user_id: int) -> str:
     user = _user(ctx, user_id)
     form = Form.from_request(ctx, "max_hosts")
@@ -118,7 +122,7 @@ def user_limit(ctx: Context, user_id: int) -> str:
             value = int(text)
         except ValueError:
             value = -2
-        if value < -1:
+        if not -1 <= value <= MAX_HOST_LIMIT:
             form.error("max_hosts", ctx.gettext("Give a whole number, -1 for unlimited, or leave it empty."))
             return user_detail(ctx, user.id, status=400, limit_form=form)
     users.set_max_hosts(ctx.db, user.id, value)

@@ -19,6 +19,7 @@ def test_headers_that_are_not_text_get_a_400(db, client) -> None:
     # Text that is not ASCII is no token: refused like a wrong one.
     client.post("/language", {"language": "de"}, headers={"X-CSRF-Token": "tök".encode().decode("latin-1")}, status=403)
     client.post("/language", {"csrf_token": "tök", "language": "de"}, status=403)
+    client.post("/language", form, headers={"Origin": "http://[::1"}, status=403)  # not a URL: not this site
     assert client.post("/language", form).status_int == 303
 
 
@@ -41,10 +42,21 @@ def test_bodies_that_do_not_parse_get_a_400(db, client) -> None:
     client.request("/language", method="POST", body=body, content_type="multipart/form-data; boundary=b", status=400)
 
 
-def test_ids_beyond_64_bits_name_nothing(db, client) -> None:
-    log_in_as(client, add_user(db, "root", admin=True, password=None))
+def test_numbers_beyond_the_columns_name_nothing(db, client) -> None:
+    token = log_in_as(client, add_user(db, "root", admin=True, password=None))
     client.get("/hosts/" + "9" * 30, status=404)
     client.get("/admin/users/" + "9" * 30, status=404)
+    alice = add_user(db, "alice", password=None)
+    for number in ("9" * 26, "-" + "9" * 20, str(10**10)):
+        page = client.post(f"/admin/users/{alice.id}/limit", {"csrf_token": token, "max_hosts": number}, status=400)
+        assert 'id="e-max_hosts"' in page.text
+
+
+def test_paths_that_look_like_urls(db, client) -> None:
+    # Bottle's fullpath reads these as URLs: the interface uses the path as it came.
+    client.get("/http://[::1/x", status=404)
+    page = client.get("/https://evil.example/x", status=404)
+    assert 'name="next" value="/https://evil.example/x"' in page.text
 
 
 def test_totp_codes_in_other_digits_are_wrong_codes() -> None:
