@@ -767,7 +767,7 @@ def test_every_field_of_every_route(site: Site, names, caplog, dialect: str, app
     caplog.set_level(logging.WARNING)
     # Headers do not reach the database: MariaDB gets the fields that do.
     sqlite = dialect == "sqlite"
-    values = SWEEP if sqlite else SWEEP[:1]
+    values = SWEEP if sqlite else SWEEP[2:]
     statuses = run_fuzz(site, caplog, sweep(site, names, _part(site, app, part), values, headers=sqlite))
     assert sum(statuses.values()) > 100
 

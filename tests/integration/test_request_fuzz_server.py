@@ -122,9 +122,9 @@ def assert_clean_log(log: str) -> None:
     assert bad == [], "\n".join(bad[:20]) + "\n--- log ---\n" + log[-3000:]
 
 
-def test_bundle_under_waitress(db: Database, db_url: str, tmp_path: Path, dialect: str) -> None:
-    if dialect != "sqlite":
-        pytest.skip("one dialect is enough for the server path; the in-process fuzz runs on both")
+# One dialect is enough for the server path; the in-process fuzz runs on both.
+@pytest.mark.parametrize("dialect", ["sqlite"])
+def test_bundle_under_waitress(db: Database, db_url: str, tmp_path: Path) -> None:
     alice = users.add(db, "alice", "alice@example.org", password_hash=passwords.hash_password("a long password 1"))
     config = support.make_config(db_url, tmp_path)
     interface, updater = create_interface(config, db), create_updater(config, db)
@@ -158,9 +158,9 @@ def test_bundle_under_waitress(db: Database, db_url: str, tmp_path: Path, dialec
     assert_clean_log(process.log())
 
 
-def test_updater_under_granian(db: Database, db_url: str, tmp_path: Path, dialect: str) -> None:
-    if dialect != "sqlite":
-        pytest.skip("one dialect is enough for the server path; the in-process fuzz runs on both")
+# One dialect is enough for the server path; the in-process fuzz runs on both.
+@pytest.mark.parametrize("dialect", ["sqlite"])
+def test_updater_under_granian(db: Database, db_url: str, tmp_path: Path) -> None:
     try:
         importlib.import_module("granian")
     except ImportError:
