@@ -105,7 +105,7 @@ def security_headers(config: Config) -> dict[str, str]:
 
 #: Characters no header value may hold (a tab may: it is whitespace there).
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-#: What a cookie's name or value may hold (RFC 6265's cookie-octets, and the space around separators).
+#: A cookie the interface reads: printable ASCII (RFC 6265 allows less; the interface's own hold less still).
 _COOKIE_TEXT = re.compile(r"[\x20-\x7e]*")
 _CGI_HEADERS = ("CONTENT_TYPE", "CONTENT_LENGTH")
 #: Largest id a path may carry (a signed 64-bit column): larger numbers name nothing.

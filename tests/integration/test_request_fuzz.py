@@ -215,8 +215,10 @@ class Site:
     host_secret: str = ""
     update_token: str = ""
 
-    def basic(self) -> bytes:
-        return b"Basic " + base64.b64encode(f"{HOST}:{self.host_secret}".encode())
+    def basic(self, account: bool = False) -> bytes:
+        """Credentials the updater takes: the host's secret, or (``account``) alice's account update token."""
+        login, secret = ("alice", self.update_token) if account else (HOST, self.host_secret)
+        return b"Basic " + base64.b64encode(f"{login}:{secret}".encode())
 
     def ensure(self) -> None:
         """Put back what fuzzed requests may have changed: the users, their sessions, the zone and the host."""
@@ -602,7 +604,7 @@ def base_request(site: Site, names: dict[Route, set[str]], route: Route, rng: ra
         token_header=rng.random() < 0.2,
     )
     if route.app == "updater" and rng.random() < 0.7:
-        request.headers["Authorization"] = site.basic()
+        request.headers["Authorization"] = site.basic(account=rng.random() < 0.3)
     return request
 
 
