@@ -123,6 +123,7 @@ def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
             # Pages carry CSRF tokens, secrets shown once and personal data: nothing is cached.
             bottle.response.set_header("Cache-Control", "no-store")
 
+    app.add_hook("before_request", web.check_request)
     app.add_hook("after_request", add_headers)
 
     def static(path: str) -> Any:

@@ -40,7 +40,7 @@ def matching_step(secret: str, presented: str, at: float | None = None, window: 
     :returns: the step, or None when the code matches none. The caller refuses a step already spent.
     """
     presented = presented.replace(" ", "").strip()
-    if not secret or len(presented) != DIGITS or not presented.isdigit():
+    if not secret or len(presented) != DIGITS or not (presented.isascii() and presented.isdigit()):
         return None
     found = None
     # Every candidate is compared (no early exit), so the time taken does not tell which step matched.

@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import secrets as _random
 import time
 from collections.abc import Callable
@@ -102,6 +103,55 @@ def security_headers(config: Config) -> dict[str, str]:
     }
 
 
+#: Characters no header value may hold (a tab may: it is whitespace there).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: A cookie the interface reads: printable ASCII (RFC 6265 allows less; the interface's own hold less still).
+_COOKIE_TEXT = re.compile(r"[\x20-\x7e]*")
+_CGI_HEADERS = ("CONTENT_TYPE", "CONTENT_LENGTH")
+#: Largest id a path may carry (a signed 64-bit column): larger numbers name nothing.
+MAX_ID = 2**63 - 1
+
+
+def check_request() -> None:
+    """Bottle's ``before_request`` hook: refuse or clean what the rest of the interface assumes is text.
+
+    WSGI hands header bytes over as Latin-1 characters, and Bottle decodes them as UTF-8 when they are read,
+    so a byte that is not UTF-8 would fail wherever a header is read. Here, before any route runs: a header
+    that is not UTF-8 text without control characters, or a body length that is not a number, gets a 400;
+    cookies that are not printable ASCII are dropped one by one (a cookie that another application of the
+    domain set must not lock anyone out). Form and query values stay Bottle's: ``getunicode`` gives None
+    for bytes that are not UTF-8, and each form checks its values.
+
+    :raises bottle.HTTPError: 400 for a malformed request.
+    """
+    environ = bottle.request.environ
+    cookies = environ.get("HTTP_COOKIE")
+    if cookies is not None:
+        kept = [c for c in str(cookies).split(";") if _COOKIE_TEXT.fullmatch(c)]
+        environ["HTTP_COOKIE"] = ";".join(kept)
+    headers = (value for key, value in environ.items() if key.startswith("HTTP_") or key in _CGI_HEADERS)
+    if not all(isinstance(value, str) and _is_text(value) for value in headers):
+        raise bottle.HTTPError(400, "A request header is not valid text.")
+    length = environ.get("CONTENT_LENGTH") or ""
+    if length and not (length.isascii() and length.isdigit()):
+        raise bottle.HTTPError(400, "The Content-Length header is not a number.")
+    if environ.get("CONTENT_TYPE", "").lower().startswith("multipart/"):
+        # Bottle decodes multipart fields and their headers as it parses them: parse now, where a part that
+        # is not UTF-8 or a name with a control character can still be answered (the form is kept for the route).
+        try:
+            bottle.request.POST  # noqa: B018
+        except ValueError:  # UnicodeDecodeError is one
+            raise bottle.HTTPError(400, "A form field is not valid text.")
+
+
+def _is_text(value: str) -> bool:
+    try:
+        text = value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return False
+    return _CONTROL.search(text) is None
+
+
 def _sign(key: bytes, purpose: str, value: str) -> str:
     return hmac.new(key, f"{purpose}|{value}".encode(), hashlib.sha256).hexdigest()
 
@@ -140,6 +190,12 @@ class Context:
         self._flashes = self._read_flashes()
 
     # -- where the request comes from ---------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The path asked for (with the mount point). Not Bottle's ``fullpath``: that joins the path to the mount
+        point as a URL, so ``/https://evil.example/`` becomes another site and ``/http://[x`` an exception."""
+        return str(self.request.script_name) + str(self.request.path).lstrip("/")
 
     def _trusted_peer(self) -> bool:
         try:
@@ -287,7 +343,8 @@ class Context:
 
     def csrf_valid(self) -> bool:
         presented = self.request.forms.get(CSRF_FIELD) or self.request.headers.get("X-CSRF-Token") or ""
-        if not presented:
+        if not presented or not presented.isascii():
+            # compare_digest takes ASCII strings only; a token is never anything else.
             return False
         candidates = []
         if self.session is not None:
@@ -301,7 +358,10 @@ class Context:
         origin = self.request.headers.get("Origin")
         if not origin or origin == "null":
             return origin != "null"
-        parts = urlsplit(origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:  # "http://[::1": not a URL, so not this site
+            return False
         host = self.request.headers.get("X-Forwarded-Host") if self._trusted_peer() else None
         host = host or self.request.environ.get("HTTP_HOST", "")
         return parts.netloc == host or _origin(self.config.http.base_url) == origin
@@ -313,7 +373,7 @@ class Context:
         if not raw:
             return []
         payload, _, signature = raw.rpartition(".")
-        if not hmac.compare_digest(_sign(self.site.key, "flash", payload), signature):
+        if not signature.isascii() or not hmac.compare_digest(_sign(self.site.key, "flash", payload), signature):
             return []
         try:
             items = json.loads(base64.urlsafe_b64decode(payload.encode()))
@@ -390,6 +450,8 @@ class WebPlugin:
         site = self.site
 
         def wrapper(**kwargs: Any) -> Any:
+            if any(isinstance(value, int) and not -MAX_ID <= value <= MAX_ID for value in kwargs.values()):
+                raise bottle.HTTPError(404)
             if raw:
                 return callback(**kwargs)
             ctx = Context(site, bottle.request, bottle.response)
@@ -412,7 +474,7 @@ class WebPlugin:
                     if ctx.mfa_pending and not allow_pending:
                         return ctx.redirect("/login/totp")
                     if ctx.user is None and not (allow_pending and ctx.mfa_pending):
-                        target = bottle.request.fullpath
+                        target = ctx.path
                         query = bottle.request.query_string
                         back = target + ("?" + query if query else "")
                         return ctx.redirect("/login?next=" + bottle.urlquote(back, safe="/"))

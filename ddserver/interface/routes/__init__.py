@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gettext
 import threading
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -47,11 +48,38 @@ def later(ctx: Any, job: Callable[[], None]) -> None:
     outbox(ctx.site).submit(job)
 
 
+#: Longer redirect targets go to the default page (no page of the interface has such a long address).
+MAX_TARGET = 2000
+
+
 def safe_next(target: str, default: str = "/hosts") -> str:
-    """Only a local path may be a redirect target after login (no open redirect)."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target and "\n" not in target:
-        return target
-    return default
+    """``target`` when it is a path on this site, else ``default``: the one check of every redirect target that
+    comes from the request (``next`` after login or a language switch, ``back`` of admin forms).
+
+    A local path is one ``/`` followed by neither ``/`` nor ``\\``, in printable ASCII without spaces. Browsers
+    trim leading controls and spaces, drop tabs and newlines anywhere and read ``\\`` as ``/``, so anything
+    looser can name another site (``/\\evil``, ``/\\t/evil``); the value percent-decoded, as often as it
+    decodes, must pass too, so that no later decoding (a proxy, a redirect through ``/login?next=``) can turn
+    it into one.
+    """
+    if not (target.isascii() and len(target) <= MAX_TARGET):
+        return default
+    layer = target
+    while True:
+        if not _local_path(layer):
+            return default
+        decoded = urllib.parse.unquote(layer)
+        if decoded == layer:
+            return target
+        layer = decoded
+
+
+def _local_path(text: str) -> bool:
+    return (
+        text[:1] == "/"
+        and text[1:2] not in ("/", "\\")
+        and all(char.isprintable() and not char.isspace() for char in text)
+    )
 
 
 def password_problem(ctx: Any, password: str, again: str | None = None) -> str | None:

@@ -15,7 +15,7 @@ from ddserver.cli import TSIG_ALGORITHMS
 from ddserver.config import parse_listen
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
-from ddserver.interface.routes import page_args, send_mail
+from ddserver.interface.routes import page_args, safe_next, send_mail
 from ddserver.interface.web import AuthLevel, Context
 from ddserver.store import audit, changes, hosts, listing, rfc2136, sessions, tokens, users, zones
 from ddserver.store.users import User
@@ -106,6 +106,10 @@ def user_flags(ctx: Context, user_id: int) -> str:
     return ctx.redirect(f"/admin/users/{user.id}", ctx.gettext("Saved."))
 
 
+#: The highest host limit an admin can set (the column holds far more; no one needs more hosts).
+MAX_HOST_LIMIT = 10**9
+
+
 def user_limit(ctx: Context, user_id: int) -> str:
     user = _user(ctx, user_id)
     form = Form.from_request(ctx, "max_hosts")
@@ -118,7 +122,7 @@ def user_limit(ctx: Context, user_id: int) -> str:
             value = int(text)
         except ValueError:
             value = -2
-        if value < -1:
+        if not -1 <= value <= MAX_HOST_LIMIT:
             form.error("max_hosts", ctx.gettext("Give a whole number, -1 for unlimited, or leave it empty."))
             return user_detail(ctx, user.id, status=400, limit_form=form)
     users.set_max_hosts(ctx.db, user.id, value)
@@ -448,7 +452,7 @@ def host_action(ctx: Context, host_id: int) -> str:
     else:
         return ctx.redirect("/admin/hosts", ctx.gettext("Unknown action."), "danger")
     ctx.log_event(AUDIT, f"host {host.name}", action)
-    back = ctx.form("back")
+    back = safe_next(ctx.form("back"), "/admin/hosts")
     return ctx.redirect(back if back.startswith("/admin/") else "/admin/hosts", ctx.gettext("Saved."))
 
 
