@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from pathlib import Path
 
 import dns.rcode
+import pytest
 
 from ddserver.db import Database
 from ddserver.recursor import snapshot
@@ -142,4 +144,30 @@ def test_a_snapshot_of_another_feed_is_not_followed(tmp_path: Path) -> None:
         finally:
             recursor.stop()
     finally:
+        db.drop_database()
+
+
+@pytest.mark.parametrize("mode", ["remote-socket", "pipe"])
+def test_a_select_only_user_is_enough(mode: str, tmp_path: Path) -> None:
+    """A recursor reading from a replica whose user may only SELECT: it loads (and builds the pipe
+    coprocesses' snapshot), follows the feed and answers through PowerDNS, writing nothing."""
+    url = support.new_database_url("mysql", tmp_path)
+    db = support.create_database(url)
+    user, password = f"ro{uuid.uuid4().hex[:12]}", uuid.uuid4().hex
+    name = db.url.database
+    try:
+        db.run(lambda tx: tx.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"))
+        db.run(lambda tx: tx.execute(f"GRANT SELECT ON `{name}`.* TO '{user}'@'%'"))
+        data = populate(db)
+        reader = url.replace("mysql://root@", f"mysql://{user}:{password}@", 1)
+        assert reader != url
+        config = support.write_config_file(tmp_path / "ddserver.conf", reader, "[recursor]\npoll_interval = 0.1\n")
+        with start_pdns(tmp_path / "pdns", config, mode) as pdns:
+            assert pdns.addresses(f"home.{ZONE}") == ["192.0.2.1", "2001:db8::1"]
+            hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.50")
+            support.wait_until(lambda: pdns.records(f"home.{ZONE}") == ["203.0.113.50"], 20, what="the change")
+            log = pdns.log()
+        assert "denied" not in log.lower(), log
+    finally:
+        db.run(lambda tx: tx.execute(f"DROP USER IF EXISTS '{user}'@'%'"))
         db.drop_database()
