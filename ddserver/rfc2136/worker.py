@@ -43,8 +43,10 @@ class ZoneRun:
     """What the worker remembers of one zone between passes (in memory only)."""
 
     zone_id: int
-    #: Ids above the stored position already applied (kept while an older id is still invisible).
-    done: set[int] = field(default_factory=set)
+    #: Changes above the stored position already applied (kept while an older id is still invisible). Whole
+    #: changes, not ids: after a failover to a replica that lacked the last changes, the new primary gives
+    #: their ids to other changes, which must not be taken for these.
+    done: set[Change] = field(default_factory=set)
     failures: int = 0
     next_attempt: float = 0.0
     last_error: str | None = None
@@ -177,7 +179,7 @@ class Worker:
             self._compare(zone, target, run, result)
             self._advance(zone, run, edge, ok=zone.name not in result.errors)
             return
-        pending = [c for c in changes if c.zone_id == zone.id and c.id > position and c.id not in run.done]
+        pending = [c for c in changes if c.zone_id == zone.id and c.id > position and c not in run.done]
         if not pending:
             if edge > position and time.monotonic() - run.last_advance > IDLE_ADVANCE:
                 self._advance(zone, run, edge, ok=False)
@@ -191,7 +193,7 @@ class Worker:
         if managed:
             self.push(zone, target, managed)
         result.pushed[zone.name] = result.pushed.get(zone.name, 0) + len(managed)
-        run.done.update(c.id for c in pending)
+        run.done.update(pending)
         self._advance(zone, run, edge, ok=zone.name not in result.errors)
         logger.info("%s: pushed %d names for %d changes", target.describe(), len(managed), len(pending))
 
@@ -207,7 +209,7 @@ class Worker:
             position=position if position > zone.rfc2136_position else None,
             ok=ok,
         )
-        run.done = {i for i in run.done if i > position}
+        run.done = {c for c in run.done if c.id > position}
         run.last_advance = time.monotonic()
         if run.failures:
             logger.info("%s: in step again after %d failed attempts", zone.name, run.failures)

@@ -1,0 +1,277 @@
+"""The change feed as Galera and a failover make it, on a real MariaDB: interleaved auto-increment ids (many of
+which never exist), commits out of id order, rolled-back changes, and a reader switched to another server with
+the same data, or with a tail it lacks. The recursor's follower and the RFC 2136 worker must apply every change
+once, never miss one, and not spin on ids that never come."""
+
+from __future__ import annotations
+
+import collections
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ddserver.db import Database, Transaction
+from ddserver.recursor.follower import Follower
+from ddserver.rfc2136 import worker as worker_module
+from ddserver.rfc2136.worker import Worker
+from ddserver.store import changes, zones
+from tests import support
+
+pytestmark = pytest.mark.mysql
+
+#: Zones written to, one per writer: writers on distinct zones do not queue on one zone's serial, so a
+#: transaction holding a lower id can commit after one holding a higher id.
+ZONES = [f"z{n}.example.org" for n in range(4)]
+#: A three-node Galera cluster with writers on two nodes: node 1 makes ids 1, 4, 7..., node 2 2, 5, 8...,
+#: and ids of node 3 never exist.
+NODES = 3
+
+
+class RolledBack(Exception):
+    pass
+
+
+@dataclass
+class Feed:
+    """What the writers did: every change committed (name -> id) and every name rolled back."""
+
+    committed: dict[str, int] = field(default_factory=dict)
+    rolled_back: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def add_zones(db: Database) -> list[zones.Zone]:
+    return [
+        zones.add(db, name, ["ns1.example.org"], "hostmaster.example.org", rfc2136_server="127.0.0.1:53")
+        for name in ZONES
+    ]
+
+
+def write(db: Database, feed: Feed, zone: zones.Zone, offset: int, count: int, prefix: str, seed: int) -> None:
+    """``count`` changes of ``zone``, each in a transaction of its own with Galera's interleaved ids, held open
+    a moment (so commits cross), one in 30 rolled back."""
+    rng = random.Random(seed)
+    for n in range(count):
+        name = f"{prefix}{n}.{zone.name}"
+        hold = rng.uniform(0, 0.004)
+        rollback = rng.random() < 1 / 30
+
+        def run(tx: Transaction, name: str = name, hold: float = hold, rollback: bool = rollback) -> int:
+            tx.execute(f"SET SESSION auto_increment_increment = {NODES}, auto_increment_offset = {offset}")
+            change_id = changes.record(tx, zone.id, zone.name, name)
+            time.sleep(hold)
+            if rollback:
+                raise RolledBack
+            return change_id
+
+        try:
+            change_id = db.run(run)
+        except RolledBack:
+            with feed.lock:
+                feed.rolled_back.add(name)
+            continue
+        with feed.lock:
+            feed.committed[name] = change_id
+
+
+def write_all(db: Database, feed: Feed, zone_list: list[zones.Zone], count: int, prefix: str) -> None:
+    """Four writers at once, two on each of two nodes."""
+    threads = [
+        threading.Thread(target=write, args=(db, feed, zone, 1 + n % 2, count, prefix, n))
+        for n, zone in enumerate(zone_list)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+
+
+class Applied:
+    """Counts each change the follower applies, and each id it re-reads as a gap."""
+
+    def __init__(self, follower: Follower, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.ids: collections.Counter[int] = collections.Counter()
+        self.rechecked: collections.Counter[int] = collections.Counter()
+        #: The feed position of the last full load.
+        self.loaded_at = 0
+        apply, with_ids, load = follower.apply, changes.changes_with_ids, follower.load
+
+        def counted_load():  # type: ignore[no-untyped-def]
+            index = load()
+            self.loaded_at = follower.cursor.high
+            return index
+
+        def counted_apply(rows):  # type: ignore[no-untyped-def]
+            rows = list(rows)
+            stale = apply(rows)
+            self.ids.update(c.id for c in rows)
+            return stale
+
+        def counted_with_ids(tx: Transaction, ids: list[int]) -> list[changes.Change]:
+            self.rechecked.update(ids)
+            return with_ids(tx, ids)
+
+        follower.apply = counted_apply  # type: ignore[method-assign]
+        follower.load = counted_load  # type: ignore[method-assign]
+        monkeypatch.setattr(changes, "changes_with_ids", counted_with_ids)
+
+
+class Pushed:
+    """A worker whose pushes are recorded instead of sent (names without the wildcards it adds)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.names: collections.Counter[str] = collections.Counter()
+
+        def push(zone, target, names):  # type: ignore[no-untyped-def]
+            self.names.update(n for n in names if not n.startswith("*."))
+            return 1
+
+        worker.push = push  # type: ignore[method-assign]
+        worker.full_sync = lambda zone, target: 0  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def mysql_url(tmp_path: Path) -> Iterator[str]:
+    url = support.new_database_url("mysql", tmp_path)
+    db = support.create_database(url)
+    yield url
+    db.drop_database()
+
+
+def make_worker(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Worker, Pushed]:
+    monkeypatch.setattr(worker_module, "IDLE_ADVANCE", 0.5)
+    config = support.make_config(db._url_text, tmp_path, rfc2136={"poll_interval": 0.02, "gap_timeout": 1.0})
+    worker = Worker(db, config)
+    return worker, Pushed(worker)
+
+
+def test_interleaved_ids_and_late_commits_are_applied_once(
+    mysql_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(mysql_url)
+    zone_list = add_zones(db)
+    follower = Follower(Database(mysql_url), poll_interval=0.02)
+    follower.load()
+    applied = Applied(follower, monkeypatch)
+    worker, pushed = make_worker(Database(mysql_url), tmp_path, monkeypatch)
+    worker_thread = threading.Thread(target=worker.run_forever)
+    follower.start()
+    worker_thread.start()
+    feed = Feed()
+    try:
+        write_all(db, feed, zone_list, 1000, "h")
+        ids = set(feed.committed.values())
+        assert len(ids) > 3500 and feed.rolled_back
+        support.wait_until(lambda: ids <= set(applied.ids), 60, what="the follower to apply every change")
+        support.wait_until(lambda: set(feed.committed) <= set(pushed.names), 60, what="the worker to push every change")
+        newest = changes.last_id(db)
+        # The worker's position passes the ids that never come, once they are older than its gap_timeout.
+        support.wait_until(
+            lambda: all(z.rfc2136_position == newest for z in map(lambda z: zones.get(db, z.name), zone_list)),
+            60,
+            what="the worker's positions to reach the newest change",
+        )
+    finally:
+        follower.stop()
+        worker.stopping.set()
+        worker_thread.join(30)
+    # Interleaved: two ids in three never exist (node 3's, and those node 1 and 2 skip past each other).
+    assert newest > 1.5 * len(ids)
+    assert set(applied.ids) == ids and max(applied.ids.values()) == 1
+    assert set(pushed.names) == set(feed.committed) and max(pushed.names.values()) == 1
+    assert not feed.rolled_back & set(pushed.names)
+    # Ids that never come are re-read ever less often, not at every poll for 30 s (1,500 reads each here).
+    assert max(applied.rechecked.values()) <= 40, applied.rechecked.most_common(3)
+    assert follower.stats.reloads == 1
+
+
+#: Every table with data, parents first.
+TABLES = ("users", "zones", "zone_users", "hosts", "records", "changes", "events", "settings", "rfc2136_leases")
+
+
+def copy_database(source: Database, url: str, *, changes_up_to: int | None = None) -> Database:
+    """A copy of ``source`` under ``url``, ids kept, as a replica holds it; ``changes_up_to``: the replica had
+    not received the changes after this id (nor the worker's positions past it) when it was promoted."""
+    target = support.create_database(url)
+    name = source.url.database
+
+    def run(tx: Transaction) -> None:
+        tx.execute("SET SESSION foreign_key_checks = 0")
+        for table in TABLES:
+            where = f" WHERE id <= {int(changes_up_to)}" if table == "changes" and changes_up_to else ""
+            tx.execute(f"INSERT INTO {table} SELECT * FROM `{name}`.{table}{where}")
+        if changes_up_to:
+            tx.execute("UPDATE zones SET rfc2136_position = LEAST(rfc2136_position, ?)", (changes_up_to,))
+
+    target.run(run)
+    return target
+
+
+def wait_for_everything(feed: Feed, applied: Applied, pushed: Pushed, follower: Follower) -> None:
+    ids = set(feed.committed.values())
+    support.wait_until(
+        lambda: ids <= set(applied.ids) | {i for i in ids if i <= applied.loaded_at},
+        60,
+        what="the follower to apply every change",
+    )
+    support.wait_until(lambda: set(feed.committed) <= set(pushed.names), 60, what="the worker to push every change")
+
+
+@pytest.mark.parametrize("lost", [0, 40], ids=["same-data", "lost-tail"])
+def test_switch_to_a_promoted_replica(
+    lost: int, mysql_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The follower and the worker read the primary, then (a failover) a copy of it with the same ids: every
+    change made on either is applied once. When the copy lacks the primary's last changes (asynchronous
+    replication) and gives their ids to new changes, those are not taken for changes seen already: the
+    follower loads in full, and the worker pushes them."""
+    primary = Database(mysql_url)
+    zone_list = add_zones(primary)
+    follower = Follower(Database(mysql_url), poll_interval=0.02)
+    applied = Applied(follower, monkeypatch)
+    follower.load()
+    worker, pushed = make_worker(Database(mysql_url), tmp_path, monkeypatch)
+    worker_thread = threading.Thread(target=worker.run_forever)
+    follower.start()
+    worker_thread.start()
+    feed = Feed()
+    replica_url = support.new_database_url("mysql", tmp_path)
+    replica: Database | None = None
+    try:
+        write_all(primary, feed, zone_list, 300, "a")
+        wait_for_everything(feed, applied, pushed, follower)
+        newest = changes.last_id(primary)
+        cutoff = newest - lost if lost else None
+        replica = copy_database(primary, replica_url, changes_up_to=cutoff)
+        before = set(applied.ids)
+        follower.db = Database(replica_url)
+        worker.db = Database(replica_url)
+        if cutoff is not None:
+            for name, change_id in list(feed.committed.items()):
+                if change_id > cutoff:
+                    del feed.committed[name]  # lost with the old primary
+        pushed_before = collections.Counter(pushed.names)
+        later = Feed()
+        write_all(replica, later, zone_list, 300, "b")
+        assert min(later.committed.values()) <= newest or not lost  # the lost ids are given again
+        wait_for_everything(later, applied, pushed, follower)
+    finally:
+        follower.stop()
+        worker.stopping.set()
+        worker_thread.join(30)
+        if replica is not None:
+            replica.drop_database()
+    if lost:
+        assert follower.stats.reloads == 2 and "no longer holds change" in caplog.text
+    else:
+        assert follower.stats.reloads == 1
+        # Applied once each, across the switch.
+        assert set(applied.ids) == set(feed.committed.values()) | set(later.committed.values())
+        assert max(applied.ids.values()) == 1 and before <= set(applied.ids)
+    new_pushes = pushed.names - pushed_before
+    assert set(later.committed) <= set(new_pushes) and max(pushed.names.values()) == 1
