@@ -297,7 +297,7 @@ class SnapshotKeeper:
             logger.info("writing the snapshot works again")
             self._failing = False
         self._written, self._at = state, time.monotonic()
-        logger.debug("snapshot written to %s in %.2f s", self.path, self._at - started)
+        logger.info("snapshot written to %s in %.2f s", self.path, self._at - started)
 
 
 def first_load_index(follower: Follower, clock: StreamClock) -> Callable[[], ZoneIndex | None]:

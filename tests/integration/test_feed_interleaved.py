@@ -275,3 +275,23 @@ def test_switch_to_a_promoted_replica(
         assert max(applied.ids.values()) == 1 and before <= set(applied.ids)
     new_pushes = pushed.names - pushed_before
     assert set(later.committed) <= set(new_pushes) and max(pushed.names.values()) == 1
+
+
+def test_another_server_is_not_followed(mysql_url: str) -> None:
+    """A reader that finds another MariaDB server behind the same URL (a failover: its server_id differs)
+    loads in full: the old server may have had changes, seen already, that the new one never received."""
+    db = Database(mysql_url)
+    zone = add_zones(db)[0]
+    db.run(lambda tx: changes.record(tx, zone.id, zone.name, f"a.{zone.name}"))
+    cursor = changes.FeedCursor.at_newest(db)
+    assert cursor.server and cursor.mark == (f"a.{zone.name}", pytest.approx(cursor.mark[1]))  # type: ignore[index]
+    rows, cursor = cursor.read(db, 100)
+    assert rows == []
+    moved = changes.FeedCursor(cursor.high, {}, cursor.mark, str(int(cursor.server or 0) + 1))
+    with pytest.raises(changes.FeedDiverged, match="another database server"):
+        moved.read(db, 100)
+    follower = Follower(db)
+    follower.load()
+    follower.adopt(follower.index, moved, time.time())  # type: ignore[arg-type]
+    follower.poll()
+    assert follower.stats.reloads == 2 and follower.cursor.server == cursor.server
