@@ -235,7 +235,7 @@ def socket_start(follower: Follower, path: Path | None) -> None:
         return
     except DatabaseError as exc:
         if snap is None:
-            logger.warning("no snapshot to serve from at %s: waiting for the database", path)
+            logger.warning("no snapshot to serve from%s: waiting for the database", f" at {path}" if path else "")
             follower.db.close()
             first_load(follower)
             return
@@ -255,7 +255,7 @@ def serve_stale(follower: Follower, snap: snapshot.Snapshot, exc: DatabaseError)
         time.ctime(snap.created),
         len(snap.index.zones),
         len(snap.index.hosts),
-        snap.high,
+        follower.cursor.high,
     )
 
 
