@@ -34,6 +34,7 @@ from ddserver.recursor.server import (
     end_stuck_coprocess,
     serve_stream,
 )
+from ddserver.store import changes
 
 logger = logging.getLogger("ddserver.recursor")
 
@@ -146,9 +147,11 @@ def _remote_responder(handler: remote.RemoteHandler, cache: ResponseCache) -> Re
 
 def from_snapshot(follower: Follower, path: Path, builder: snapshot.Builder) -> Callable[[], None]:
     """The pipe coprocesses' start: read the snapshot (having one built when there is none), catch up
-    with the feed, then publish the index."""
+    with the feed, then publish the index. While the database is unreachable, a snapshot of any age is
+    served, stale (:func:`serve_stale`)."""
 
     def first() -> None:
+        probed = False
         while True:
             snap = snapshot.read(path, follower.default_ttl)
             if snap is not None and time.time() - snap.created < follower.retention - 60:
@@ -157,12 +160,21 @@ def from_snapshot(follower: Follower, path: Path, builder: snapshot.Builder) -> 
                     while follower.poll() >= BATCH:
                         pass
                 except DatabaseError as exc:
-                    logger.warning("database unreachable, answering from the snapshot: %s", exc)
+                    serve_stale(follower, snap, exc)
+                    return
                 follower.loaded.set()
                 logger.info("started from the snapshot of %s", time.ctime(snap.created))
                 if time.time() - snap.created > snapshot.REFRESH_AGE:
                     builder.start()
                 return
+            if snap is not None and not probed:
+                probed = True  # too old to catch up: a new one is built, unless the database is unreachable
+                try:
+                    changes.last_id(follower.db)
+                except DatabaseError as exc:
+                    follower.adopt(snap.index, snap.cursor(), snap.created)
+                    serve_stale(follower, snap, exc)
+                    return
             if follower.stopping():
                 return  # PowerDNS closed the pipe before the snapshot was there
             if not builder.running():

@@ -4,8 +4,10 @@ followed."""
 
 from __future__ import annotations
 
+import marshal
 import os
 import signal
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 
 from ddserver.db import Database
 from ddserver.recursor import snapshot
+from ddserver.recursor.follower import Follower
 from ddserver.store import changes, hosts
 from tests import support
 from tests.integration.test_recursor import ZONE, populate
@@ -171,3 +174,35 @@ def test_a_select_only_user_is_enough(mode: str, tmp_path: Path) -> None:
     finally:
         db.run(lambda tx: tx.execute(f"DROP USER IF EXISTS '{user}'@'%'"))
         db.drop_database()
+
+
+def test_a_pipe_coprocess_serves_an_old_snapshot_while_the_database_is_down(tmp_path: Path) -> None:
+    """A snapshot older than the feed's retention is not caught up but rebuilt; while the database is
+    unreachable it is served all the same, stale, rather than nothing."""
+    (tmp_path / "db").mkdir()
+    url = support.new_database_url("sqlite", tmp_path / "db")
+    db = support.create_database(url)
+    populate(db)
+    follower = Follower(db)
+    follower.load()
+    folder = tmp_path / "snapshots"
+    folder.mkdir(mode=0o700)
+    path = snapshot.snapshot_path(folder, url)
+    assert follower.index is not None
+    snapshot.write(path, follower.index, follower.cursor)
+    data = list(marshal.loads(path.read_bytes()))
+    data[8] -= 3 * 86400  # written three days ago: older than the feed's retention
+    path.write_bytes(marshal.dumps(tuple(data)))
+    db.close_all()
+    (tmp_path / "db").rename(tmp_path / "gone")
+    config = support.write_config_file(tmp_path / "ddserver.conf", url, "[recursor]\npurge = none\n")
+    result = subprocess.run(
+        [support.console_script("ddserver-recursor"), "--config", str(config), "--pipe"],
+        input=b"HELO\t1\nQ\thome.dyn.example.org\tIN\tA\t-1\t127.0.0.1\n",
+        capture_output=True,
+        timeout=60,
+        env=dict(os.environ, DDSERVER_RECURSOR_SNAPSHOT_DIR=str(folder)),
+    )
+    lines = result.stdout.decode().splitlines()
+    assert lines[1:] == ["DATA\thome.dyn.example.org\tIN\tA\t60\t1\t192.0.2.1", "END"], result.stderr.decode()
+    assert "serving STALE data from the snapshot" in result.stderr.decode()
