@@ -169,7 +169,8 @@ class FeedDiverged(FeedPruned):
 Mark = tuple[str, float]
 
 
-def _mark(change: Change) -> Mark:
+def mark_of(change: Change) -> Mark:
+    """What identifies a change beyond its id, which another server may give to another change."""
     return (change.name, float(change.created_at))
 
 
@@ -210,7 +211,7 @@ class FeedCursor:
         now = time.monotonic()
         window_start = max(0, newest - START_WINDOW)
         gaps = {i: now for i in range(window_start + 1, newest + 1) if i not in present}
-        mark = _mark(present[newest]) if newest in present else None
+        mark = mark_of(present[newest]) if newest in present else None
         return cls(newest, gaps, mark, server)
 
     @classmethod
@@ -251,7 +252,7 @@ class FeedCursor:
                 oldest, _ = db.read(feed_bounds)
                 if oldest > high:
                     raise FeedPruned(f"the change feed was pruned past change {high}")
-            if not rows or rows[0].id != high or _mark(rows[0]) != mark:
+            if not rows or rows[0].id != high or mark_of(rows[0]) != mark:
                 raise FeedDiverged(f"the change feed no longer holds change {high} as it was read")
             rows = rows[1:]
         if rows and high and rows[0].id > high + 1:
@@ -264,7 +265,7 @@ class FeedCursor:
             due.pop(change.id, None)
             if change.id > high:
                 gaps.update((i, now) for i in range(high + 1, change.id))
-                high, mark = change.id, _mark(change)
+                high, mark = change.id, mark_of(change)
         for gap in recheck:
             since = gaps.get(gap)
             if since is None:
