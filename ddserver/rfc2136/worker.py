@@ -27,7 +27,7 @@ from ddserver.rfc2136 import client
 from ddserver.store import changes
 from ddserver.store import rfc2136 as store
 from ddserver.store import zones as zone_store
-from ddserver.store.changes import Change, FeedCursor, FeedPruned
+from ddserver.store.changes import Change, FeedCursor, FeedDiverged, FeedPruned
 from ddserver.store.zones import Zone
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,9 @@ class FeedWindow:
         #: Ids up to here were read once more before the frontier passed them.
         self.confirmed = 0
         self.cursor = FeedCursor()
+        #: The feed turned out to be another one (a failover, say): what was pushed from the old one may
+        #: include changes the new one never had, so every zone is compared in full.
+        self.diverged = False
 
     def read(self, db: Database, low: int, limit: int, gap_timeout: float) -> tuple[list[Change], int, int]:
         """The visible changes above ``low`` (up to ``limit``), the oldest id kept, and the frontier."""
@@ -111,7 +114,11 @@ class FeedWindow:
                 self.low = low
             try:
                 rows, cursor = self.cursor.read(db, max(0, limit - len(self.rows)))
-            except FeedPruned:  # and FeedDiverged
+            except FeedDiverged as exc:
+                logger.warning("%s: reading the change feed afresh and comparing every zone in full", exc)
+                self.diverged = True
+                self._reset(db, low, limit)
+            except FeedPruned:
                 self._reset(db, low, limit)
             else:
                 self._add([c for c in rows if c.id > self.low])
@@ -218,6 +225,10 @@ class Worker:
             return result
         low = min(zone.rfc2136_position for zone, _, _ in due)
         feed, oldest, edge = self.window.read(self.db, low, FEED_LIMIT, self.settings.gap_timeout)
+        if self.window.diverged:
+            for zone in zones:
+                store.request_full_sync(self.db, zone.id)  # compared by the next pass, then cleared
+            self.window.diverged = False
         for zone, target, run in due:
             try:
                 self._push_zone(zone, target, run, feed, oldest, edge, result)
