@@ -206,3 +206,21 @@ def test_a_pipe_coprocess_serves_an_old_snapshot_while_the_database_is_down(tmp_
     lines = result.stdout.decode().splitlines()
     assert lines[1:] == ["DATA\thome.dyn.example.org\tIN\tA\t60\t1\t192.0.2.1", "END"], result.stderr.decode()
     assert "serving STALE data from the snapshot" in result.stderr.decode()
+
+
+def test_a_snapshot_behind_a_pruned_feed_loads_in_full(db: Database, db_url: str, tmp_path: Path) -> None:
+    """Changes made while the recursor was stopped were pruned from the feed: its snapshot's position can no
+    longer be caught up with, so it loads in full (and answers the current data)."""
+    data = populate(db)
+    recursor, path = start_socket_recursor(tmp_path, db_url, "first")
+    recursor.stop()
+    hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.71")
+    hosts.set_addresses(db, data["www"].id, ipv4="198.51.100.71")
+    assert changes.prune(db, 0) >= 1  # everything but the newest change
+    recursor, path = start_socket_recursor(tmp_path, db_url, "second")
+    try:
+        assert addresses(path, f"home.{ZONE}") == ["203.0.113.71"]
+        log = recursor.log()
+        assert "pruned past change" in log and "loaded" in log, log
+    finally:
+        recursor.stop()
