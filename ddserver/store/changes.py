@@ -114,8 +114,12 @@ def prune(db: Database, retention: int) -> int:
 
 # -- reading the feed -------------------------------------------------------------------------------------
 
-#: Ids just below the newest one at start that are re-checked, in case their transaction commits late.
+#: Ids just below the newest one at start that are re-checked, in case their transaction commits late: at
+#: least these, and every id from the oldest change written in the last ``GAP_TIMEOUT`` seconds on, up to
+#: ``START_WINDOW_MAX`` (ids commit out of order by time, not by count: a busy Galera cluster or a slow
+#: writer may commit an id after hundreds of later ones).
 START_WINDOW = 200
+START_WINDOW_MAX = 200_000
 #: Seconds an id missing from the feed is waited for before it counts as a rolled-back transaction.
 GAP_TIMEOUT = 30.0
 #: Longest wait between two re-checks of one missing id. A missing id is re-checked after as long as it has
@@ -201,17 +205,18 @@ class FeedCursor:
     def at_newest(cls, db: Database) -> FeedCursor:
         """At the newest change, awaiting the ids just below it whose transactions may still be open."""
 
-        def read(tx: Transaction) -> tuple[str, int, list[Change]]:
+        def read(tx: Transaction) -> tuple[str, int, int, set[int], list[Change]]:
             _, newest = feed_bounds(tx)
-            window_start = max(0, newest - START_WINDOW)
-            return server_identity(tx), newest, changes_after(tx, window_start, START_WINDOW + 1)
+            recent = tx.scalar("SELECT MIN(id) FROM changes WHERE created_at >= ?", (time.time() - GAP_TIMEOUT,))
+            start = min(newest - START_WINDOW, int(recent) - 1 if recent is not None else newest)
+            start = max(0, start, newest - START_WINDOW_MAX)
+            present = {int(row[0]) for row in tx.tuples("SELECT id FROM changes WHERE id > ?", (start,))}
+            return server_identity(tx), newest, start, present, changes_with_ids(tx, [newest])
 
-        server, newest, rows = db.read(read)
-        present = {c.id: c for c in rows}
+        server, newest, start, present, last = db.read(read)
         now = time.monotonic()
-        window_start = max(0, newest - START_WINDOW)
-        gaps = {i: now for i in range(window_start + 1, newest + 1) if i not in present}
-        mark = mark_of(present[newest]) if newest in present else None
+        gaps = {i: now for i in range(start + 1, newest + 1) if i not in present}
+        mark = mark_of(last[0]) if last else None
         return cls(newest, gaps, mark, server)
 
     @classmethod

@@ -339,3 +339,33 @@ def test_another_server_is_not_followed(mysql_url: str) -> None:
     follower.adopt(follower.index, moved, time.time())  # type: ignore[arg-type]
     follower.poll()
     assert follower.stats.reloads == 2 and follower.cursor.server == cursor.server
+
+
+def test_a_change_committed_late_across_a_load_is_applied(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transaction takes a change id and commits only after hundreds of later ids have (Galera's nodes,
+    or one slow writer), and a follower loads in between: the load's position is past the id, which must
+    still be awaited, however many ids came after it."""
+    db = Database(mysql_url)
+    slow_zone, busy_zone = add_zones(db)[:2]
+    inserted, release = threading.Event(), threading.Event()
+    taken: list[int] = []
+
+    def slow(tx: Transaction) -> None:
+        taken.append(changes.record(tx, slow_zone.id, slow_zone.name, f"late.{slow_zone.name}"))
+        inserted.set()
+        assert release.wait(60)
+
+    writer = threading.Thread(target=db.run, args=(slow,))
+    writer.start()
+    try:
+        assert inserted.wait(30)
+        feed = Feed()
+        write(db, feed, busy_zone, 1, 400, "busy", 0)
+        follower = Follower(Database(mysql_url))
+        applied = Applied(follower, monkeypatch)
+        follower.load()
+        assert follower.cursor.high > taken[0] + 2 * changes.START_WINDOW
+    finally:
+        release.set()
+        writer.join(30)
+    support.wait_until(lambda: follower.poll() is not None and taken[0] in applied.ids, 10, what="the late change")
