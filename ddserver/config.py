@@ -447,7 +447,16 @@ class RecursorSection:
     snapshot_dir: str = option(
         "",
         "Folder (private to the recursor's user) for the index snapshot that pipe-mode coprocesses start "
-        "from. Empty: a private folder in the system's temp directory.",
+        "from, and that the socket daemon starts from (serving it, stale, while the database is unreachable). "
+        "Empty: /var/lib/ddserver/recursor when the recursor's user can have it, else a private folder in "
+        "the system's temp directory (which may not last across reboots).",
+    )
+    snapshot_interval: float = option(
+        300.0,
+        "Seconds between two snapshots written by the socket daemon (--remote-socket, --pipe-socket) while "
+        "the data changes; it also writes one once loaded and one when it stops. 0: only those two.",
+        minimum=0.0,
+        maximum=86400.0,
     )
     coprocess_timeout: float = option(
         5.0,

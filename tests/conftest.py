@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,14 @@ _TABLES = (
     "users",
     "zones",
 )
+
+
+@pytest.fixture(autouse=True)
+def _snapshot_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recursors started by a test keep their snapshots in a folder of the test's own (made when first
+    written), never in the machine's /var/lib/ddserver/recursor or another test's."""
+    folder = tmp_path_factory.getbasetemp() / f"snapshots-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("DDSERVER_RECURSOR_SNAPSHOT_DIR", str(folder))
 
 
 @pytest.fixture(scope="session")

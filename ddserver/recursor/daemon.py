@@ -34,6 +34,7 @@ from ddserver.recursor.server import (
     end_stuck_coprocess,
     serve_stream,
 )
+from ddserver.store import changes
 
 logger = logging.getLogger("ddserver.recursor")
 
@@ -146,23 +147,34 @@ def _remote_responder(handler: remote.RemoteHandler, cache: ResponseCache) -> Re
 
 def from_snapshot(follower: Follower, path: Path, builder: snapshot.Builder) -> Callable[[], None]:
     """The pipe coprocesses' start: read the snapshot (having one built when there is none), catch up
-    with the feed, then publish the index."""
+    with the feed, then publish the index. While the database is unreachable, a snapshot of any age is
+    served, stale (:func:`serve_stale`)."""
 
     def first() -> None:
+        probed = False
         while True:
             snap = snapshot.read(path, follower.default_ttl)
             if snap is not None and time.time() - snap.created < follower.retention - 60:
-                follower.adopt(snap.index, snap.high, snap.gaps, snap.created)
+                follower.adopt(snap.index, snap.cursor(), snap.created)
                 try:
                     while follower.poll() >= BATCH:
                         pass
                 except DatabaseError as exc:
-                    logger.warning("database unreachable, answering from the snapshot: %s", exc)
+                    serve_stale(follower, snap, exc)
+                    return
                 follower.loaded.set()
                 logger.info("started from the snapshot of %s", time.ctime(snap.created))
                 if time.time() - snap.created > snapshot.REFRESH_AGE:
                     builder.start()
                 return
+            if snap is not None and not probed:
+                probed = True  # too old to catch up: a new one is built, unless the database is unreachable
+                try:
+                    changes.last_id(follower.db)
+                except DatabaseError as exc:
+                    follower.adopt(snap.index, snap.cursor(), snap.created)
+                    serve_stale(follower, snap, exc)
+                    return
             if follower.stopping():
                 return  # PowerDNS closed the pipe before the snapshot was there
             if not builder.running():
@@ -178,9 +190,8 @@ def write_snapshot(config: Config, path: Path, rediscover: bool) -> int:
             return 0  # another builder is at it
         follower, purger = make_follower(config)
         first_load(follower)
-        high, gaps = follower.position()
         assert follower.index is not None
-        snapshot.write(path, follower.index, high, gaps)
+        snapshot.write(path, follower.index, follower.cursor)
         logger.info("snapshot written to %s", path)
         if rediscover and purger.method is not PurgeMethod.NONE:
             # A remote-pipe coprocess that PowerDNS asked for the zone list before any data was loaded
@@ -192,14 +203,113 @@ def write_snapshot(config: Config, path: Path, rediscover: bool) -> int:
     return 0
 
 
-def _snapshot_start(follower: Follower, config: Config, rediscover: bool) -> Callable[[], None] | None:
+def _snapshot_path(config: Config, without: str) -> Path | None:
+    """Where the snapshot of this configuration's database is kept; None (logged, with what ``without``
+    means) when there is no folder for it."""
     try:
         folder = snapshot.snapshot_dir(config.recursor.snapshot_dir)
     except OSError as exc:
-        logger.warning("no snapshots (each coprocess loads the database itself): %s", exc)
+        logger.warning("no snapshots (%s): %s", without, exc)
         return None
-    path = snapshot.snapshot_path(folder, config.database.url)
+    return snapshot.snapshot_path(folder, config.database.url)
+
+
+def _snapshot_start(follower: Follower, config: Config, rediscover: bool) -> Callable[[], None] | None:
+    path = _snapshot_path(config, "each coprocess loads the database itself")
+    if path is None:
+        return None
     return from_snapshot(follower, path, snapshot.Builder(path, config.source, rediscover))
+
+
+def socket_start(follower: Follower, path: Path | None) -> None:
+    """The socket daemon's first data: a snapshot younger than the feed's retention, caught up with the feed;
+    else a full load; and when the database is unreachable, the snapshot of any age, served stale until the
+    database returns (the follower then catches up, or loads in full when the feed no longer reaches back
+    to it). Without a snapshot, the database is waited for."""
+    snap = snapshot.read(path, follower.default_ttl) if path is not None else None
+    if snap is not None and time.time() - snap.created < follower.retention - 60:
+        follower.adopt(snap.index, snap.cursor(), snap.created)
+        try:
+            while follower.poll() >= BATCH:
+                pass
+        except DatabaseError as exc:
+            serve_stale(follower, snap, exc)
+            return
+        follower.loaded.set()
+        logger.info(
+            "started from the snapshot of %s, caught up with the change feed (change %d)",
+            time.ctime(snap.created),
+            follower.stats.last_change_id,
+        )
+        return
+    try:
+        follower.load()
+        return
+    except DatabaseError as exc:
+        if snap is None:
+            logger.warning("no snapshot to serve from%s: waiting for the database", f" at {path}" if path else "")
+            follower.db.close()
+            first_load(follower)
+            return
+        follower.adopt(snap.index, snap.cursor(), snap.created)
+        serve_stale(follower, snap, exc)
+
+
+def serve_stale(follower: Follower, snap: snapshot.Snapshot, exc: DatabaseError) -> None:
+    """Publish a snapshot's index while the database is unreachable; the follower logs its return."""
+    follower.db.close()
+    follower.stats.db_up = False
+    follower.loaded.set()
+    logger.warning(
+        "database unreachable (%s): serving STALE data from the snapshot of %s (%d zones, %d hosts, change %d) "
+        "until it returns",
+        exc,
+        time.ctime(snap.created),
+        len(snap.index.zones),
+        len(snap.index.hosts),
+        follower.cursor.high,
+    )
+
+
+class SnapshotKeeper:
+    """The socket daemon's snapshot: written after the first data is in, then at most every ``interval``
+    seconds when the data changed, and at a clean stop; from the follower's thread, between two polls, so
+    the index and its feed position agree."""
+
+    def __init__(self, follower: Follower, path: Path, interval: float) -> None:
+        self.follower = follower
+        self.path = path
+        self.interval = interval
+        self._written: tuple[int, int] | None = None
+        self._at = -float("inf")
+        self._failing = False
+
+    def started_from(self, snap_high: int) -> None:
+        """The index came from the snapshot on disk at this position: nothing to write until it changes."""
+        self._written = (snap_high, self.follower.stats.reloads)
+        self._at = time.monotonic()
+
+    def __call__(self, force: bool = False) -> None:
+        follower = self.follower
+        if follower.index is None or not follower.stats.db_up:
+            return  # stale data: the snapshot on disk holds it already
+        state = (follower.cursor.high, follower.stats.reloads)
+        if state == self._written or (not force and time.monotonic() - self._at < self.interval):
+            return
+        started = time.monotonic()
+        try:
+            snapshot.write(self.path, follower.index, follower.cursor)
+        except OSError as exc:
+            if not self._failing:
+                logger.warning("cannot write the snapshot %s (retrying later): %s", self.path, exc)
+                self._failing = True
+            self._at = time.monotonic()
+            return
+        if self._failing:
+            logger.info("writing the snapshot works again")
+            self._failing = False
+        self._written, self._at = state, time.monotonic()
+        logger.info("snapshot written to %s in %.2f s", self.path, self._at - started)
 
 
 def first_load_index(follower: Follower, clock: StreamClock) -> Callable[[], ZoneIndex | None]:
@@ -352,9 +462,14 @@ def run_socket(
     metrics_at: str,
     purger: Purger,
     protocol: str = "remote",
+    snapshot_path: Path | None = None,
+    snapshot_interval: float = 0.0,
 ) -> int:
     """Serve the remote backend protocol (``protocol="remote"``) or the pipe backend protocol (``"pipe"``)
-    on a unix socket, from one index shared by every PowerDNS connection."""
+    on a unix socket, from one index shared by every PowerDNS connection; ``snapshot_path``: see
+    :func:`socket_start` and :class:`SnapshotKeeper` (``snapshot_interval`` 0: written at start and stop
+    only)."""
+    began = time.monotonic()
     cache = ResponseCache(follower, counter)
     if protocol == "pipe":
         server = SocketServer(path, _pipe_sessions(follower, cache),
@@ -365,12 +480,20 @@ def run_socket(
         ask = cache.asker(handler.query)
         server = SocketServer(path, lambda: (respond, ask), remote.false("message too long").encode() + b"\n",
                               remote.MAX_MESSAGE, mode)  # fmt: skip
-    first_load(follower)
+    keeper = None
+    if snapshot_path is not None:
+        keeper = SnapshotKeeper(follower, snapshot_path, snapshot_interval or float("inf"))
+        before = follower.stats.reloads
+        socket_start(follower, snapshot_path)
+        if follower.stats.reloads == before:
+            keeper.started_from(follower.cursor.high)
+    else:
+        first_load(follower)
     try:
         server.bind()
     except OSError as exc:
         raise DDServerError(f"--{protocol}-socket {path}: {exc.strerror or exc}")
-    follower.start()
+    follower.start(idle=keeper)
     if metrics_at:
         host, port = parse_listen(metrics_at)
         try:
@@ -384,9 +507,11 @@ def run_socket(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    logger.info("serving the %s backend protocol on %s", protocol, path)
+    logger.info("serving the %s backend protocol on %s (%.2f s after start)", protocol, path, time.monotonic() - began)
     server.serve()
     follower.stop()
+    if keeper is not None and not follower.running():
+        keeper(force=True)
     return 0
 
 
@@ -417,6 +542,17 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
         else:
             path, protocol = args.remote_socket, "remote"
         counter = metrics.QueryCounter()
-        return run_socket(follower, counter, os.path.abspath(path), mode, metrics_at, purger, protocol)
+        snapshot_at = _snapshot_path(config, "a restart waits for the database")
+        return run_socket(
+            follower,
+            counter,
+            os.path.abspath(path),
+            mode,
+            metrics_at,
+            purger,
+            protocol,
+            snapshot_at,
+            config.recursor.snapshot_interval,
+        )
 
     return console.run(body, "ddserver-recursor")

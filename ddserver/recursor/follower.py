@@ -137,20 +137,27 @@ class Follower:
         )
         return index
 
-    def adopt(self, index: ZoneIndex, high: int, gaps: list[int], created: float) -> None:
-        """Take an index read from a snapshot; the next poll catches up from its feed position.
+    def adopt(self, index: ZoneIndex, cursor: FeedCursor, created: float) -> None:
+        """Take an index read from a snapshot; the next poll catches up from its feed position (or loads in
+        full when the snapshot is older than the feed's retention, or the feed is not the one it was read
+        from).
 
         It is not published (``loaded``) until the caller has caught up and sets ``loaded``.
         """
-        self._cursor = FeedCursor.at(high, gaps)
+        self._cursor = cursor
         self._last_read = created
         self.index = index
         self.generation += 1
-        self.stats.last_change_id = high
+        self.stats.last_change_id = cursor.high
 
     def position(self) -> tuple[int, list[int]]:
-        """The newest change id applied and the ids below it still awaited (for snapshots)."""
+        """The newest change id applied and the ids below it still awaited."""
         return self._cursor.position()
+
+    @property
+    def cursor(self) -> FeedCursor:
+        """The feed position the index is at (for snapshots)."""
+        return self._cursor
 
     def wait_index(self, timeout: float) -> ZoneIndex | None:
         """The published index, waiting up to ``timeout`` seconds for the first load."""
@@ -303,9 +310,10 @@ class Follower:
 
     # -- thread -----------------------------------------------------------------------------------
 
-    def run(self, first: Callable[[], None] | None = None) -> None:
+    def run(self, first: Callable[[], None] | None = None, idle: Callable[[], None] | None = None) -> None:
         """Load (or run ``first``), then poll until stopped; database failures are logged once per state
-        change."""
+        change. ``idle`` runs after each poll that left nothing waiting (in this thread: the index does not
+        change meanwhile)."""
         if first is not None:
             first()
         failures = 0
@@ -319,6 +327,8 @@ class Follower:
                 failures = 0
                 if applied >= BATCH:
                     continue  # more are waiting
+                if idle is not None:
+                    idle()
                 # One poll per interval, however long the poll took (a change waits one interval at most).
                 delay = max(0.0, self.poll_interval - (time.monotonic() - started))
             except DatabaseError as exc:
@@ -337,8 +347,10 @@ class Follower:
                 delay = min(MAX_BACKOFF, self.poll_interval * 2**failures)
             self._stop.wait(delay)
 
-    def start(self, first: Callable[[], None] | None = None) -> threading.Thread:
-        self._thread = threading.Thread(target=self.run, args=(first,), name="follower", daemon=True)
+    def start(
+        self, first: Callable[[], None] | None = None, idle: Callable[[], None] | None = None
+    ) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, args=(first, idle), name="follower", daemon=True)
         self._thread.start()
         return self._thread
 

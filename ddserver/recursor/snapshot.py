@@ -1,9 +1,10 @@
-"""Snapshots of the index on local disk, so the many short-lived pipe coprocesses start in milliseconds.
+"""Snapshots of the index on local disk: the many short-lived pipe coprocesses start from one in milliseconds,
+and the socket daemon starts from one fast, or at all while its database is unreachable.
 
 PowerDNS starts one coprocess per backend instance and, with its default ``pipe-timeout``, kills any that
 takes longer than 2 s to answer; loading a large database takes longer. So pipe modes start from a snapshot
 and follow the feed from the snapshot's position; a detached builder process (which PowerDNS does not kill)
-writes it.
+writes it. The socket daemon writes its own after loading and then every ``[recursor] snapshot_interval``.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from ddserver.dns.zoneindex import ZoneIndex, ZoneRow
+from ddserver.store.changes import FeedCursor
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
+#: The lasting folder tried first when ``[recursor] snapshot_dir`` is empty.
+DEFAULT_DIR = "/var/lib/ddserver/recursor"
 #: A snapshot older than this is still used (the feed fills the gap) but a fresh one is built for next time.
 REFRESH_AGE = 3600.0
 
@@ -37,18 +41,38 @@ class Snapshot:
     high: int
     gaps: list[int]
     created: float
+    #: The change at ``high`` (name, created_at) and the database server it was read from (FeedCursor).
+    mark: tuple[str, float] | None = None
+    server: str | None = None
+
+    def cursor(self) -> FeedCursor:
+        return FeedCursor.at(self.high, self.gaps, self.mark, self.server)
 
 
 def snapshot_dir(configured: str) -> Path:
-    """The folder for snapshots: the configured one, else a private folder in the temp directory.
+    """The folder for snapshots: the configured one; else ``DEFAULT_DIR`` (which lasts across reboots) when
+    this user can have it, else a private folder in the temp directory.
 
-    :raises OSError: when the folder is not private to this user (someone else could plant answers).
+    :raises OSError: when the folder cannot be made or is not private to this user (someone else could plant
+        answers).
     """
-    folder = Path(configured) if configured else Path(tempfile.gettempdir()) / f"ddserver-recursor-{os.getuid()}"
+    if configured:
+        return _private_folder(Path(configured))
+    try:
+        return _private_folder(Path(DEFAULT_DIR))
+    except OSError as exc:
+        fallback = Path(tempfile.gettempdir()) / f"ddserver-recursor-{os.getuid()}"
+        logger.debug("snapshots in %s, not %s: %s", fallback, DEFAULT_DIR, exc)
+        return _private_folder(fallback)
+
+
+def _private_folder(folder: Path) -> Path:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = folder.stat()
     if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise OSError(f"{folder} must belong to this user and not be writable by others")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OSError(f"{folder} is not writable")
     return folder
 
 
@@ -56,23 +80,30 @@ def snapshot_path(folder: Path, database_url: str) -> Path:
     return folder / f"index-{hashlib.sha256(database_url.encode()).hexdigest()[:16]}.snapshot"
 
 
-def write(path: Path, index: ZoneIndex, high: int, gaps: list[int]) -> None:
+def write(path: Path, index: ZoneIndex, cursor: FeedCursor) -> None:
     """Write atomically: readers see the old file or the new one, never half of one."""
+    high, gaps = cursor.position()
     data = (
         FORMAT,
         index.default_ttl,
         high,
-        sorted(gaps),
+        gaps,
         [astuple(zone.row) for zone in list(index.zones.values())],
-        dict(index.hosts),
-        dict(index.extra),
-        dict(index.owners),
+        # The dicts themselves, not copies (a million hosts' copy is some 40 MB more at the peak): marshal
+        # holds the interpreter lock from the first entry to the last, so no other thread changes them meanwhile.
+        index.hosts,
+        index.extra,
+        index.owners,
         time.time(),
+        cursor.mark,
+        cursor.server,
     )
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-")
     try:
         with os.fdopen(fd, "wb") as out:
             marshal.dump(data, out)
+            out.flush()
+            os.fsync(out.fileno())  # on disk before it replaces the old one: a power cut leaves one whole
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -86,16 +117,18 @@ def read(path: Path, default_ttl: int) -> Snapshot | None:
         with open(path, "rb") as f:
             # Whole, then decoded: marshal.load on the file reads it in small pieces, four times slower.
             data = marshal.loads(f.read())
-        fmt, ttl, high, gaps, zones, hosts, extra, owners, created = data
-    except (OSError, EOFError, ValueError, TypeError):
+        if data[0] != FORMAT:
+            return None
+        _, ttl, high, gaps, zones, hosts, extra, owners, created, mark, server = data
+    except (OSError, EOFError, ValueError, TypeError, IndexError):
         return None
-    if fmt != FORMAT or ttl != default_ttl:
+    if ttl != default_ttl:
         return None
     index = ZoneIndex(default_ttl)
     for row in zones:
         index.set_zone(ZoneRow(row[0], row[1], tuple(row[2]), *row[3:]))
     index.hosts, index.extra, index.owners = hosts, extra, owners
-    return Snapshot(index, high, list(gaps), created)
+    return Snapshot(index, high, list(gaps), created, (str(mark[0]), float(mark[1])) if mark else None, server)
 
 
 class Builder:

@@ -114,10 +114,19 @@ def prune(db: Database, retention: int) -> int:
 
 # -- reading the feed -------------------------------------------------------------------------------------
 
-#: Ids just below the newest one at start that are re-checked, in case their transaction commits late.
+#: Ids just below the newest one at start that are re-checked, in case their transaction commits late: at
+#: least these, and every id from the oldest change written in the last ``GAP_TIMEOUT`` seconds on, up to
+#: ``START_WINDOW_MAX`` (ids commit out of order by time, not by count: a busy Galera cluster or a slow
+#: writer may commit an id after hundreds of later ones).
 START_WINDOW = 200
+START_WINDOW_MAX = 200_000
 #: Seconds an id missing from the feed is waited for before it counts as a rolled-back transaction.
 GAP_TIMEOUT = 30.0
+#: Longest wait between two re-checks of one missing id. A missing id is re-checked after as long as it has
+#: been missing (at each poll at first, then ever less often, up to this): a late commit is seen at most as
+#: late again as it came, and ids that never come (rolled back, or skipped by Galera's interleaved
+#: auto-increments, two of three on a three-node cluster) cost a few reads each rather than one per poll.
+GAP_RECHECK_MAX = 2.0
 
 
 def changes_after(tx: Transaction, after_id: int, limit: int) -> list[Change]:
@@ -145,8 +154,28 @@ def feed_bounds(tx: Transaction) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def server_identity(tx: Transaction) -> str:
+    """Which database server answers (MariaDB's ``server_id``, distinct per server in replication): a reader
+    that finds another one may have read changes the new one lacks (a failover that lost them)."""
+    if tx.db.dialect != "mysql":
+        return ""
+    return str(tx.scalar("SELECT @@server_id"))
+
+
 class FeedPruned(Exception):
     """The feed no longer holds every change after a reader's position: the reader must load in full."""
+
+
+class FeedDiverged(FeedPruned):
+    """The feed is not the one the reader read (another server or database): the reader must load in full."""
+
+
+Mark = tuple[str, float]
+
+
+def mark_of(change: Change) -> Mark:
+    """What identifies a change beyond its id, which another server may give to another change."""
+    return (change.name, float(change.created_at))
 
 
 @dataclass(frozen=True)
@@ -155,26 +184,45 @@ class FeedCursor:
 
     Ids are taken when a transaction inserts its change and become visible when it commits, so a change can
     appear below ids already read; such gaps are re-checked until they appear or ``GAP_TIMEOUT`` passes
-    (a rolled-back transaction leaves a gap for good).
+    (a rolled-back transaction leaves a gap for good, and so does every id Galera's interleaved
+    auto-increments skip), ever less often as they age (``GAP_RECHECK_MAX``).
+
+    The change at ``high`` is read again with each read: when it is gone or another (the database was
+    replaced, or a failover lost it), or another server answers, the reader is told to load in full.
     """
 
     high: int = 0
     #: Awaited id -> when it was first missed (``time.monotonic``).
     gaps: dict[int, float] = field(default_factory=dict)
+    #: The change at ``high`` as read (name, created_at); None: not known (nothing read yet).
+    mark: Mark | None = None
+    #: The server read from (:func:`server_identity`); None: not known yet.
+    server: str | None = None
+    #: Awaited id -> when it is re-checked next (``time.monotonic``); missing: at the next read.
+    due: dict[int, float] = field(default_factory=dict)
 
     @classmethod
     def at_newest(cls, db: Database) -> FeedCursor:
         """At the newest change, awaiting the ids just below it whose transactions may still be open."""
-        _, newest = db.read(feed_bounds)
-        window_start = max(0, newest - START_WINDOW)
-        present = {c.id for c in db.read(lambda tx: changes_after(tx, window_start, START_WINDOW + 1))}
+
+        def read(tx: Transaction) -> tuple[str, int, int, set[int], list[Change]]:
+            _, newest = feed_bounds(tx)
+            recent = tx.scalar("SELECT MIN(id) FROM changes WHERE created_at >= ?", (time.time() - GAP_TIMEOUT,))
+            start = min(newest - START_WINDOW, int(recent) - 1 if recent is not None else newest)
+            start = max(0, start, newest - START_WINDOW_MAX)
+            present = {int(row[0]) for row in tx.tuples("SELECT id FROM changes WHERE id > ?", (start,))}
+            return server_identity(tx), newest, start, present, changes_with_ids(tx, [newest])
+
+        server, newest, start, present, last = db.read(read)
         now = time.monotonic()
-        return cls(newest, {i: now for i in range(window_start + 1, newest + 1) if i not in present})
+        gaps = {i: now for i in range(start + 1, newest + 1) if i not in present}
+        mark = mark_of(last[0]) if last else None
+        return cls(newest, gaps, mark, server)
 
     @classmethod
-    def at(cls, high: int, gaps: Sequence[int]) -> FeedCursor:
+    def at(cls, high: int, gaps: Sequence[int], mark: Mark | None = None, server: str | None = None) -> FeedCursor:
         now = time.monotonic()
-        return cls(high, {gap: now for gap in gaps})
+        return cls(high, {gap: now for gap in gaps}, mark, server)
 
     def position(self) -> tuple[int, list[int]]:
         """The newest id read and the ids below it still awaited (to save and resume with ``at``)."""
@@ -186,25 +234,50 @@ class FeedCursor:
         between reads them again.
 
         :raises FeedPruned: the feed was pruned past this position.
+        :raises FeedDiverged: the change at this position is gone or another, or another server answers.
         :raises DatabaseError: when the database cannot be read.
         """
-        high = self.high
-        rows = db.read(lambda tx: changes_after(tx, high, limit))
+        high, mark = self.high, self.mark
+        now = time.monotonic()
+        gaps = dict(self.gaps)
+        due = {i: at for i, at in self.due.items() if i in gaps}
+        recheck = sorted(i for i in gaps if due.get(i, 0.0) <= now)
+        # The change at ``high`` is read with the others when it is known, to see it is still the same.
+        after = high - 1 if mark is not None and high else high
+
+        def read(tx: Transaction) -> tuple[str, list[Change], list[Change]]:
+            late = changes_with_ids(tx, recheck) if recheck else []
+            return server_identity(tx), changes_after(tx, after, limit + (after < high)), late
+
+        server, rows, late = db.read(read)
+        if self.server is not None and server != self.server:
+            raise FeedDiverged(f"another database server answers (server_id {self.server}, now {server})")
+        if after < high:
+            if not rows or rows[0].id != high:
+                oldest, _ = db.read(feed_bounds)
+                if oldest > high:
+                    raise FeedPruned(f"the change feed was pruned past change {high}")
+            if not rows or rows[0].id != high or mark_of(rows[0]) != mark:
+                raise FeedDiverged(f"the change feed no longer holds change {high} as it was read")
+            rows = rows[1:]
         if rows and high and rows[0].id > high + 1:
             oldest, _ = db.read(feed_bounds)
             if oldest > high + 1:
                 raise FeedPruned(f"the change feed was pruned past change {high}")
-        gaps = dict(self.gaps)
-        if gaps:
-            late_ids = sorted(gaps)
-            rows = db.read(lambda tx: changes_with_ids(tx, late_ids)) + rows
-        now = time.monotonic()
+        rows = late + rows
         for change in rows:
             gaps.pop(change.id, None)
+            due.pop(change.id, None)
             if change.id > high:
                 gaps.update((i, now) for i in range(high + 1, change.id))
-                high = change.id
-        for gap, since in list(gaps.items()):
+                high, mark = change.id, mark_of(change)
+        for gap in recheck:
+            since = gaps.get(gap)
+            if since is None:
+                continue
             if now - since > GAP_TIMEOUT:
                 del gaps[gap]
-        return rows, FeedCursor(high, gaps)
+                due.pop(gap, None)
+            else:
+                due[gap] = now + min(GAP_RECHECK_MAX, now - since)
+        return rows, FeedCursor(high, gaps, mark, server, due)
