@@ -5,6 +5,7 @@ with ``ddserver migrate`` while the old processes run."""
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
 import shutil
@@ -240,3 +241,65 @@ def previous_release() -> str:
                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     return subprocess.run([*git, "rev-parse", f"{added}^"], capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
+
+
+def update(box: Container, secret: str, address: str) -> str:
+    """A dyndns2 update from inside the container, as a router sends it."""
+    probe = (
+        "import base64, sys, urllib.request\n"
+        "request = urllib.request.Request(sys.argv[1], headers={'Authorization': 'Basic ' + sys.argv[2]})\n"
+        "print(urllib.request.urlopen(request, timeout=5).read().decode())"
+    )
+    url = f"http://127.0.0.1:8081/nic/update?hostname=home.{ZONE}&myip={address}"
+    credentials = base64.b64encode(f"home.{ZONE}:{secret}".encode()).decode()
+    return box.run("python3", "-c", probe, url, credentials).stdout.strip()
+
+
+def interpreter(box: Container) -> str:
+    """The release folder whose Python runs the updater (its server's workers included)."""
+    lines = box.run("ps", "-eo", "args=").stdout.splitlines()
+    found = {line.split()[0] for line in lines if "/opt/ddserver/updater/bin/ddserver-updater" in line}
+    releases = {path.split("/")[4] for path in found if path.startswith("/opt/ddserver/releases/")}
+    assert len(releases) == 1, lines
+    return releases.pop()
+
+
+def test_upgrade_with_migrate_while_the_old_release_runs(tmp_path: Path, wheels: Path) -> None:
+    if not (ROOT / ".git").exists():
+        support.missing("the upgrade test needs the git history of the checkout")
+    old = previous_release()
+    old_wheels = _cached_wheels(old)
+    with Container(tmp_path, ROOT, {"/wheels-old": old_wheels, "/wheels": wheels}) as box:
+        box.run("/src/scripts/install.sh", "--component", "updater", "--wheels", "/wheels-old", "--no-index",
+                timeout=1200)  # fmt: skip
+        admin = ["/usr/local/bin/ddserver"]
+        box.run(*admin, "zone", "add", ZONE, "--ns", "ns1.example.org", "--hostmaster", "hostmaster@example.org")
+        box.run(*admin, "user", "add", "alice", "--email", "alice@example.org", "--password-stdin", input=PASSWORD)
+        secret = box.run(*admin, "host", "add", "alice", f"home.{ZONE}").stdout.strip().splitlines()[-1]
+        unit = Unit(box.path("/etc/systemd/system/ddserver-updater.service"))
+        with start_unit(box, unit, tmp_path / "old.log") as running:
+            serves(box, running, "http://127.0.0.1:8081/health", "ok", "the old updater")
+            old_release = interpreter(box)
+            assert update(box, secret, "192.0.2.1") == "good 192.0.2.1"
+
+            # docs/install.md, Upgrading: the new release beside the running one, then the migrations.
+            box.run(*INSTALL_NEW, timeout=1200)
+            migrated = box.run(*admin, "migrate")
+            assert "applied " in migrated.stdout, migrated.stdout  # at least one migration ran
+            # The old process survives them: it still answers, and its updates still land.
+            assert "ok" in http_get(box, "http://127.0.0.1:8081/health")
+            assert update(box, secret, "192.0.2.2") == "good 192.0.2.2"
+            assert interpreter(box) == old_release and running.alive()
+
+        # Restarted, the unit runs the new release on the migrated database.
+        with start_unit(box, unit, tmp_path / "new.log") as restarted:
+            serves(box, restarted, "http://127.0.0.1:8081/health", "ok", "the new updater")
+            assert interpreter(box) != old_release
+            assert update(box, secret, "192.0.2.3") == "good 192.0.2.3"
+            assert update(box, secret, "192.0.2.3") == "nochg 192.0.2.3"
+        listed = box.run(*admin, "host", "list").stdout
+        assert listed.startswith(f"home.{ZONE}\t192.0.2.3\t"), listed
+
+
+#: The upgrade's install, as docs/install.md gives it (with the test's wheels, and no package index).
+INSTALL_NEW = ("/src/scripts/install.sh", "--component", "updater", "--no-init", "--wheels", "/wheels", "--no-index")
