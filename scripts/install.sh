@@ -136,8 +136,11 @@ for admin in bundle interface updater rfc2136 recursor; do
   [ -d "$prefix/$admin" ] && break
 done
 ln -sfn "$admin" "$prefix/admin.new" && mv -T "$prefix/admin.new" "$prefix/admin"
-# Releases other than the two newest go.
-ls -1d "$prefix"/releases/*/ | sort | head -n -2 | while read -r old; do rm -rf "$old"; done
+# Releases other than the two newest go, unless a component of this machine still runs from one.
+in_use=$(for link in "$prefix"/*; do if [ -L "$link" ]; then readlink "$link"; fi; done | cut -d/ -f2 | sort -u)
+ls -1 "$prefix/releases" | sort | head -n -2 | while read -r old; do
+  grep -qxF -- "$old" <<<"$in_use" || rm -rf "${prefix:?}/releases/$old"
+done
 install -d -m 0755 "$prefix/doc"
 install -m 0644 "$checkout"/docs/*.md "$prefix/doc/"
 install -m 0644 "$checkout/etc/ddserver/ddserver.conf" "$prefix/doc/ddserver.conf.example"

@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
   mount -o remount,bind,ro "$root/$2"
   shift 2
 done
-ip link set lo up
+[ -n "$NEW_NET" ] && ip link set lo up
 exec chroot "$root" /usr/bin/python3 -c "$INIT"
 """
 
@@ -76,11 +76,16 @@ def require_namespaces() -> None:
 class Container:
     """The root folder and the PID 1 holding its namespaces; ``stop()`` ends every process in it."""
 
-    def __init__(self, folder: Path, checkout: Path, mounts: dict[str, Path] | None = None) -> None:
-        """:param mounts: host folders to show read-only in the container, by their path there."""
+    def __init__(
+        self, folder: Path, checkout: Path, mounts: dict[str, Path] | None = None, network: bool = False
+    ) -> None:
+        """:param mounts: host folders to show read-only in the container, by their path there.
+        :param network: share the machine's network (to reach a package index) instead of a loopback of its own.
+        """
         require_namespaces()
         self.root = folder / "root"
         mounts = mounts or {}
+        self.network = network
         for name in ("usr", ".usr-local", "dev", "proc", "run", "tmp", "src", "opt", "var", "root"):
             (self.root / name).mkdir(parents=True)
         binds = []
@@ -108,7 +113,7 @@ class Container:
                 "unshare",
                 "--mount",
                 "--pid",
-                "--net",
+                *([] if network else ["--net"]),
                 "--fork",
                 "--kill-child",
                 "sh",
@@ -119,7 +124,7 @@ class Container:
                 str(checkout),
                 *binds,
             ],
-            env={**ENV, "INIT": INIT},
+            env={**ENV, "INIT": INIT, "NEW_NET": "" if network else "yes"},
             stdout=subprocess.PIPE,
             stderr=self._log,
             start_new_session=True,
@@ -143,6 +148,8 @@ class Container:
         """The command line that runs ``argv`` in the container, in ``cwd``, as root or as ``user`` (with
         ``groups``: a comma-separated list, as systemd's Group= and SupplementaryGroups= give)."""
         prefix = ["nsenter", f"--target={self.pid}", "--mount", "--pid", "--net", "--root", "--wd", "--"]
+        if self.network:
+            prefix.remove("--net")
         prefix += ["/usr/bin/env", "-i", "-C", cwd, *(f"{k}={v}" for k, v in ENV.items())]
         if user is not None:
             prefix += ["setpriv", f"--reuid={user}", f"--regid={user}"]

@@ -28,10 +28,26 @@ WHEEL_CACHE = Path(tempfile.gettempdir()) / "ddserver-test-wheels"
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("install")]
 
 
+#: What a build of the checkout does not need (and what other tests may be writing meanwhile).
+NOT_BUILT = shutil.ignore_patterns(".git", ".venv", "var", "build", "*.egg-info", "__pycache__", ".*_cache")
+
+
 def build_wheels(checkout: Path, target: Path) -> Path:
-    """ddserver's wheels from ``checkout`` and every dependency's, so the container installs without a network."""
+    """ddserver's wheels from ``checkout`` and every dependency's, so the container installs without a network.
+
+    The build runs in a copy: setuptools writes into the tree it builds, and other tests build this checkout too.
+    """
     building = target.with_name(target.name + f".{os.getpid()}.tmp")
     shutil.rmtree(building, ignore_errors=True)
+    source = Path(tempfile.mkdtemp(prefix="ddserver-build-")) / "tree"
+    shutil.copytree(checkout, source, ignore=NOT_BUILT)
+    try:
+        return _build(source, building, target)
+    finally:
+        shutil.rmtree(source.parent, ignore_errors=True)
+
+
+def _build(checkout: Path, building: Path, target: Path) -> Path:
     result = subprocess.run(
         [
             support.python_bin(),
@@ -297,6 +313,7 @@ def test_upgrade_with_migrate_while_the_old_release_runs(tmp_path: Path, wheels:
             assert interpreter(box) != old_release
             assert update(box, secret, "192.0.2.3") == "good 192.0.2.3"
             assert update(box, secret, "192.0.2.3") == "nochg 192.0.2.3"
+        assert len(box.run("ls", "/opt/ddserver/releases").stdout.split()) == 2  # the old one is kept
         listed = box.run(*admin, "host", "list").stdout
         assert listed.startswith(f"home.{ZONE}\t192.0.2.3\t"), listed
 
