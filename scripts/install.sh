@@ -75,8 +75,12 @@ trap 'rm -rf "$work"' EXIT
 if [ -z "$wheels" ]; then
   wheels=$work/wheels
   echo "install: building wheels from $checkout"
+  # From a copy: setuptools writes into the tree it builds, and the checkout may be read-only.
+  mkdir "$work/src"
+  tar -C "$checkout" --exclude=./.git --exclude=./.venv --exclude=./var --exclude=./build --exclude='*.egg-info' \
+    -cf - . | tar -C "$work/src" -xf -
   "$python" -m venv "$work/build"
-  "$work/build/bin/python" -m pip wheel -q --no-deps -w "$wheels" "$checkout" "$checkout"/packages/ddserver-* \
+  "$work/build/bin/python" -m pip wheel -q --no-deps -w "$wheels" "$work/src" "$work/src"/packages/ddserver-* \
     >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; die "building the wheels failed"; }
 fi
 core_wheel=$(ls "$wheels"/ddserver-[0-9]*.whl 2>/dev/null | sort -V | tail -n 1)
