@@ -320,3 +320,24 @@ def test_upgrade_with_migrate_while_the_old_release_runs(tmp_path: Path, wheels:
 
 #: The upgrade's install, as docs/install.md gives it (with the test's wheels, and no package index).
 INSTALL_NEW = ("/src/scripts/install.sh", "--component", "updater", "--no-init", "--wheels", "/wheels", "--no-index")
+
+
+def test_install_with_another_user_and_prefix(tmp_path: Path, wheels: Path) -> None:
+    support.require_binary("systemd-analyze")
+    with Container(tmp_path, ROOT, {"/wheels": wheels}) as box:
+        box.run("/src/scripts/install.sh", "--component", "rfc2136", "--user", "dyndns", "--prefix", "/srv/dd",
+                "--wheels", "/wheels", "--no-index", timeout=1200)  # fmt: skip
+        assert stat(box, "/etc/ddserver/ddserver.conf") == "640 root dyndns"
+        assert stat(box, "/var/lib/ddserver/ddserver.sqlite3").endswith(" dyndns dyndns")
+        assert box.run("getent", "passwd", "ddserver", check=False).returncode != 0
+        names = ["ddserver-rfc2136.service", "ddserver-prune.service", "ddserver-prune.timer"]
+        verify = box.run("systemd-analyze", "verify", "--man=no", *names, check=False)
+        assert verify.returncode == 0 and not (verify.stdout + verify.stderr).strip(), verify.stdout + verify.stderr
+        unit = Unit(box.path("/etc/systemd/system/ddserver-rfc2136.service"))
+        assert unit.one("User") == "dyndns" and unit.one("Group") == "dyndns"
+        assert unit.argv[0] == "/srv/dd/rfc2136/bin/ddserver-rfc2136"
+        once = box.run(*box_user(unit), *unit.argv, "--once", check=False)
+        assert once.returncode == 0, once.stdout + once.stderr
+        # The admin command runs as the service's user when root calls it.
+        assert box.run("/usr/local/bin/ddserver", "zone", "list").returncode == 0
+        assert stat(box, "/var/lib/ddserver/ddserver.sqlite3").endswith(" dyndns dyndns")
