@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from ddserver import __version__, secrets, validate
-from ddserver.config import Config, load_config
+from ddserver.config import DEFAULT_PATH, Config, load_config
 from ddserver.console import EXIT_ERROR, run, setup_logging
-from ddserver.db import Database
+from ddserver.db import Database, DatabaseUrl
 from ddserver.db import migrate as migrations
 from ddserver.errors import ConfigError, DDServerError, NotFound, ValidationError
 from ddserver.store import hosts, users, zones
@@ -132,8 +132,28 @@ def _rfc2136_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tsig-secret-file", metavar="FILE", help="file holding the base64 TSIG secret")
 
 
+def existing_database(config: Config) -> Database:
+    """The configured database, which must exist already: only ``init`` (and ``run``) create one, so that a
+    command run without the configuration it needed leaves no empty SQLite file behind.
+
+    :raises ConfigError: naming the configuration file that was looked for.
+    """
+    url = DatabaseUrl.parse(config.database.url)
+    if url.dialect == "sqlite" and not Path(url.path).exists():
+        if config.source is not None:
+            raise ConfigError(
+                f"database: {url.describe()} does not exist (configuration {config.source}); run 'ddserver init'"
+            )
+        raise ConfigError(
+            f"no configuration file (no --config, no $DDSERVER_CONFIG, and {DEFAULT_PATH} does not exist): the "
+            f"default database {url.describe()} does not exist; give --config FILE (the quick start's is "
+            "var/ddserver.conf), or create it with 'ddserver init'"
+        )
+    return Database.from_config(config)
+
+
 def open_database(config: Config, check: bool = True) -> Database:
-    db = Database.from_config(config)
+    db = existing_database(config)
     if check:
         migrations.check_schema(db)
     return db
@@ -160,6 +180,10 @@ def ensure_secret_key(config: Config) -> bool:
 
 
 def cmd_init(config: Config, args: argparse.Namespace) -> int:
+    if config.source is None:
+        print(f"no configuration file ({DEFAULT_PATH} does not exist): built-in defaults and $DDSERVER_* settings")
+    else:
+        print(f"configuration {config.source}")
     db = Database.from_config(config)
     applied = migrations.migrate(db)
     version = migrations.current_version(db)
@@ -173,7 +197,7 @@ def cmd_init(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
-    db = Database.from_config(config)
+    db = existing_database(config)
     applied = migrations.migrate(db)
     for migration in applied:
         print(f"applied {migration.version:04d}_{migration.name}")
@@ -530,6 +554,11 @@ def quickstart_config(config: Config, args: argparse.Namespace) -> Config:
         data = Path(args.data_dir).resolve()
         config = config.replace("database", url=f"sqlite:///{data / 'ddserver.sqlite3'}")
         config = config.replace("auth", secret_key_file=str(data / "ddserver.secret"))
+    if config.source is None and "DDSERVER_HTTP_BASE_URL" not in os.environ:
+        # Setup help (host add's update URL) names the address the quick start serves on.
+        from ddserver import quickstart
+
+        config = config.replace("http", base_url=quickstart.base_url(args.listen))
     return config
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
 import secrets as _random
+import shlex
 import shutil
 import string
+import sys
 from pathlib import Path
 
 from ddserver import validate
@@ -20,6 +23,37 @@ from ddserver.store import users, zones
 logger = logging.getLogger(__name__)
 
 DEMO_ZONE = "dyn.example.test"
+#: The first line of the configuration the quick start writes; a file that starts so is rewritten on each start.
+CONF_HEADER = "# Written by 'ddserver run' for its own files; see etc/ddserver/ddserver.conf for every key.\n"
+
+
+def base_url(listen: str) -> str:
+    """The URL the quick start serves on, from ``--listen HOST:PORT`` (as given when it is not valid: the
+    error comes when serving)."""
+    try:
+        host, port = parse_listen(listen)
+    except ValueError:
+        return f"http://{listen}"
+    return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a newcomer types it from the current folder: relative below it, else absolute."""
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute)
+    return relative if not relative.startswith("..") else absolute
+
+
+def command_name() -> str:
+    """How to call this very ``ddserver`` from the current folder: ``.venv/bin/ddserver`` from a checkout
+    whose virtual environment is not on PATH, ``ddserver`` when PATH finds this one."""
+    script = sys.argv[0] if sys.argv else ""
+    if os.path.basename(script) != "ddserver":
+        return "ddserver"
+    found = shutil.which("ddserver")
+    if found and os.path.abspath(found) == os.path.abspath(script):
+        return "ddserver"
+    return shlex.quote(shown_path(script))
 
 
 def prepare(config: Config, data_dir: Path) -> tuple[Database, str | None]:
@@ -31,11 +65,14 @@ def prepare(config: Config, data_dir: Path) -> tuple[Database, str | None]:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     conf = data_dir / "ddserver.conf"
-    if not conf.exists() and config.source is None:
-        # So that other commands reach the quick start's database: ddserver --config var/ddserver.conf ...
+    ours = not conf.exists() or conf.read_text(encoding="utf-8", errors="replace").startswith(CONF_HEADER)
+    if ours and config.source is None:
+        # So that other commands reach the quick start's database (ddserver --config var/ddserver.conf ...)
+        # and name the address it serves on in their setup help.
         conf.write_text(
-            "# Written by 'ddserver run' for its own files; see etc/ddserver/ddserver.conf for every key.\n"
-            f"[database]\nurl = {config.database.url}\n\n[auth]\nsecret_key_file = {config.auth.secret_key_file}\n",
+            CONF_HEADER + f"[database]\nurl = {config.database.url}\n\n"
+            f"[auth]\nsecret_key_file = {config.auth.secret_key_file}\n\n"
+            f"[http]\nbase_url = {config.http.base_url}\n",
             encoding="utf-8",
         )
     db = Database.from_config(config)
@@ -78,9 +115,11 @@ def run(config: Config, args: argparse.Namespace) -> int:
 
     web = importlib.util.find_spec("ddserver.bundle") is not None
     pdns = shutil.which("pdns_server") or Path("/usr/sbin/pdns_server").exists()
-    base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    base = base_url(args.listen)
     conf = data_dir / "ddserver.conf"
-    prefix = f"ddserver --config {conf}" if conf.exists() and config.source is None else "ddserver"
+    prefix = command_name()
+    if conf.exists() and config.source is None:
+        prefix += f" --config {shlex.quote(shown_path(conf))}"
     print("next steps:")
     print(f"  {prefix} host add admin home.{DEMO_ZONE}     # prints the host's update secret")
     print(f"  curl -u home.{DEMO_ZONE}:SECRET '{base}/nic/update?myip=192.0.2.1'")

@@ -39,9 +39,28 @@ python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
 extras="all"
 [ "$want_test" = yes ] && extras="all,test"
-.venv/bin/python -m pip install -q -e ".[$extras]" \
-  -e packages/ddserver-recursor -e packages/ddserver-updater \
-  -e packages/ddserver-interface -e packages/ddserver-bundle
+
+# The installs are editable, so code changes need none: install again only when what decides the installation
+# (the packaging files, the extras) changed since the last time, which the stamp records.
+stamp=.venv/.ddserver-setup-stamp
+digest=$(cat setup.py pyproject.toml packages/*/setup.py packages/*/pyproject.toml | sha256sum | cut -d' ' -f1)
+done_before=$(cat "$stamp" 2>/dev/null || true)
+if [ "$done_before" = "$digest $extras" ] || { [ "$want_test" = no ] && [ "$done_before" = "$digest all,test" ]; }; then
+  exit 0
+fi
+# pip and setuptools talk a lot (deprecation warnings of the build backend): into a log, shown when pip fails.
+log=.venv/setup.log
+echo "setup: installing ddserver and its components into .venv (log: $log)"
+if ! {
+  .venv/bin/python -m pip install -q --upgrade pip &&
+    .venv/bin/python -m pip install -q -e ".[$extras]" \
+      -e packages/ddserver-recursor -e packages/ddserver-updater \
+      -e packages/ddserver-interface -e packages/ddserver-bundle
+} >"$log" 2>&1; then
+  echo "setup: pip failed; the end of $log:" >&2
+  tail -n 40 "$log" >&2
+  exit 1
+fi
+echo "$digest $extras" >"$stamp"

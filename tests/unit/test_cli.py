@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -114,7 +115,8 @@ def test_uninitialised_newer_and_half_applied_schema(run, db, db_url, tmp_path):
     other = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     support.write_config_file(run.config_file, other)
     code, _, err = run("zone", "list")
-    assert code == 1 and "is not initialised; run 'ddserver init'" in err
+    assert code == 1 and f"empty.sqlite3 does not exist (configuration {run.config_file}); run 'ddserver init'" in err
+    assert not (tmp_path / "empty.sqlite3").exists()
     support.write_config_file(run.config_file, db_url)
     db.run(lambda tx: tx.execute("INSERT INTO schema_version VALUES (999, 'future', 'done', 0)"))
     code, _, err = run("migrate")
@@ -186,6 +188,57 @@ def test_quickstart_prepares_everything(tmp_path):
         env={"PATH": "/usr/bin:/bin", "DDSERVER_CONFIG": ""},
     )
     assert again.returncode == 0 and "admin / " not in again.stdout  # the password is shown once
+
+
+def test_quickstart_next_steps_work_as_printed(tmp_path):
+    """The next steps name the ddserver that ran (.venv/bin/ddserver from a checkout) and the configuration it
+    wrote, and host add's update URL names the address the quick start serves on."""
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "ddserver").symlink_to(support.console_script("ddserver"))
+    env = {"PATH": "/usr/bin:/bin"}
+    port = support.free_port()
+    result = subprocess.run(
+        [".venv/bin/ddserver", "run", "--no-serve", "--listen", f"127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    step = next(line.split("#")[0].split() for line in result.stdout.splitlines() if " host add " in line)
+    assert step == [
+        ".venv/bin/ddserver",
+        "--config",
+        "var/ddserver.conf",
+        "host",
+        "add",
+        "admin",
+        "home.dyn.example.test",
+    ]
+    added = subprocess.run(step, capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert added.returncode == 0, added.stderr
+    assert f"update URL: http://127.0.0.1:{port}/nic/update?hostname=home.dyn.example.test" in added.stdout
+
+
+@pytest.mark.parametrize("command", [("host", "list"), ("migrate",), ("zone", "list")])
+def test_no_configuration_creates_nothing_and_says_what_was_looked_for(tmp_path, command):
+    result = subprocess.run(
+        [support.console_script("ddserver"), *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("ddserver: no configuration file (no --config, no $DDSERVER_CONFIG, and ")
+    assert (
+        "/etc/ddserver/ddserver.conf does not exist)" in result.stderr or Path("/etc/ddserver/ddserver.conf").exists()
+    )
+    assert "ddserver.sqlite3 does not exist; give --config FILE" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_prune(ready, db):

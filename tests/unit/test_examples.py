@@ -30,7 +30,7 @@ def test_units_run_commands_that_ddserver_installs() -> None:
         "ddserver-prune",
     }  # fmt: skip
     for unit in services:
-        commands = re.findall(r"^#? ?ExecStart=/usr/bin/(\S+)", unit.read_text(), re.M)
+        commands = re.findall(r"^#? ?ExecStart=/opt/ddserver/[a-z0-9]+/bin/(\S+)", unit.read_text(), re.M)
         assert commands and set(commands) <= scripts, unit.name
     for timer in (u for u in UNITS if u.suffix == ".timer"):
         assert timer.with_suffix(".service").exists(), timer.name
