@@ -656,7 +656,7 @@ class Cluster:
     def db_addresses(self, node: str | None = None) -> dict[str, str | None]:
         """Every host's IPv4 address in ``node``'s database (the primary's by default)."""
         rows = self.sql(node or self.primary, "SELECT name, ipv4 FROM hosts", database="ddserver")
-        return {f"{name}.{ZONE}": ipv4 for name, ipv4 in rows}
+        return {name if name.endswith(f".{ZONE}") else f"{name}.{ZONE}": ipv4 for name, ipv4 in rows}
 
     def probe(self, host: str | None = None) -> dict[str, float]:
         """Seconds from an acknowledged update through lb until each nameserver (and BIND) answers it."""

@@ -1,0 +1,43 @@
+"""The cluster fixture: one cluster per test module, always removed; and the figures the tests measure."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests import support
+from tests.cluster.cluster import Cluster, new_cluster
+
+#: Update hosts of the load (20 clients, 3 hosts each).
+HOSTS = 60
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """A running cluster (scripts/cluster.sh up) shared by a module's tests, each repairing what it breaks."""
+    if os.geteuid() != 0:
+        support.missing("the cluster needs root (network namespaces)")
+    for binary in ("ip", "mariadbd", "mariadb-install-db", "haproxy", "named", "pdns_server"):
+        support.require_binary(binary)
+    built = new_cluster()
+    try:
+        built.up(hosts=HOSTS)
+        yield built
+    finally:
+        built.down()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures the cluster tests recorded (``record_property("figure", ...)``), even under xdist."""
+    lines = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            lines += [f"{report.nodeid}: {v}" for k, v in getattr(report, "user_properties", []) if k == "figure"]
+    if lines:
+        terminalreporter.section("cluster figures")
+        for line in lines:
+            terminalreporter.write_line(line)

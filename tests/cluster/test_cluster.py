@@ -1,0 +1,257 @@
+"""The cluster of scripts/cluster.sh under a steady load, losing one node at a time: no acknowledged update is
+lost and DNS keeps answering (docs/cluster.md); each test prints the figures it measures."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from tests import support
+from tests.cluster.cluster import ZONE, Cluster
+from tests.cluster.load import DnsLoad, UpdateLoad
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("cluster")]
+
+Record = Callable[[str, object], None]
+
+
+def load_hosts(cluster: Cluster) -> list[str]:
+    return sorted(h for h in cluster.state["hosts"] if h.startswith("h"))
+
+
+def figure(record_property: Record, text: str) -> None:
+    print(text)
+    record_property("figure", text)
+
+
+def wait_dns(cluster: Cluster, expected: dict[str, str], nodes: tuple[str, ...], timeout: float = 60) -> float:
+    """Seconds until every node answers every host with its expected address; fails naming what differs."""
+    started = time.monotonic()
+    wrong: dict[str, list[str]] = {}
+
+    def check() -> bool:
+        wrong.clear()
+        for node in nodes:
+            for host, address in expected.items():
+                got = cluster.dns_a(node, host)
+                if got != [address]:
+                    wrong.setdefault(node, []).append(f"{host} {got} != {address}")
+        return not wrong
+
+    try:
+        support.wait_until(check, timeout, 0.2, "the nameservers to answer every acknowledged address")
+    except TimeoutError:
+        raise AssertionError(f"after {timeout} s: { ({n: w[:5] for n, w in wrong.items()}) }") from None
+    return time.monotonic() - started
+
+
+def healthy(cluster: Cluster) -> None:
+    """What an earlier test broke is back: both updaters in lb, the replica replicating."""
+    support.wait_until(lambda: cluster.lb_up() == {"web1", "web2"}, 30, what="both updaters up in lb")
+    if cluster.primary == "db1":
+        support.wait_until(
+            lambda: cluster.slave_status("db2").get("Slave_IO_Running") == "Yes", 30, what="db2 to replicate"
+        )
+
+
+def steady(cluster: Cluster, nameservers: tuple[str, ...] = ("ns1", "ns2")) -> tuple[UpdateLoad, DnsLoad]:
+    healthy(cluster)
+    hosts = load_hosts(cluster)
+    updates = UpdateLoad(cluster, hosts, clients=20).start()
+    resolver = DnsLoad(cluster, list(nameservers), hosts).start()
+    time.sleep(2)
+    return updates, resolver
+
+
+def first_after(log: list[tuple[float, str, float]], since: float, answers: tuple[str, ...]) -> float | None:
+    """Seconds from ``since`` to the first request started after it that was answered one of ``answers``."""
+    times = [at for at, answer, _ in log if at >= since and answer in answers]
+    return min(times) - since if times else None
+
+
+def test_updater_node_killed(cluster: Cluster, record_property: Record) -> None:
+    updates, resolver = steady(cluster)
+    try:
+        killed = time.monotonic()
+        cluster.kill("web1")  # kill -9 of every process of the node
+        support.wait_until(
+            lambda: cluster.lb_states().get("web1", "").startswith("DOWN"), 30, 0.02, "lb to take web1 out"
+        )
+        switched = time.monotonic() - killed
+        time.sleep(3)
+        after = time.monotonic()
+    finally:
+        updates.stop()
+        resolver.stop()
+    # Every failure of the run (none happen before the kill, but requests under way then fail after it).
+    failed = len(updates.failures)
+    failed_after_switch = updates.failed_between(killed + switched, after)
+    lost = updates.lost(cluster.db_addresses())
+    cluster.start_web("web1")
+    updates.settle()
+    converged = wait_dns(cluster, updates.expected(), ("ns1", "ns2", "bind"))
+    figure(
+        record_property,
+        f"updater node killed: lb took it out after {switched:.2f} s (checks every 0.5 s, fall 2); "
+        f"{failed} of {len(updates.log)} updates failed during the switch ({failed_after_switch} after it), "
+        f"answers {updates.answers}; DNS {resolver.summary()}; all nameservers and BIND equal the last acknowledged "
+        f"addresses {converged:.2f} s after the last update",
+    )
+    assert not lost, lost
+    assert all(c["SERVFAIL"] == 0 for c in resolver.counts.values()), resolver.summary()
+
+
+def test_nameserver_node_killed(cluster: Cluster, record_property: Record) -> None:
+    updates, resolver = steady(cluster)
+    try:
+        killed = time.monotonic()
+        cluster.kill("ns2")  # pdns_server and its recursor, kill -9
+        time.sleep(3)
+        updates.stop()
+        updates.settle()
+        restarted = time.monotonic()
+        cluster.start_ns("ns2")
+        answering = time.monotonic() - restarted
+        correct = wait_dns(cluster, updates.expected(), ("ns2",)) + answering
+        down_for = time.monotonic() - killed
+    finally:
+        updates.stop()
+        resolver.stop()
+    converged = wait_dns(cluster, updates.expected(), ("ns1", "ns2", "bind"))
+    figure(
+        record_property,
+        f"nameserver node killed: ns1 during the {down_for:.1f} s without ns2: {resolver.counts['ns1']}; "
+        f"ns2 restarted answered after {answering:.2f} s, with every acknowledged address after {correct:.2f} s; "
+        f"all equal {converged:.2f} s later; updates {updates.answers}",
+    )
+    assert resolver.counts["ns1"]["SERVFAIL"] == 0 and resolver.counts["ns1"]["other"] == 0, resolver.summary()
+    assert not updates.lost(cluster.db_addresses())
+
+
+def test_replica_stopped_then_down(cluster: Cluster, record_property: Record) -> None:
+    updates, resolver = steady(cluster)
+    try:
+        cluster.sql("db2", "STOP SLAVE")
+        time.sleep(30)
+        behind = len(updates.log)
+        cluster.kill("db2", "mariadbd")
+        time.sleep(5)
+        restarted = time.monotonic()
+        cluster.start_db("db2")
+        cluster.sql("db2", "START SLAVE")
+        cluster.wait_replica_caught_up("db2")
+        caught_up = time.monotonic() - restarted
+        time.sleep(2)
+    finally:
+        updates.stop()
+        resolver.stop()
+    lost = updates.lost(cluster.db_addresses("db1"))
+    updates.settle()
+    converged = wait_dns(cluster, updates.expected(), ("ns1", "ns2", "bind"))
+    cluster.wait_replica_caught_up("db2")
+    assert cluster.db_addresses("db2") == cluster.db_addresses("db1")
+    probes = [cluster.probe() for _ in range(5)]
+    ns1 = [p["ns1"] for p in probes]
+    ns2 = [p["ns2"] for p in probes]
+    figure(
+        record_property,
+        f"replica stopped 30 s then down 5 s: ns1 (reading db2) answered from memory: {resolver.counts['ns1']}; "
+        f"{behind} updates meanwhile; db2 caught up {caught_up:.2f} s after its restart; ns1 equal to the primary "
+        f"{converged:.2f} s after the last update; visibility through lb: ns1 via the replica median "
+        f"{statistics.median(ns1):.3f} s (max {max(ns1):.3f}), ns2 via the primary median "
+        f"{statistics.median(ns2):.3f} s (max {max(ns2):.3f}); updates {updates.answers}",
+    )
+    assert resolver.counts["ns1"]["SERVFAIL"] == 0 and resolver.counts["ns1"]["other"] == 0, resolver.summary()
+    assert not lost, lost
+
+
+def test_primary_down(cluster: Cluster, record_property: Record) -> None:
+    updates, resolver = steady(cluster)
+    try:
+        killed = time.monotonic()
+        cluster.kill("db1", "mariadbd")
+        time.sleep(8)
+        restarted = time.monotonic()
+        cluster.start_db("db1")
+        support.wait_until(
+            lambda: first_after(updates.log, restarted, ("good",)) is not None, 60, what="updates to succeed again"
+        )
+        time.sleep(2)
+    finally:
+        updates.stop()
+        resolver.stop()
+    during = [(answer, took) for at, answer, took in updates.log if killed <= at < restarted]
+    to_911 = first_after(updates.log, killed, ("911",))
+    resumed = first_after(updates.log, restarted, ("good",))
+    lost = updates.lost(cluster.db_addresses("db1"))
+    support.wait_until(lambda: cluster.slave_status("db2").get("Slave_IO_Running") == "Yes", 30, what="replication")
+    updates.settle()
+    converged = wait_dns(cluster, updates.expected(), ("ns1", "ns2", "bind"))
+    figure(
+        record_property,
+        f"primary down 8 s: first 911 {to_911} s after the kill; answers during the outage "
+        f"{dict(Counter(a for a, _ in during))}, slowest {max((t for _, t in during), default=0):.2f} s; "
+        f"first good {resumed} s after mariadbd restarted; DNS {resolver.summary()}; all equal "
+        f"{converged:.2f} s after the last update",
+    )
+    assert to_911 is not None, updates.answers
+    assert "timeout" not in updates.answers, updates.answers
+    assert not lost, lost
+    assert all(c["SERVFAIL"] == 0 and c["other"] == 0 for c in resolver.counts.values()), resolver.summary()
+
+
+def _bind_adds(cluster: Cluster) -> Counter[tuple[str, str]]:
+    """How often BIND added each (name, address): every update sends a new address, so twice is a replay."""
+    assert cluster.named is not None
+    adds = re.findall(r"adding an RR at '([^']+)' A (\S+)", cluster.named.log())
+    return Counter((name, address) for name, address in adds)
+
+
+def test_failover_to_replica(cluster: Cluster, record_property: Record) -> None:
+    updates, resolver = steady(cluster)
+    before = cluster.sql("db2", "SELECT MAX(id) FROM changes", database="ddserver")[0][0]
+    try:
+        killed = time.monotonic()
+        cluster.kill("db1")  # the primary's machine is gone
+        steps = cluster.promote("db2")
+        promoted = time.monotonic()
+        support.wait_until(
+            lambda: first_after(updates.log, promoted, ("good",)) is not None, 60, what="updates on the new primary"
+        )
+        time.sleep(3)
+    finally:
+        updates.stop()
+        resolver.stop()
+    resumed = first_after(updates.log, killed, ("good",))
+    failed = updates.failed_between(killed, promoted + 60)
+    lost = updates.lost(cluster.db_addresses("db2"))
+    updates.settle()
+    converged = wait_dns(cluster, updates.expected(), ("ns1", "ns2", "bind"))
+    ids = cluster.sql(
+        "db2", "SELECT MIN(id), MAX(id), COUNT(*) FROM changes WHERE id > %s", (before,), database="ddserver"
+    )
+    low, high, count = ids[0]
+    support.wait_until(
+        lambda: cluster.sql("db2", "SELECT rfc2136_position FROM zones", database="ddserver")[0][0] >= high,
+        30,
+        what="the RFC 2136 worker to reach the feed's end",
+    )
+    replayed = {key: n for key, n in _bind_adds(cluster).items() if n > 1}
+    figure(
+        record_property,
+        f"failover: db2 promoted {steps['promote']:.2f} s after the kill, updaters and ns2 repointed and restarted "
+        f"{steps['total']:.2f} s after it; first good update {resumed:.2f} s after the kill; {failed} updates failed "
+        f"during the switch, answers {updates.answers}; DNS {resolver.summary()}; change ids {low}..{high} "
+        f"({count} changes) after {before}; all nameservers and BIND equal the database {converged:.2f} s after "
+        f"the last update",
+    )
+    assert not lost, lost
+    assert low > before, (low, before)
+    assert not replayed, f"BIND was sent these changes twice: {sorted(replayed)[:10]}"
+    assert cluster.db_addresses("db2")[f"probe.{ZONE}"] is not None
+    assert resolver.counts["ns1"]["SERVFAIL"] == 0, resolver.summary()
