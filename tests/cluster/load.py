@@ -4,6 +4,7 @@ resolver loop on each nameserver that counts what did not answer."""
 from __future__ import annotations
 
 import http.client
+import itertools
 import threading
 import time
 from base64 import b64encode
@@ -17,6 +18,9 @@ import dns.rdatatype
 
 from tests.cluster.cluster import Cluster
 
+#: Addresses 10.1.0.0 and up (hosts start at 10.0.0.1), 16 million before they repeat.
+_SEQUENCE = itertools.count(1 << 16)
+
 
 @dataclass
 class HostState:
@@ -24,6 +28,8 @@ class HostState:
 
     acked: str | None = None
     uncertain: set[str] = field(default_factory=set)
+    #: Every acknowledged address, in the order the answers came.
+    history: list[str] = field(default_factory=list)
 
 
 class UpdateLoad:
@@ -43,7 +49,6 @@ class UpdateLoad:
         #: (monotonic time, answer, seconds) of every request.
         self.log: list[tuple[float, str, float]] = []
         self.longest = 0.0
-        self._seq = 0
 
     def start(self) -> UpdateLoad:
         names = sorted(self.hosts)
@@ -61,10 +66,9 @@ class UpdateLoad:
         self.threads = []
 
     def _address(self, client: int) -> str:
-        with self.lock:
-            self._seq += 1
-            seq = self._seq
-        return f"10.{client + 1}.{(seq >> 8) & 255}.{seq & 255}"
+        """A new address each time, never one of an earlier load in this process either."""
+        seq = next(_SEQUENCE)
+        return f"10.{(seq >> 16) & 255}.{(seq >> 8) & 255}.{seq & 255}"
 
     def _client(self, client: int, hosts: list[str]) -> None:
         conn: http.client.HTTPConnection | None = None
@@ -110,6 +114,7 @@ class UpdateLoad:
             if answer in ("good", "nochg"):
                 state.acked = address
                 state.uncertain.clear()
+                state.history.append(address)
             else:
                 self.failures.append((started, answer))
         return answer

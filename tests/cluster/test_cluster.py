@@ -29,25 +29,32 @@ def figure(record_property: Record, text: str) -> None:
     record_property("figure", text)
 
 
-def wait_dns(cluster: Cluster, expected: dict[str, str], nodes: tuple[str, ...], timeout: float = 60) -> float:
-    """Seconds until every node answers every host with its expected address; fails naming what differs."""
+def wait_dns(cluster: Cluster, expected: dict[str, str], nodes: tuple[str, ...], timeout: float = 60) -> str:
+    """Until every node answers every host with its expected address; how long each took, as text.
+    Fails naming what differs."""
     started = time.monotonic()
+    took: dict[str, float] = {}
     wrong: dict[str, list[str]] = {}
 
     def check() -> bool:
-        wrong.clear()
         for node in nodes:
-            for host, address in expected.items():
-                got = cluster.dns_a(node, host)
-                if got != [address]:
-                    wrong.setdefault(node, []).append(f"{host} {got} != {address}")
-        return not wrong
+            if node in took:
+                continue
+            wrong[node] = [
+                f"{host} {got} != {address}"
+                for host, address in expected.items()
+                if (got := cluster.dns_a(node, host)) != [address]
+            ]
+            if not wrong[node]:
+                took[node] = time.monotonic() - started
+                del wrong[node]
+        return len(took) == len(nodes)
 
     try:
         support.wait_until(check, timeout, 0.2, "the nameservers to answer every acknowledged address")
     except TimeoutError:
         raise AssertionError(f"after {timeout} s: { ({n: w[:5] for n, w in wrong.items()}) }") from None
-    return time.monotonic() - started
+    return ", ".join(f"{node} {seconds:.2f} s" for node, seconds in took.items())
 
 
 def healthy(cluster: Cluster) -> None:
@@ -69,8 +76,8 @@ def steady(cluster: Cluster, nameservers: tuple[str, ...] = ("ns1", "ns2")) -> t
 
 
 def first_after(log: list[tuple[float, str, float]], since: float, answers: tuple[str, ...]) -> float | None:
-    """Seconds from ``since`` to the first request started after it that was answered one of ``answers``."""
-    times = [at for at, answer, _ in log if at >= since and answer in answers]
+    """Seconds from ``since`` to the first answer among ``answers`` to a request started after it."""
+    times = [at + took for at, answer, took in log if at >= since and answer in answers]
     return min(times) - since if times else None
 
 
@@ -100,7 +107,7 @@ def test_updater_node_killed(cluster: Cluster, record_property: Record) -> None:
         f"updater node killed: lb took it out after {switched:.2f} s (checks every 0.5 s, fall 2); "
         f"{failed} of {len(updates.log)} updates failed during the switch ({failed_after_switch} after it), "
         f"answers {updates.answers}; DNS {resolver.summary()}; all nameservers and BIND equal the last acknowledged "
-        f"addresses {converged:.2f} s after the last update",
+        f"addresses {converged} after the last update",
     )
     assert not lost, lost
     assert all(c["SERVFAIL"] == 0 for c in resolver.counts.values()), resolver.summary()
@@ -117,7 +124,8 @@ def test_nameserver_node_killed(cluster: Cluster, record_property: Record) -> No
         restarted = time.monotonic()
         cluster.start_ns("ns2")
         answering = time.monotonic() - restarted
-        correct = wait_dns(cluster, updates.expected(), ("ns2",)) + answering
+        wait_dns(cluster, updates.expected(), ("ns2",))
+        correct = time.monotonic() - restarted
         down_for = time.monotonic() - killed
     finally:
         updates.stop()
@@ -127,7 +135,7 @@ def test_nameserver_node_killed(cluster: Cluster, record_property: Record) -> No
         record_property,
         f"nameserver node killed: ns1 during the {down_for:.1f} s without ns2: {resolver.counts['ns1']}; "
         f"ns2 restarted answered after {answering:.2f} s, with every acknowledged address after {correct:.2f} s; "
-        f"all equal {converged:.2f} s later; updates {updates.answers}",
+        f"all equal {converged} later; updates {updates.answers}",
     )
     assert resolver.counts["ns1"]["SERVFAIL"] == 0 and resolver.counts["ns1"]["other"] == 0, resolver.summary()
     assert not updates.lost(cluster.db_addresses())
@@ -162,7 +170,7 @@ def test_replica_stopped_then_down(cluster: Cluster, record_property: Record) ->
         record_property,
         f"replica stopped 30 s then down 5 s: ns1 (reading db2) answered from memory: {resolver.counts['ns1']}; "
         f"{behind} updates meanwhile; db2 caught up {caught_up:.2f} s after its restart; ns1 equal to the primary "
-        f"{converged:.2f} s after the last update; visibility through lb: ns1 via the replica median "
+        f"{converged} after the last update; visibility through lb: ns1 via the replica median "
         f"{statistics.median(ns1):.3f} s (max {max(ns1):.3f}), ns2 via the primary median "
         f"{statistics.median(ns2):.3f} s (max {max(ns2):.3f}); updates {updates.answers}",
     )
@@ -178,6 +186,7 @@ def test_primary_down(cluster: Cluster, record_property: Record) -> None:
         time.sleep(8)
         restarted = time.monotonic()
         cluster.start_db("db1")
+        listening = time.monotonic() - restarted
         support.wait_until(
             lambda: first_after(updates.log, restarted, ("good",)) is not None, 60, what="updates to succeed again"
         )
@@ -194,22 +203,37 @@ def test_primary_down(cluster: Cluster, record_property: Record) -> None:
     converged = wait_dns(cluster, updates.expected(), ("ns1", "ns2", "bind"))
     figure(
         record_property,
-        f"primary down 8 s: first 911 {to_911} s after the kill; answers during the outage "
+        f"primary down 8 s: first 911 {to_911:.3f} s after the kill; answers to requests sent during the outage "
         f"{dict(Counter(a for a, _ in during))}, slowest {max((t for _, t in during), default=0):.2f} s; "
-        f"first good {resumed} s after mariadbd restarted; DNS {resolver.summary()}; all equal "
-        f"{converged:.2f} s after the last update",
+        f"mariadbd listening {listening:.2f} s after its restart, first good {resumed:.2f} s after it; "
+        f"DNS {resolver.summary()}; all equal "
+        f"{converged} after the last update",
     )
-    assert to_911 is not None, updates.answers
+    assert to_911 is not None and resumed is not None, updates.answers
     assert "timeout" not in updates.answers, updates.answers
     assert not lost, lost
     assert all(c["SERVFAIL"] == 0 and c["other"] == 0 for c in resolver.counts.values()), resolver.summary()
 
 
-def _bind_adds(cluster: Cluster) -> Counter[tuple[str, str]]:
-    """How often BIND added each (name, address): every update sends a new address, so twice is a replay."""
+def stale_pushes(cluster: Cluster, updates: UpdateLoad) -> list[str]:
+    """Addresses BIND was given after a newer one of the same host: a change applied again after a later one.
+
+    The RFC 2136 worker pushes a name's current data, so pushing a change twice gives BIND the same address
+    again, which is harmless; an older address after a newer one would be a change replayed out of order.
+    """
     assert cluster.named is not None
     adds = re.findall(r"adding an RR at '([^']+)' A (\S+)", cluster.named.log())
-    return Counter((name, address) for name, address in adds)
+    order = {host: {a: i for i, a in enumerate(state.history)} for host, state in updates.hosts.items()}
+    newest: dict[str, int] = {}
+    stale = []
+    for host, address in adds:
+        index = order.get(host, {}).get(address)
+        if index is None:
+            continue  # a host of no client, or an address sent before this load or never acknowledged
+        if index < newest.get(host, -1):
+            stale.append(f"{host} {address} after {updates.hosts[host].history[newest[host]]}")
+        newest[host] = max(newest.get(host, -1), index)
+    return stale
 
 
 def test_failover_to_replica(cluster: Cluster, record_property: Record) -> None:
@@ -228,7 +252,8 @@ def test_failover_to_replica(cluster: Cluster, record_property: Record) -> None:
         updates.stop()
         resolver.stop()
     resumed = first_after(updates.log, killed, ("good",))
-    failed = updates.failed_between(killed, promoted + 60)
+    assert resumed is not None
+    failed = len(updates.failures)  # under way at the kill or sent during the switch
     lost = updates.lost(cluster.db_addresses("db2"))
     updates.settle()
     converged = wait_dns(cluster, updates.expected(), ("ns1", "ns2", "bind"))
@@ -241,17 +266,17 @@ def test_failover_to_replica(cluster: Cluster, record_property: Record) -> None:
         30,
         what="the RFC 2136 worker to reach the feed's end",
     )
-    replayed = {key: n for key, n in _bind_adds(cluster).items() if n > 1}
+    stale = stale_pushes(cluster, updates)
     figure(
         record_property,
         f"failover: db2 promoted {steps['promote']:.2f} s after the kill, updaters and ns2 repointed and restarted "
         f"{steps['total']:.2f} s after it; first good update {resumed:.2f} s after the kill; {failed} updates failed "
-        f"during the switch, answers {updates.answers}; DNS {resolver.summary()}; change ids {low}..{high} "
-        f"({count} changes) after {before}; all nameservers and BIND equal the database {converged:.2f} s after "
+        f"across the switch, answers {updates.answers}; DNS {resolver.summary()}; change ids {low}..{high} "
+        f"({count} changes) after {before}; all nameservers and BIND equal the database {converged} after "
         f"the last update",
     )
     assert not lost, lost
     assert low > before, (low, before)
-    assert not replayed, f"BIND was sent these changes twice: {sorted(replayed)[:10]}"
+    assert not stale, stale[:10]
     assert cluster.db_addresses("db2")[f"probe.{ZONE}"] is not None
     assert resolver.counts["ns1"]["SERVFAIL"] == 0, resolver.summary()
