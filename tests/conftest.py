@@ -11,6 +11,22 @@ from ddserver.config import Config
 from ddserver.db import Database
 from tests import support
 
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make ``xdist_group`` group again: pytest-xdist (3.8) appends ``@group`` to ``item._nodeid``, which
+    pytest 9 no longer reads (a node's id is in ``_id``), so grouped tests were spread over the workers."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")
+        }
+        node_id = getattr(item, "_id", None)
+        if names and "@" not in item.nodeid and hasattr(type(node_id), "parse"):
+            item._id = type(node_id).parse(f"{item.nodeid}@{'_'.join(sorted(names))}")  # type: ignore[attr-defined]
+
+
 # Tables in the order they can be emptied without breaking foreign keys.
 _TABLES = (
     "sessions",

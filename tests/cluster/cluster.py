@@ -60,9 +60,10 @@ def run(
 
 
 def checkout_key() -> str:
-    """A key for the checkout's content: the tree of HEAD and any uncommitted change."""
-    tree = run(["git", "-C", ROOT, "rev-parse", "HEAD^{tree}"]).stdout.strip()
-    dirty = run(["git", "-C", ROOT, "diff", "HEAD", "--", "ddserver", "setup.py", "packages"]).stdout
+    """A key for what the wheels are built from: its trees in HEAD and any uncommitted change to them."""
+    paths = ["ddserver", "setup.py", "packages"]
+    tree = run(["git", "-C", ROOT, "ls-tree", "HEAD", "--", *paths]).stdout
+    dirty = run(["git", "-C", ROOT, "diff", "HEAD", "--", *paths]).stdout
     return hashlib.sha256((tree + dirty).encode()).hexdigest()[:16]
 
 
@@ -260,7 +261,7 @@ class Cluster:
     ) -> list[tuple[Any, ...]]:
         """One statement on ``node``'s mariadbd as root, over its unix socket (no network needed)."""
         conn = pymysql.connect(
-            unix_socket=str(self.db_socket(node)), user="root", database=database, connect_timeout=3, read_timeout=30
+            unix_socket=str(self.db_socket(node)), user="root", database=database, connect_timeout=3, read_timeout=200
         )
         try:
             with conn.cursor() as cur:
@@ -304,6 +305,9 @@ class Cluster:
             "log-slave-updates\n"
             "gtid-strict-mode = 1\n"
             "sync-binlog = 1\n"
+            "# The replica applies group-committed transactions in parallel, as the primary committed them.\n"
+            "slave-parallel-threads = 4\n"
+            "slave-parallel-mode = optimistic\n"
             "# Semi-synchronous: the primary acknowledges a commit once the replica has it (lossless failover);\n"
             "# with the replica away for over a second it goes on alone and resumes when the replica is back.\n"
             "rpl-semi-sync-master-enabled = ON\n"
@@ -368,7 +372,7 @@ class Cluster:
             lambda: self.slave_status(replica).get("Slave_IO_Running") == "Yes", 30, what=f"{replica} to replicate"
         )
 
-    def wait_replica_caught_up(self, replica: str = "db2", timeout: float = 60) -> None:
+    def wait_replica_caught_up(self, replica: str = "db2", timeout: float = 150) -> None:
         """Until ``replica`` has applied everything its primary had when this was called."""
         target = self.sql(self.primary, "SELECT @@gtid_binlog_pos")[0][0]
         result = self.sql(replica, "SELECT MASTER_GTID_WAIT(%s, %s)", (target, timeout))[0][0]
@@ -697,9 +701,9 @@ class Cluster:
         received = target or str(self.slave_status(node).get("Gtid_IO_Pos", ""))
         if received:
             # Everything the old primary shipped (semi-sync: everything it acknowledged) is applied first.
-            result = self.sql(node, "SELECT MASTER_GTID_WAIT(%s, 60)", (received,))[0][0]
+            result = self.sql(node, "SELECT MASTER_GTID_WAIT(%s, 150)", (received,))[0][0]
             if result != 0:
-                raise ClusterError(f"{node} did not apply {received} within 60 s")
+                raise ClusterError(f"{node} did not apply {received} within 150 s")
         self.sql(node, "STOP SLAVE")
         self.sql(node, "RESET SLAVE ALL")
         self.sql(node, "SET GLOBAL read_only = 0")

@@ -24,6 +24,7 @@ def cluster() -> Iterator[Cluster]:
     built = new_cluster()
     try:
         built.up(hosts=HOSTS)
+        print(f"cluster {built.n} up in {built.folder}")
         yield built
     finally:
         built.down()

@@ -35,7 +35,7 @@ class HostState:
 class UpdateLoad:
     """``clients`` threads, each updating its own hosts in turn through lb with a new address every time."""
 
-    def __init__(self, cluster: Cluster, hosts: list[str], clients: int = 20, pause: float = 0.02) -> None:
+    def __init__(self, cluster: Cluster, hosts: list[str], clients: int = 20, pause: float = 0.1) -> None:
         self.cluster = cluster
         self.hosts = {name: HostState() for name in hosts}
         self.clients = clients
