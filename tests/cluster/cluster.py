@@ -741,7 +741,7 @@ class Cluster:
                 role = (
                     f"replica of {s.get('Master_Host')}, IO {s.get('Slave_IO_Running')}, SQL {s.get('Slave_SQL_Running')}, behind {s.get('Seconds_Behind_Master')} s"
                     if s
-                    else "primary"
+                    else ("fenced (no replication, read-only)" if int(pos[1]) else "primary")
                 )
                 lines.append(f"  {node}: {role}; gtid {pos[0]}; read_only {pos[1]}")
             except Exception as exc:  # noqa: BLE001 - a status line, whatever the failure
