@@ -425,6 +425,7 @@ class Cluster:
             "purge = socket\n"
             f"control_socket = {folder / 'pdns.controlsocket'}\n"
             f"snapshot_dir = {folder / 'snapshots'}\n"
+            f"metrics = {self.addr(node)}:9153\n"
         )
         return path
 
@@ -656,6 +657,17 @@ class Cluster:
     def dns_a(self, node: str, name: str) -> list[str]:
         answer = self.dns_query(node, name)
         return sorted(rd.to_text() for rrset in answer.answer if rrset.rdtype == dns.rdatatype.A for rd in rrset)
+
+    def recursor_metrics(self, node: str) -> dict[str, float]:
+        """The Prometheus metrics of ``node``'s recursor, by name (labelled series left out)."""
+        with urllib.request.urlopen(f"http://{self.addr(node)}:9153/metrics", timeout=5) as response:
+            text = response.read().decode()
+        found = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if line and not line.startswith("#") and "{" not in name:
+                found[name.removeprefix("ddserver_recursor_")] = float(value)
+        return found
 
     def db_addresses(self, node: str | None = None) -> dict[str, str | None]:
         """Every host's IPv4 address in ``node``'s database (the primary's by default)."""

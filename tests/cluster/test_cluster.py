@@ -75,6 +75,22 @@ def steady(cluster: Cluster, nameservers: tuple[str, ...] = ("ns1", "ns2")) -> t
     return updates, resolver
 
 
+def feed_check(cluster: Cluster, node: str, before: dict[str, float], database: str) -> str:
+    """What ``node``'s recursor did since ``before`` (its metrics then), checked against ``database``'s feed:
+    no full reload, every change since applied exactly once, the newest applied."""
+    after = cluster.recursor_metrics(node)
+    low, high = int(before["last_change_id"]), int(after["last_change_id"])
+    rows, newest = cluster.sql(
+        database, "SELECT COUNT(*), MAX(id) FROM changes WHERE id > %s AND id <= %s", (low, high), database="ddserver"
+    )[0]
+    applied = int(after["changes_applied_total"] - before["changes_applied_total"])
+    assert after["reloads_total"] == before["reloads_total"], f"{node}'s recursor reloaded: {before} -> {after}"
+    assert applied == rows, f"{node}'s recursor applied {applied} changes for the {rows} of ids {low}..{high}"
+    top = cluster.sql(database, "SELECT MAX(id) FROM changes", database="ddserver")[0][0]
+    assert high == top, f"{node}'s recursor is at change {high}, the feed at {top}"
+    return f"{node}'s recursor applied the {rows} changes {low + 1}..{newest} once each, without a reload"
+
+
 def first_after(log: list[tuple[float, str, float]], since: float, answers: tuple[str, ...]) -> float | None:
     """Seconds from ``since`` to the first answer among ``answers`` to a request started after it."""
     times = [at + took for at, answer, took in log if at >= since and answer in answers]
@@ -143,6 +159,7 @@ def test_nameserver_node_killed(cluster: Cluster, record_property: Record) -> No
 
 def test_replica_stopped_then_down(cluster: Cluster, record_property: Record) -> None:
     updates, resolver = steady(cluster)
+    metrics = cluster.recursor_metrics("ns1")
     try:
         cluster.sql("db2", "STOP SLAVE")
         time.sleep(30)
@@ -163,6 +180,7 @@ def test_replica_stopped_then_down(cluster: Cluster, record_property: Record) ->
     converged = wait_dns(cluster, updates.expected(), ("ns1", "ns2", "bind"))
     cluster.wait_replica_caught_up("db2")
     assert cluster.db_addresses("db2") == cluster.db_addresses("db1")
+    followed = feed_check(cluster, "ns1", metrics, "db2")
     probes = [cluster.probe() for _ in range(5)]
     ns1 = [p["ns1"] for p in probes]
     ns2 = [p["ns2"] for p in probes]
@@ -172,7 +190,7 @@ def test_replica_stopped_then_down(cluster: Cluster, record_property: Record) ->
         f"{behind} updates meanwhile; db2 caught up {caught_up:.2f} s after its restart; ns1 equal to the primary "
         f"{converged} after the last update; visibility through lb: ns1 via the replica median "
         f"{statistics.median(ns1):.3f} s (max {max(ns1):.3f}), ns2 via the primary median "
-        f"{statistics.median(ns2):.3f} s (max {max(ns2):.3f}); updates {updates.answers}",
+        f"{statistics.median(ns2):.3f} s (max {max(ns2):.3f}); updates {updates.answers}; {followed}",
     )
     assert resolver.counts["ns1"]["SERVFAIL"] == 0 and resolver.counts["ns1"]["other"] == 0, resolver.summary()
     assert not lost, lost
@@ -180,6 +198,7 @@ def test_replica_stopped_then_down(cluster: Cluster, record_property: Record) ->
 
 def test_primary_down(cluster: Cluster, record_property: Record) -> None:
     updates, resolver = steady(cluster)
+    metrics = cluster.recursor_metrics("ns2")
     try:
         killed = time.monotonic()
         cluster.kill("db1", "mariadbd")
@@ -201,13 +220,14 @@ def test_primary_down(cluster: Cluster, record_property: Record) -> None:
     support.wait_until(lambda: cluster.slave_status("db2").get("Slave_IO_Running") == "Yes", 30, what="replication")
     updates.settle()
     converged = wait_dns(cluster, updates.expected(), ("ns1", "ns2", "bind"))
+    followed = feed_check(cluster, "ns2", metrics, "db1")
     figure(
         record_property,
         f"primary down 8 s: first 911 {to_911:.3f} s after the kill; answers to requests sent during the outage "
         f"{dict(Counter(a for a, _ in during))}, slowest {max((t for _, t in during), default=0):.2f} s; "
         f"mariadbd listening {listening:.2f} s after its restart, first good {resumed:.2f} s after it; "
         f"DNS {resolver.summary()}; all equal "
-        f"{converged} after the last update",
+        f"{converged} after the last update; {followed}",
     )
     assert to_911 is not None and resumed is not None, updates.answers
     assert "timeout" not in updates.answers, updates.answers
@@ -239,6 +259,7 @@ def stale_pushes(cluster: Cluster, updates: UpdateLoad) -> list[str]:
 def test_failover_to_replica(cluster: Cluster, record_property: Record) -> None:
     updates, resolver = steady(cluster)
     before = cluster.sql("db2", "SELECT MAX(id) FROM changes", database="ddserver")[0][0]
+    metrics = cluster.recursor_metrics("ns1")
     try:
         killed = time.monotonic()
         cluster.kill("db1")  # the primary's machine is gone
@@ -267,15 +288,18 @@ def test_failover_to_replica(cluster: Cluster, record_property: Record) -> None:
         what="the RFC 2136 worker to reach the feed's end",
     )
     stale = stale_pushes(cluster, updates)
+    followed = feed_check(cluster, "ns1", metrics, "db2")
+    ns2 = cluster.recursor_metrics("ns2")
     figure(
         record_property,
         f"failover: db2 promoted {steps['promote']:.2f} s after the kill, updaters and ns2 repointed and restarted "
         f"{steps['total']:.2f} s after it; first good update {resumed:.2f} s after the kill; {failed} updates failed "
         f"across the switch, answers {updates.answers}; DNS {resolver.summary()}; change ids {low}..{high} "
         f"({count} changes) after {before}; all nameservers and BIND equal the database {converged} after "
-        f"the last update",
+        f"the last update; {followed}; ns2's recursor, restarted on db2, at change {int(ns2['last_change_id'])}",
     )
     assert not lost, lost
+    assert ns2["last_change_id"] == high and ns2["reloads_total"] == 1, ns2
     assert low > before, (low, before)
     assert not stale, stale[:10]
     assert cluster.db_addresses("db2")[f"probe.{ZONE}"] is not None
