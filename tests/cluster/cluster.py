@@ -84,7 +84,23 @@ def venvs() -> dict[str, Path]:
         if not (base / "done").exists():
             _build_venvs(base)
             (base / "done").write_text("ok\n")
+            _prune_cache(keep=base)
     return {role: base / role for role in ROLES}
+
+
+def _prune_cache(keep: Path, count: int = 3) -> None:
+    """Remove the environments of older checkouts but the ``count`` newest, unless one is being built."""
+    built = sorted(
+        (path for path in CACHE.iterdir() if (path / "done").exists() and path != keep),
+        key=lambda path: (path / "done").stat().st_mtime,
+    )
+    for path in built[: max(0, len(built) - (count - 1))]:
+        with open(path / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _build_venvs(base: Path) -> None:
@@ -109,6 +125,17 @@ def _build_venvs(base: Path) -> None:
 
 
 # -- the cluster
+
+
+def namespaces_available() -> bool:
+    """Whether this process may create network namespaces (root, and a kernel and container that allow it)."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        return False
+    name = f"ddc-probe-{os.getpid()}"
+    if run(["ip", "netns", "add", name], check=False).returncode != 0:
+        return False
+    run(["ip", "netns", "del", name], check=False)
+    return True
 
 
 def _pick_net() -> int:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests import support
-from tests.cluster.cluster import Cluster, new_cluster
+from tests.cluster.cluster import Cluster, namespaces_available, new_cluster
 
 #: Update hosts of the load (20 clients, 3 hosts each).
 HOSTS = 60
@@ -17,10 +16,10 @@ HOSTS = 60
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """A running cluster (scripts/cluster.sh up) shared by a module's tests, each repairing what it breaks."""
-    if os.geteuid() != 0:
-        support.missing("the cluster needs root (network namespaces)")
     for binary in ("ip", "mariadbd", "mariadb-install-db", "haproxy", "named", "pdns_server"):
         support.require_binary(binary)
+    if not namespaces_available():
+        support.missing("the cluster needs network namespaces (root, ip netns)")
     built = new_cluster()
     try:
         built.up(hosts=HOSTS)
