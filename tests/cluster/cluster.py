@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from base64 import b64encode
 from collections.abc import Iterator, Sequence
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ZONE = "dyn.cluster.test"
 #: Last byte of each node's address in 10.77.N.0/24 (.1 is the bridge, in the root namespace).
 NODES = {"lb": 2, "db1": 11, "db2": 12, "web1": 21, "web2": 22, "ns1": 31, "ns2": 32, "bind": 41}
-#: Which database each component reads at the start: ns1 reads the replica, everything else the primary.
+#: Where each cluster keeps its data, configuration and logs (ddserver-cluster-N); short, for unix sockets.
 CLUSTERS_DIR = Path("/tmp")
 STATE_NAME = "state.json"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ddserver-cluster"

@@ -15,7 +15,8 @@ from tests import support
 from tests.cluster.cluster import ZONE, Cluster
 from tests.cluster.load import DnsLoad, UpdateLoad
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("cluster")]
+# The first test also waits for the cluster (and, once per checkout, its wheels and environments).
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.xdist_group("cluster"), pytest.mark.timeout(900)]
 
 Record = Callable[[str, object], None]
 
