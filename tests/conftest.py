@@ -122,3 +122,18 @@ def private_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[suppor
         yield server
     finally:
         server.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures tests recorded with ``record_property("figure", ...)`` (the cluster tests do), even under
+    xdist: defined here rather than in tests/cluster/ so that the controller of an xdist run has it."""
+    lines = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            lines += [f"{report.nodeid}: {v}" for k, v in getattr(report, "user_properties", []) if k == "figure"]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)

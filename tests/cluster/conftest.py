@@ -1,4 +1,4 @@
-"""The cluster fixture: one cluster per test module, always removed; and the figures the tests measure."""
+"""The cluster fixture: one cluster per test module, always removed."""
 
 from __future__ import annotations
 
@@ -27,17 +27,3 @@ def cluster() -> Iterator[Cluster]:
         yield built
     finally:
         built.down()
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The figures the cluster tests recorded (``record_property("figure", ...)``), even under xdist."""
-    lines = []
-    for reports in terminalreporter.stats.values():
-        for report in reports:
-            if getattr(report, "when", None) != "call":
-                continue
-            lines += [f"{report.nodeid}: {v}" for k, v in getattr(report, "user_properties", []) if k == "figure"]
-    if lines:
-        terminalreporter.section("cluster figures")
-        for line in lines:
-            terminalreporter.write_line(line)
