@@ -752,8 +752,10 @@ class Cluster:
         self.save()
         promoted = time.monotonic() - started
         for web in ("web1", "web2"):
+            # One at a time, each back in lb before the next goes: lb always has an updater to send to.
             self.write_web_config(web)
             self.start_web(web)
+            support.wait_until(lambda web=web: web in self.lb_up(), 30, what=f"lb to take {web} back")
         sources = self.state.setdefault("ns_source", {})
         for ns in ("ns1", "ns2"):
             if self.ns_source(ns) == old:

@@ -127,6 +127,7 @@ def test_updater_node_killed(cluster: Cluster, record_property: Record) -> None:
         f"addresses {converged} after the last update",
     )
     assert not lost, lost
+    assert failed_after_switch == 0, updates.failures  # once lb has it down, nothing goes to web1
     assert all(c["SERVFAIL"] == 0 for c in resolver.counts.values()), resolver.summary()
 
 
