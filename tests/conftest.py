@@ -13,6 +13,22 @@ from ddserver.db import Database
 from tests import support
 from tests.blackhole import BlackholeProxy, Threads
 
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make ``xdist_group`` group again: pytest-xdist (3.8) appends ``@group`` to ``item._nodeid``, which
+    pytest 9 no longer reads (a node's id is in ``_id``), so grouped tests were spread over the workers."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")
+        }
+        node_id = getattr(item, "_id", None)
+        if names and "@" not in item.nodeid and hasattr(type(node_id), "parse"):
+            item._id = type(node_id).parse(f"{item.nodeid}@{'_'.join(sorted(names))}")  # type: ignore[attr-defined]
+
+
 # Tables in the order they can be emptied without breaking foreign keys.
 _TABLES = (
     "sessions",
@@ -131,3 +147,18 @@ def threads(blackhole: BlackholeProxy) -> Iterator[Threads]:
     made = Threads()
     yield made
     made.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures tests recorded with ``record_property("figure", ...)`` (the cluster tests do), even under
+    xdist: defined here rather than in tests/cluster/ so that the controller of an xdist run has it."""
+    lines = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            lines += [f"{report.nodeid}: {v}" for k, v in getattr(report, "user_properties", []) if k == "figure"]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -130,11 +130,12 @@ def pdns_conf(
     cache_ttl: int = 60,
     extra: str = "",
     distributor_threads: int = 3,
+    address: str = "127.0.0.1",
 ) -> str:
-    """The pdns.conf text for a test server; ``backend`` holds the launch= lines."""
+    """The pdns.conf text for a test server on ``address``; ``backend`` holds the launch= lines."""
     ttl = cache_ttl if cache else 0
     return (
-        f"local-address=127.0.0.1\nlocal-port={port}\nsocket-dir={folder}\nguardian=no\ndaemon=no\n"
+        f"local-address={address}\nlocal-port={port}\nsocket-dir={folder}\nguardian=no\ndaemon=no\n"
         "disable-syslog=yes\nloglevel=6\nlog-dns-queries=no\n"
         f"cache-ttl={ttl}\nquery-cache-ttl={ttl}\nnegquery-cache-ttl={ttl}\n"
         f"distributor-threads={distributor_threads}\nallow-axfr-ips=127.0.0.0/8,::1\ndisable-axfr=no\n"
