@@ -1,0 +1,422 @@
+"""Galera instead of replication: two updaters writing to two nodes at once, two recursors and the RFC 2136
+worker reading from others; every nameserver ends equal to the database, and losing a node keeps service up.
+
+Galera hands each node its own auto-increment offset and commits writes of different nodes in an order that
+does not follow their ids, so the feed has ids that never exist and ids that appear below ones already read.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.exception
+import pymysql
+import pytest
+
+from ddserver import secrets
+from ddserver.db import Database
+from ddserver.store import hosts, users, zones
+from tests import support
+from tests.cluster.galera import GaleraCluster
+from tests.named import NamedServer
+from tests.pdns import PdnsServer, start_pdns
+from tests.updater_support import basic, write_updater_config
+
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
+
+logger = logging.getLogger(__name__)
+
+ZONE = "dyn.example.org"
+HOSTS = int(os.environ.get("GALERA_TEST_HOSTS", "1000"))
+THREADS = 40
+UPDATES = int(os.environ.get("GALERA_TEST_UPDATES", "10000"))
+#: Addresses each host moves between: few, so that an update sent to the node that has not yet applied the
+#: previous one sees an address it held before (a stale read would answer nochg and lose the update).
+CHOICES = 3
+#: Seconds at least between two updates of one host. An updater answers from its host cache what the
+#: database held up to one poll (0.2 s) earlier, and a Galera node applies another node's commit a moment
+#: after it was acknowledged: a router sending the address it had before within that window could be
+#: answered nochg (docs/updater.md). Routers call every few minutes; a second is far beyond both.
+SPACING = float(os.environ.get("GALERA_TEST_SPACING", "1.0"))
+
+
+def address(host: int, choice: int) -> str:
+    return f"10.{host // 250}.{host % 250}.{choice + 1}"
+
+
+@dataclass
+class Load:
+    """What the clients sent and were answered."""
+
+    acked: dict[str, str]
+    answers: dict[str, int] = field(default_factory=dict)
+    #: Answers that contradict what the client knows (a changing update answered nochg, say).
+    wrong: list[str] = field(default_factory=list)
+    sent: int = 0
+    seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, kind: str) -> None:
+        with self.lock:
+            self.answers[kind] = self.answers.get(kind, 0) + 1
+
+
+@dataclass
+class Site:
+    cluster: GaleraCluster
+    db: Database
+    names: list[str]
+    secrets: dict[str, str]
+    updaters: list[tuple[support.Process, int]]
+    nameservers: dict[str, PdnsServer]
+    named: NamedServer
+    worker: support.Process
+    folder: Path
+    acked: dict[str, str]
+
+
+def updater(folder: Path, name: str, url: str) -> tuple[support.Process, int]:
+    port = support.free_port()
+    # One worker process with many threads: the machine is small and the group commit gathers more.
+    config = write_updater_config(folder / f"{name}.conf", url, port, extra="workers = 1\n", threads=16)
+    process = support.Process(
+        [support.console_script("ddserver-updater"), "--config", str(config)], log=folder / f"{name}.log"
+    )
+    process.wait_port("127.0.0.1", port, timeout=60)
+    return process, port
+
+
+def recursor(folder: Path, name: str, url: str) -> PdnsServer:
+    config = support.write_config_file(folder / f"{name}.conf", url, "[recursor]\npoll_interval = 0.1\n")
+    return start_pdns(folder / name, config, mode="remote-socket", cache=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    folder = tmp_path_factory.mktemp("galera")
+    # The nodes run as mysql, which cannot reach pytest's private temp folders.
+    cluster_folder = Path(tempfile.mkdtemp(prefix="ddserver-galera-"))
+    cluster = GaleraCluster(cluster_folder)
+    started: list[object] = []
+    try:
+        cluster.start()
+        node1, node2, node3 = cluster.nodes
+        conf = support.write_config_file(folder / "admin.conf", node1.url(), f"secret_key_file = {folder}/secret\n")
+        init = support.console_script("ddserver")
+        result = subprocess.run([init, "--config", str(conf), "init"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        db = Database(node1.url())
+        named = NamedServer(folder / "named", zones=(ZONE,))
+        named.start()
+        started.append(named)
+        zone = zones.add(db, ZONE, ["ns1.example.org"], "hostmaster.example.org")
+        user = users.add(db, "alice", "alice@example.org")
+        names, made, acked = [], {}, {}
+        for i in range(HOSTS):
+            name = f"h{i}.{ZONE}"
+            made[name] = secrets.new_host_secret()
+            hosts.add(db, user.id, name, secrets.hash_host_secret(made[name]), default_limit=-1, ipv4=address(i, 0))
+            names.append(name)
+            acked[name] = address(i, 0)
+        # The RFC 2136 worker reads from node 1, the recursors from nodes 2 and 3.
+        zones.update(
+            db,
+            zone.id,
+            rfc2136_server=named.server,
+            tsig_name=named.key_name,
+            tsig_algorithm=named.key_algorithm,
+            tsig_secret=named.secret,
+        )
+        worker_conf = support.write_config_file(
+            folder / "rfc2136.conf", node1.url(), "[rfc2136]\npoll_interval = 0.1\n"
+        )
+        worker = support.Process(
+            [support.console_script("ddserver-rfc2136"), "--config", str(worker_conf)], log=folder / "rfc2136.log"
+        )
+        started.append(worker)
+        nameservers: dict[str, PdnsServer] = {}
+        for name, node in (("ns-node2", node2), ("ns-node3", node3)):
+            nameservers[name] = recursor(folder, name, node.url())
+            started.append(nameservers[name])
+        updaters = []
+        for name, node in (("updater-node1", node1), ("updater-node2", node2)):
+            updaters.append(updater(folder, name, node.url()))
+            started.append(updaters[-1][0])
+        yield Site(cluster, db, names, made, updaters, nameservers, named, worker, folder, acked)
+        for process, _ in updaters:
+            assert "Traceback" not in process.log(), process.log()[-3000:]
+        assert "Traceback" not in worker.log(), worker.log()[-3000:]
+    finally:
+        for thing in reversed(started):
+            try:
+                thing.stop()  # type: ignore[attr-defined]
+            except Exception:
+                logger.exception("stopping %r", thing)
+        cluster.stop()
+        shutil.rmtree(cluster_folder, ignore_errors=True)
+
+
+# -- the load -------------------------------------------------------------------------------------------
+
+
+def send(conn: http.client.HTTPConnection, name: str, secret: str, ip: str) -> str:
+    conn.request("GET", f"/nic/update?hostname={name}&myip={ip}", headers={"Authorization": basic(name, secret)})
+    reply = conn.getresponse()
+    return reply.read().decode().strip()
+
+
+def run_load(site: Site, total: int, ports: list[int], load: Load) -> None:
+    """``total`` changing updates from THREADS clients, each owning some hosts and sending each update to one
+    of ``ports`` in turn; a 911 (or a dropped connection) is sent again until it is answered."""
+    per_thread = -(-total // THREADS)
+    owned = [site.names[i::THREADS] for i in range(THREADS)]
+    index = {name: i for i, name in enumerate(site.names)}
+
+    def client(number: int) -> None:
+        rng = random.Random(number)
+        conns = {port: http.client.HTTPConnection("127.0.0.1", port, timeout=30) for port in ports}
+        last_sent: dict[str, float] = {}
+        try:
+            for n in range(per_thread):
+                name = owned[number][n % len(owned[number])]
+                wait = last_sent.get(name, 0.0) + SPACING - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                last_sent[name] = time.monotonic()
+                host = index[name]
+                current = load.acked[name]
+                ip = address(host, rng.choice([c for c in range(CHOICES) if address(host, c) != current]))
+                # Each host's updates go to one updater and the next to the other: the second node must
+                # have applied the first's write before it reads the host (else it would answer nochg).
+                port = ports[(n + n // len(owned[number]) + number) % len(ports)]
+                retried = False
+                while True:
+                    try:
+                        answer = send(conns[port], name, site.secrets[name], ip)
+                    except (OSError, http.client.HTTPException):
+                        conns[port].close()
+                        load.count("connection error")
+                        answer = "911"
+                    with load.lock:
+                        load.sent += 1
+                    if answer == "911":
+                        load.count("911")
+                        retried = True
+                        port = ports[(ports.index(port) + 1) % len(ports)]
+                        time.sleep(0.05)
+                        continue
+                    break
+                kind = answer.split()[0]
+                load.count(kind)
+                if answer == f"good {ip}" or (retried and answer == f"nochg {ip}"):
+                    load.acked[name] = ip
+                else:
+                    with load.lock:
+                        load.wrong.append(f"{name}: {current} -> {ip} via :{port}: {answer!r}")
+                    if kind in ("good", "nochg"):
+                        load.acked[name] = answer.split()[1]
+        finally:
+            for conn in conns.values():
+                conn.close()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    load.seconds = time.monotonic() - started
+
+
+class FeedWatcher:
+    """Reads the feed on one node as the followers do, counting the ids that became visible below one already
+    seen (committed out of id order, as that node applied them)."""
+
+    def __init__(self, site: Site, node: int) -> None:
+        self.conn = site.cluster.node(node).connect()
+        self.late = 0
+        self.examples: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        seen: set[int] = set()
+        high = 0
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT COALESCE(MAX(id), 0) FROM ddserver.changes")
+            high = floor = int(cur.fetchone()[0])
+            while not self._stop.wait(0.02):
+                cur.execute("SELECT id FROM ddserver.changes WHERE id > %s", (floor,))
+                ids = sorted(int(row[0]) for row in cur.fetchall() if int(row[0]) not in seen)
+                for change_id in ids:
+                    if change_id < high:
+                        self.late += 1
+                        if len(self.examples) < 5:
+                            self.examples.append((change_id, high))
+                    seen.add(change_id)
+                if ids:
+                    high = max(high, ids[-1])
+
+    def __enter__(self) -> FeedWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.conn.close()
+
+
+# -- the checks -----------------------------------------------------------------------------------------
+
+
+def database_state(site: Site, node: int) -> dict[str, str | None]:
+    conn = site.cluster.node(node).connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION wsrep_sync_wait = 1")  # what every node committed before this read
+            cur.execute("SELECT name, ipv4 FROM ddserver.hosts")
+            return {str(name): ipv4 for name, ipv4 in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def differences(site: Site, nodes: list[int]) -> list[str]:
+    """Where a database node, a PowerDNS or BIND differs from the last acknowledged address of a host."""
+    found: list[str] = []
+    for node in nodes:
+        state = database_state(site, node)
+        found += [f"node{node} {n}: {state.get(n)} != {ip}" for n, ip in site.acked.items() if state.get(n) != ip]
+    for label, pdns in site.nameservers.items():
+        if not pdns.process.alive():
+            continue
+        for name, ip in site.acked.items():
+            try:
+                answer = pdns.records(name, "A")
+            except dns.exception.DNSException as exc:
+                answer = [repr(exc)]
+            if answer != [ip]:
+                found.append(f"{label} {name}: {answer} != {ip}")
+    zone = site.named.axfr(ZONE)
+    for name, ip in site.acked.items():
+        node = zone.get_node(name.removesuffix("." + ZONE))
+        rdataset = node.get_rdataset(1, 1) if node is not None else None
+        answer = sorted(r.to_text() for r in rdataset) if rdataset is not None else []
+        if answer != [ip]:
+            found.append(f"named {name}: {answer} != {ip}")
+    return found
+
+
+def converge(site: Site, nodes: list[int], timeout: float = 90.0) -> float:
+    """Seconds until every database node, PowerDNS and BIND holds the last acknowledged address of every host."""
+    started = time.monotonic()
+    last: list[str] = []
+    while time.monotonic() - started < timeout:
+        last = differences(site, nodes)
+        if not last:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    logs = "\n".join(f"--- {k} ---\n{p.log()[-2000:]}" for k, p in site.nameservers.items())
+    raise AssertionError(
+        f"{len(last)} differences after {timeout} s, first: {last[:20]}\n{logs}\n--- rfc2136 ---\n"
+        f"{site.worker.log()[-2000:]}"
+    )
+
+
+def galera_counters(site: Site) -> dict[str, dict[str, str]]:
+    wanted = ("wsrep_local_cert_failures", "wsrep_local_bf_aborts", "wsrep_flow_control_paused")
+    found: dict[str, dict[str, str]] = {}
+    for node in site.cluster.nodes:
+        if node.alive():
+            try:
+                status = node.status()
+            except pymysql.MySQLError:
+                continue
+            found[node.name] = {k: status.get(k, "") for k in wanted}
+    return found
+
+
+def feed_ids(site: Site) -> tuple[int, int, int]:
+    """How many change ids exist, the lowest and the highest."""
+    conn = site.cluster.node(1).connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*), MIN(id), MAX(id) FROM ddserver.changes")
+            count, low, high = cur.fetchone()
+            return int(count), int(low or 0), int(high or 0)
+    finally:
+        conn.close()
+
+
+def report(label: str, load: Load, site: Site) -> None:
+    count, low, high = feed_ids(site)
+    print(
+        f"\n{label}: {load.sent} requests in {load.seconds:.1f} s ({load.sent / load.seconds:.0f}/s), "
+        f"answers {load.answers}, {len(load.wrong)} wrong; feed: {count} changes, ids {low}..{high}; "
+        f"Galera: {galera_counters(site)}"
+    )
+
+
+# -- the tests ------------------------------------------------------------------------------------------
+
+
+def test_two_writers_on_two_nodes_every_nameserver_converges(site: Site) -> None:
+    load = Load(site.acked)
+    ports = [port for _, port in site.updaters]
+    with FeedWatcher(site, 3) as watcher:
+        run_load(site, UPDATES, ports, load)
+    report("two writers", load, site)
+    print(f"ids that appeared on node3 below one already seen: {watcher.late} (id, highest seen): {watcher.examples}")
+    assert load.wrong == [], f"{len(load.wrong)} wrong answers: {load.wrong[:20]}"
+    seconds = converge(site, [1, 2, 3])
+    print(f"every database node, PowerDNS and BIND equal to the last acknowledged addresses {seconds:.1f} s later")
+    assert sum(load.answers.get(k, 0) for k in ("good", "nochg")) >= UPDATES - THREADS
+    # Galera's auto-increment steps leave ids that never exist: the followers waited for them and went on.
+    count, low, high = feed_ids(site)
+    assert high - low + 1 > count
+
+
+def test_killing_a_node_keeps_the_service_up(site: Site) -> None:
+    """Node 3 (read by one recursor) dies in the middle of the load: updates go on through nodes 1 and 2,
+    the other nameservers follow; node 3 comes back and its recursor catches up."""
+    ports = [port for _, port in site.updaters]
+    load = Load(site.acked)
+    worker = threading.Thread(target=run_load, args=(site, 3000, ports, load))
+    worker.start()
+    try:
+        time.sleep(2)
+        site.cluster.kill(3)
+        killed = site.nameservers["ns-node3"]
+        # The recursor of the dead node answers from memory meanwhile.
+        assert killed.records(site.names[0], "A")
+    finally:
+        worker.join()
+    site.cluster.wait_synced(2)
+    # Node 3's recursor cannot follow without its database; the others must converge without it.
+    others = {k: v for k, v in site.nameservers.items() if k != "ns-node3"}
+    saved, site.nameservers = site.nameservers, others
+    try:
+        report("node 3 killed", load, site)
+        assert load.wrong == [], f"{len(load.wrong)} wrong answers: {load.wrong[:20]}"
+        seconds = converge(site, [1, 2])
+        print(f"nodes 1, 2, ns-node2 and BIND converged {seconds:.1f} s after the load")
+    finally:
+        site.nameservers = saved
+    assert killed.records(site.names[0], "A"), "the recursor of the dead node still answers"
+    started = time.monotonic()
+    site.cluster.start_node(3)
+    site.cluster.wait_synced(3)
+    rejoined = time.monotonic() - started
+    seconds = converge(site, [1, 2, 3])
+    print(f"node 3 rejoined in {rejoined:.1f} s; everything converged {seconds:.1f} s later")
