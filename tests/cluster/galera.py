@@ -75,10 +75,10 @@ class GaleraNode:
     def connect(self, timeout: float = 3) -> pymysql.connections.Connection:
         return pymysql.connect(host=HOST, port=self.port, user="root", connect_timeout=timeout, autocommit=True)
 
-    def status(self) -> dict[str, str]:
-        """The node's ``wsrep_%`` status variables."""
+    def status(self, like: str = "wsrep_%") -> dict[str, str]:
+        """The node's status variables named ``like`` (Galera's by default)."""
         with contextlib.closing(self.connect()) as conn, conn.cursor() as cur:
-            cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep_%'")
+            cur.execute("SHOW GLOBAL STATUS LIKE %s", (like,))
             return {str(k): str(v) for k, v in cur.fetchall()}
 
     def synced(self, size: int | None = None) -> bool:
