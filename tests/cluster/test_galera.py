@@ -13,10 +13,12 @@ import logging
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +88,8 @@ class Site:
     secrets: dict[str, str]
     updaters: list[tuple[support.Process, int]]
     nameservers: dict[str, PdnsServer]
+    #: Each recursor's metrics port.
+    metrics: dict[str, int]
     named: NamedServer
     worker: support.Process
     folder: Path
@@ -103,9 +107,12 @@ def updater(folder: Path, name: str, url: str) -> tuple[support.Process, int]:
     return process, port
 
 
-def recursor(folder: Path, name: str, url: str) -> PdnsServer:
-    config = support.write_config_file(folder / f"{name}.conf", url, "[recursor]\npoll_interval = 0.1\n")
-    return start_pdns(folder / name, config, mode="remote-socket", cache=True, timeout=60)
+def recursor(folder: Path, name: str, url: str) -> tuple[PdnsServer, int]:
+    """PowerDNS with a recursor daemon reading ``url``, and the port of the recursor's metrics."""
+    port = support.free_port()
+    extra = f"[recursor]\npoll_interval = 0.1\nmetrics = 127.0.0.1:{port}\n"
+    config = support.write_config_file(folder / f"{name}.conf", url, extra)
+    return start_pdns(folder / name, config, mode="remote-socket", cache=True, timeout=60), port
 
 
 @pytest.fixture(scope="module")
@@ -158,14 +165,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         )
         started.append(worker)
         nameservers: dict[str, PdnsServer] = {}
+        metrics: dict[str, int] = {}
         for name, node in (("ns-node2", node2), ("ns-node3", node3)):
-            nameservers[name] = recursor(folder, name, node.url())
+            nameservers[name], metrics[name] = recursor(folder, name, node.url())
             started.append(nameservers[name])
         updaters = []
         for name, node in (("updater-node1", node1), ("updater-node2", node2)):
             updaters.append(updater(folder, name, node.url()))
             started.append(updaters[-1][0])
-        yield Site(cluster, db, names, made, updaters, nameservers, named, worker, folder, acked)
+        yield Site(cluster, db, names, made, updaters, nameservers, metrics, named, worker, folder, acked)
         for process, _ in updaters:
             assert "Traceback" not in process.log(), process.log()[-3000:]
         assert "Traceback" not in worker.log(), worker.log()[-3000:]
@@ -279,6 +287,8 @@ class FeedWatcher:
                     seen.add(change_id)
                 if ids:
                     high = max(high, ids[-1])
+                # Late ids come within a few dozen of the highest: what lies far below is not read again.
+                floor = max(floor, high - 2000)
 
     def __enter__(self) -> FeedWatcher:
         self._thread.start()
@@ -288,6 +298,48 @@ class FeedWatcher:
         self._stop.set()
         self._thread.join(10)
         self.conn.close()
+
+
+class LagSampler:
+    """Samples each recursor's ``change_lag`` (seconds from a change's write to its application) while the
+    load runs: how long an update takes to reach DNS through each node."""
+
+    def __init__(self, site: Site) -> None:
+        self.ports = dict(site.metrics)
+        self.samples: dict[str, list[float]] = {label: [] for label in self.ports}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            for label, port in self.ports.items():
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
+                        text = reply.read().decode()
+                except OSError:
+                    continue
+                for line in text.splitlines():
+                    if line.startswith("ddserver_recursor_change_lag_seconds "):
+                        self.samples[label].append(float(line.split()[1]))
+
+    def summary(self) -> str:
+        parts = []
+        for label, values in self.samples.items():
+            if values:
+                ordered = sorted(values)
+                parts.append(
+                    f"{label} median {statistics.median(ordered):.2f} s, p90 {ordered[int(len(ordered) * 0.9)]:.2f} s, "
+                    f"max {ordered[-1]:.2f} s ({len(ordered)} samples)"
+                )
+        return "; ".join(parts)
+
+    def __enter__(self) -> LagSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 # -- the checks -----------------------------------------------------------------------------------------
@@ -424,9 +476,10 @@ def test_two_writers_on_two_nodes_every_nameserver_converges(site: Site) -> None
     load = Load(site.acked)
     ports = [port for _, port in site.updaters]
     print(f"before: {galera_counters(site)}")
-    with FeedWatcher(site, 3) as watcher:
+    with FeedWatcher(site, 3) as watcher, LagSampler(site) as lag:
         run_load(site, UPDATES, ports, load)
     report("two writers", load, site)
+    print(f"change lag of the recursors during the load: {lag.summary()}")
     print(f"ids that appeared on node3 below one already seen: {watcher.late} (id, highest seen): {watcher.examples}")
     assert load.wrong == [], f"{len(load.wrong)} wrong answers: {load.wrong[:20]}"
     # Galera reports a write that lost to another node's as a deadlock: the updater runs it again.
