@@ -11,7 +11,7 @@ want_test=no
 # pdns-server & co. for the private PowerDNS; the rest only for the test suite.
 packages=(python3-venv pdns-server pdns-backend-pipe pdns-backend-remote)
 if [ "$want_test" = yes ]; then
-  packages+=(pdns-backend-mysql bind9 bind9-dnsutils knot systemd ddclient inadyn chromium dnsperf wrk curl wget mariadb-client mariadb-server haproxy)
+  packages+=(pdns-backend-mysql bind9 bind9-dnsutils knot systemd ddclient inadyn chromium dnsperf wrk curl wget mariadb-client mariadb-server galera-4 rsync haproxy)
 fi
 
 missing=()

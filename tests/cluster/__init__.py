@@ -1,0 +1,1 @@
+"""Tests of several database nodes and their failures: Galera and replication clusters."""
