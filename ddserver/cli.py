@@ -17,8 +17,7 @@ from ddserver.db import migrate as migrations
 from ddserver.errors import ConfigError, DDServerError, NotFound, ValidationError
 from ddserver.store import hosts, users, zones
 from ddserver.store.common import KEEP
-
-TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1", "hmac-md5")
+from ddserver.validate import TSIG_ALGORITHMS
 
 
 class _Parser(argparse.ArgumentParser):

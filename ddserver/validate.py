@@ -10,6 +10,9 @@ import idna
 
 from ddserver.errors import ValidationError
 
+#: TSIG algorithms a zone may name (RFC 8945), the default first; ``dns.rfc2136.TsigAlgorithm`` signs with them.
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1", "hmac-md5")
+
 _LDH = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")

@@ -218,3 +218,9 @@ def test_server_state_and_differences():
         "new.dyn.example.org",
         "stale.dyn.example.org",
     ]
+
+
+def test_the_tsig_algorithm_list_is_the_one_the_worker_signs_with():
+    from ddserver import validate
+
+    assert tuple(a.value for a in rfc2136.TsigAlgorithm) == validate.TSIG_ALGORITHMS

@@ -11,7 +11,6 @@ from typing import Any
 import bottle
 
 from ddserver import validate
-from ddserver.cli import TSIG_ALGORITHMS
 from ddserver.config import parse_listen
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
@@ -245,8 +244,8 @@ def _rfc2136_form(ctx: Context, form: Form, zone: Zone | None) -> dict[str, Any]
     transport = form["rfc2136_transport"] or "tcp"
     if transport not in TRANSPORTS:
         form.error("rfc2136_transport", ctx.gettext("Choose TCP or UDP."))
-    algorithm = form["tsig_algorithm"] or TSIG_ALGORITHMS[0]
-    if algorithm not in TSIG_ALGORITHMS:
+    algorithm = form["tsig_algorithm"] or validate.TSIG_ALGORITHMS[0]
+    if algorithm not in validate.TSIG_ALGORITHMS:
         form.error("tsig_algorithm", ctx.gettext("Choose one of the algorithms."))
     secret = "".join(form["tsig_secret"].split())
     key_name = form["tsig_name"]
@@ -310,7 +309,8 @@ def _zone_page(ctx: Context, form: Form, zone: Zone | None, status: int = 200) -
         form=form,
         zone=zone,
         algorithms=[
-            (a, a + (f" ({ctx.gettext('default')})" if a == TSIG_ALGORITHMS[0] else "")) for a in TSIG_ALGORITHMS
+            (a, a + (f" ({ctx.gettext('default')})" if a == validate.TSIG_ALGORITHMS[0] else ""))
+            for a in validate.TSIG_ALGORITHMS
         ],
         masked_secret=_masked(zone.tsig_secret) if zone is not None and zone.tsig_secret else "",
     )
@@ -371,7 +371,7 @@ def zone_edit_page(ctx: Context, zone_id: int) -> str:
             "rfc2136_server": zone.rfc2136_server or "",
             "rfc2136_transport": zone.rfc2136_transport or "tcp",
             "tsig_name": zone.tsig_name or "",
-            "tsig_algorithm": zone.tsig_algorithm or TSIG_ALGORITHMS[0],
+            "tsig_algorithm": zone.tsig_algorithm or validate.TSIG_ALGORITHMS[0],
         }
     )
     return _zone_page(ctx, form, zone)
