@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+
+from ddserver.store.dnsdata import ZoneRow
 
 #: One answer record: (type, ttl, content in zone-file form, names absolute without the final dot).
 Record = tuple[str, int, str]
@@ -26,23 +27,6 @@ class QType(enum.StrEnum):
 
 
 _ANY = QType.ANY.value
-
-
-@dataclass(frozen=True, slots=True)
-class ZoneRow:
-    """A zone as the store gives it."""
-
-    id: int
-    name: str
-    nameservers: tuple[str, ...]
-    hostmaster: str
-    serial: int
-    refresh: int
-    retry: int
-    expire: int
-    minimum: int
-    zone_ttl: int
-    ttl: int | None
 
 
 class Zone:

@@ -23,8 +23,9 @@ import time
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
-from ddserver.dns.zoneindex import ZoneIndex, ZoneRow
+from ddserver.dns.zoneindex import ZoneIndex
 from ddserver.store.changes import FeedCursor
+from ddserver.store.dnsdata import ZoneRow
 
 logger = logging.getLogger(__name__)
 

@@ -22,6 +22,23 @@ _RECORD_SQL = (
 
 
 @dataclass(frozen=True, slots=True)
+class ZoneRow:
+    """A zone as the store gives it."""
+
+    id: int
+    name: str
+    nameservers: tuple[str, ...]
+    hostmaster: str
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+    zone_ttl: int
+    ttl: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class HostData:
     name: str
     zone_id: int

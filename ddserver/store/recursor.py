@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ddserver.db import Database, Transaction
-from ddserver.dns.zoneindex import ZoneRow
 from ddserver.store import dnsdata
+from ddserver.store.dnsdata import ZoneRow
 
 _ZONE_SQL = (
     "SELECT id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl FROM zones"

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from ddserver.dns import pipe, remote, zoneindex
 from ddserver.dns.purge import purge_commands
-from ddserver.dns.zoneindex import ZoneRow
 from ddserver.recursor.daemon import _pipe_responder
 from ddserver.recursor.metrics import QueryCounter
 from ddserver.recursor.server import (
@@ -27,6 +26,7 @@ from ddserver.recursor.server import (
     Watchdog,
     serve_stream,
 )
+from ddserver.store.dnsdata import ZoneRow
 from tests import support
 
 ROW = ZoneRow(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ddserver.dns import zoneindex
-from ddserver.dns.zoneindex import ZoneRow
 from ddserver.recursor.follower import replace_hosts
+from ddserver.store.dnsdata import ZoneRow
 
 
 def zone_row(zone_id: int, name: str, ttl: int | None = None, serial: int = 7) -> ZoneRow:
