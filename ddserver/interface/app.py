@@ -14,9 +14,10 @@ import jinja2
 from ddserver import validate
 from ddserver.config import Config
 from ddserver.db import Database
-from ddserver.errors import ConfigError
+from ddserver.errors import ConfigError, DatabaseError
 from ddserver.interface import i18n, web
 from ddserver.interface.routes import account, admin, hosts, pages
+from ddserver.store import updates
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,17 @@ def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
         return answer
 
     app.route("/static/<path:path>", "GET", static, raw=True)
+
+    def health() -> bottle.HTTPResponse:
+        # For load balancers and monitoring: no session, no page, one trivial read.
+        try:
+            updates.ping(db)
+        except DatabaseError as exc:
+            logger.error("health: %s", exc)
+            return bottle.HTTPResponse("unavailable\n", 503, {"Content-Type": "text/plain; charset=utf-8"})
+        return bottle.HTTPResponse("ok\n", 200, {"Content-Type": "text/plain; charset=utf-8"})
+
+    app.route("/health", "GET", health, raw=True)
 
     def error_page(error: bottle.HTTPError) -> str:
         add_headers()

@@ -530,7 +530,7 @@ class Cluster:
             f"    bind {self.addr('lb')}:8080",
             "    default_backend interface",
             "backend interface",
-            "    option httpchk GET /",
+            "    option httpchk GET /health",
             f"    server web1 {self.addr('web1')}:8080 check inter 2000",
         ]
         path = folder / "haproxy.cfg"

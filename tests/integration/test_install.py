@@ -172,7 +172,7 @@ def test_install_script_then_every_unit_runs_as_it_says(tmp_path: Path, wheels: 
         # The web components, one after the other (bundle and interface share a port, as their units conflict).
         for name, url, expect in (
             ("ddserver-bundle.service", "http://127.0.0.1:8080/health", "ok"),
-            ("ddserver-interface.service", "http://127.0.0.1:8080/", "ddserver"),
+            ("ddserver-interface.service", "http://127.0.0.1:8080/health", "ok"),
             ("ddserver-updater.service", "http://127.0.0.1:8081/health", "ok"),
         ):
             with start_unit(box, units[name], tmp_path / f"{name}.log") as process:

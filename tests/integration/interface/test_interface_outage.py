@@ -49,6 +49,7 @@ def test_database_down_gives_a_503_page_and_pages_come_back(private_mariadb, tmp
     try:
         process.wait_port("127.0.0.1", port)
         assert fetch(port, "/hosts", session)[0] == 200
+        assert fetch(port, "/health")[:2] == (200, "ok\n")
         status, page, headers = fetch(port, "/login")
         csrf_cookie = headers["Set-Cookie"].split(";")[0]
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -61,6 +62,8 @@ def test_database_down_gives_a_503_page_and_pages_come_back(private_mariadb, tmp
             assert "Traceback" not in page
         status, page, _ = fetch(port, "/login", csrf_cookie, {"csrf_token": csrf, "login": "alice", "password": "x"})
         assert status == 503 and "Temporarily unavailable" in page
+        # Load balancers see it.
+        assert fetch(port, "/health")[:2] == (503, "unavailable\n")
         # What needs no database still answers.
         assert fetch(port, "/static/ddserver.css")[0] == 200
         assert fetch(port, "/login")[0] == 200
@@ -70,6 +73,7 @@ def test_database_down_gives_a_503_page_and_pages_come_back(private_mariadb, tmp
         status, page, _ = fetch(port, "/hosts", session)
         assert f"home.{zone.name}" in page
         assert fetch(port, "/admin/users", session)[0] == 200
+        assert fetch(port, "/health")[:2] == (200, "ok\n")
     finally:
         process.stop()
     log = (tmp_path / "interface.log").read_text()
