@@ -163,6 +163,25 @@ class FeedWindow:
         return [i for i in range(after + 1, upto + 1) if i not in present]
 
 
+def holder_gone(holder: str) -> bool:
+    """Whether a lease holder (``host:pid:tag``) was a process of this machine that no longer runs.
+
+    Only a holder named with this machine's host name and a process id that is not this process's is judged;
+    any other (another machine's, or one this process made) counts as alive until its lease runs out.
+    """
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) in (0, os.getpid()):
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 class Worker:
     """Keeps every zone with an RFC 2136 server in step with the database."""
 
@@ -244,7 +263,15 @@ class Worker:
             run.holding = True
             return current
         if current is not None and current.holder != self.holder and current.expires_at > stamp:
-            return None
+            if not holder_gone(current.holder):
+                return None
+            # A worker of this machine that died (kill -9, a crash, a failover's restart) without releasing:
+            # its successor need not wait out the lease.
+            lease = store.take_over(self.db, zone.id, current.holder, self.holder, lease_time)
+            run.holding = lease is not None
+            if lease is not None:
+                logger.info("%s: took over from %s, which no longer runs", zone.name, current.holder)
+            return lease
         lease = store.acquire(self.db, zone.id, self.holder, lease_time)
         run.holding = lease is not None
         if lease is not None and current is not None and current.holder not in ("", self.holder):

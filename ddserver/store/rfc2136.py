@@ -51,6 +51,24 @@ def acquire(db: Database, zone_id: int, holder: str, seconds: float) -> Lease | 
     return db.run(run)
 
 
+def take_over(db: Database, zone_id: int, old: str, holder: str, seconds: float) -> Lease | None:
+    """Take the zone's lease from ``old`` (a holder known to be gone) for ``seconds``, if ``old`` still holds it."""
+
+    def run(tx: Transaction) -> Lease | None:
+        tx.execute(
+            "UPDATE rfc2136_leases SET holder = ?, expires_at = ? WHERE zone_id = ? AND holder = ?",
+            (holder, time.time() + seconds, zone_id, old),
+        )
+        if tx.rowcount != 1:
+            return None
+        row = tx.tuples(
+            "SELECT zone_id, holder, expires_at, full_sync FROM rfc2136_leases WHERE zone_id = ?", (zone_id,)
+        )
+        return Lease(row[0][0], row[0][1], float(row[0][2]), bool(row[0][3])) if row else None
+
+    return db.run(run)
+
+
 def release(db: Database, zone_id: int, holder: str) -> None:
     """Give the lease up (on a clean stop), so another worker takes the zone at once."""
     db.run(

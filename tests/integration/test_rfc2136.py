@@ -323,3 +323,35 @@ def test_axfr_view_matches_database_after_pushes(db, config, primary, alice):
     assert not worker(db, config, batch_size=7).run_pass().errors
     zone = primary.axfr(ZONE)
     assert len([n for n, node in zone.nodes.items() if node.get_rdataset(1, dns.rdatatype.A)]) == 31  # + ns1
+
+
+def test_a_dead_workers_lease_is_taken_over_at_once(db, config, named, alice):
+    """A worker killed without releasing its lease (kill -9, a failover's restart) does not hold the zone up for
+    the rest of its lease when its successor runs on the same machine; another machine's holder is waited out."""
+    import socket
+    import subprocess
+
+    add_zone(db, named)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = worker(db, config)
+    dead.holder = f"{socket.gethostname()}:{gone.pid}:dead"
+    host = new_host(db, alice, "home", ipv4="192.0.2.1")
+    assert dead.run_pass().pushed == {ZONE: 2}
+    hosts.set_addresses(db, host.id, ipv4="192.0.2.2")
+
+    elsewhere = worker(db, config)
+    elsewhere.holder = f"other-machine.example:{gone.pid}:x"
+    rfc2136_store.release(db, host.zone_id, dead.holder)
+    assert elsewhere.run_pass().pushed == {ZONE: 2}  # released: taken as usual
+    hosts.set_addresses(db, host.id, ipv4="192.0.2.3")
+    # Held by another machine's worker, whose process this machine cannot see: waited out.
+    successor = worker(db, config)
+    assert successor.run_pass().busy == [ZONE]
+
+    # The same machine's dead holder: taken over on the first pass.
+    rfc2136_store.take_over(db, host.zone_id, elsewhere.holder, dead.holder, 30)
+    result = successor.run_pass()
+    assert result.pushed == {ZONE: 2} and not result.busy
+    assert named.query(f"home.{ZONE}") == ["192.0.2.3"]
+    assert rfc2136_store.get_lease(db, host.zone_id).holder == successor.holder
