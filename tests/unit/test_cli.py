@@ -564,3 +564,26 @@ def test_host_list_stale(ready, db):
     assert ready("host", "list", "--stale", "90", "--flagged")[1] == (
         "unused.dyn.example.org\t-\t-\tnever\tbob\tblocked\tunused\n"
     )
+
+
+def test_readme_names_every_command_and_action():
+    """The README's block of the admin command and the parser agree, both ways."""
+    import argparse
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = text.split("## The admin command", 1)[1].split("```")[1]
+    documented = set()
+    for line in block.splitlines():
+        words = line.split("#")[0].split()
+        if words[:1] == ["ddserver"] and words[1] != "[--config":
+            documented.add(" ".join(w for w in words[1:3] if re.fullmatch(r"[a-z0-9-]+", w)))
+
+    def actions(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        found = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return dict(found[0].choices) if found else {}
+
+    known = set()
+    for command, sub in actions(cli.build_parser()).items():
+        known.update({f"{command} {action}" for action in actions(sub)} or {command})
+    assert known - {"init", "migrate"} == documented
