@@ -92,7 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
     for action, text in (
         ("disable", "disable a user: no login, their hosts leave DNS, their sessions end"),
         ("enable", "enable a disabled user: their hosts are back in DNS"),
-        ("reset-2fa", "turn off a user's second factor (TOTP), so they log in with the password alone"),
     ):
         user.add_parser(action, help=text).add_argument("username")
     delete = user.add_parser("delete", help="delete a user with all their hosts")
@@ -101,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     limit = user.add_parser("set-limit", help="set a user's host limit")
     limit.add_argument("username")
     limit.add_argument("limit", metavar="N|default|unlimited", help="a number of hosts, default or unlimited")
+    reset = user.add_parser("reset-2fa", help="turn off a user's second factor (TOTP): they log in with the password")
+    reset.add_argument("username")
 
     host = sub.add_parser("host", help="manage hosts").add_subparsers(
         dest="action", metavar="ACTION", parser_class=_Parser
