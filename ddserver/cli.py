@@ -14,7 +14,7 @@ from ddserver.config import DEFAULT_PATH, Config, load_config
 from ddserver.console import EXIT_ERROR, run, setup_logging
 from ddserver.db import Database, DatabaseUrl
 from ddserver.db import migrate as migrations
-from ddserver.errors import ConfigError, DDServerError, NotFound, ValidationError
+from ddserver.errors import ConfigError, Conflict, DDServerError, NotFound, ValidationError
 from ddserver.store import hosts, users, zones
 from ddserver.store.common import KEEP
 from ddserver.validate import TSIG_ALGORITHMS
@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("name")
     sync = zone.add_parser("sync", help="compare a zone's RFC 2136 primary (AXFR) with the database and fix it")
     sync.add_argument("name")
+    delete = zone.add_parser("delete", help="delete a zone (one with hosts only with --with-hosts)")
+    delete.add_argument("name")
+    delete.add_argument("--with-hosts", action="store_true", help="delete the zone's hosts with it")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     user = sub.add_parser("user", help="manage users").add_subparsers(
         dest="action", metavar="ACTION", parser_class=_Parser
@@ -85,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--max-hosts", type=int, metavar="N", help="host limit for this user (-1: unlimited)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     user.add_parser("list", help="list users")
+    for action, text in (
+        ("disable", "disable a user: no login, their hosts leave DNS, their sessions end"),
+        ("enable", "enable a disabled user: their hosts are back in DNS"),
+    ):
+        user.add_parser(action, help=text).add_argument("username")
+    delete = user.add_parser("delete", help="delete a user with all their hosts")
+    delete.add_argument("username")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    limit = user.add_parser("set-limit", help="set a user's host limit")
+    limit.add_argument("username")
+    limit.add_argument("limit", metavar="N|default|unlimited", help="a number of hosts, default or unlimited")
+    reset = user.add_parser("reset-2fa", help="turn off a user's second factor (TOTP): they log in with the password")
+    reset.add_argument("username")
 
     host = sub.add_parser("host", help="manage hosts").add_subparsers(
         dest="action", metavar="ACTION", parser_class=_Parser
@@ -95,11 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("name", help="full name, such as home.dyn.example.org")
     lst = host.add_parser("list", help="one host a line: name, IPv4, IPv6, last update")
     lst.add_argument("--user", metavar="USERNAME")
+    lst.add_argument("--flagged", action="store_true", help="only blocked hosts and hosts flagged for abuse")
+    lst.add_argument("--stale", metavar="DAYS", help="only hosts not updated in DAYS days")
     setaddr = host.add_parser("set-address", help="set a host's addresses")
     setaddr.add_argument("name")
     setaddr.add_argument("addresses", nargs="+", metavar="ADDRESS", help="an IPv4 and/or an IPv6 address")
     delete = host.add_parser("delete", help="delete a host")
     delete.add_argument("name")
+    block = host.add_parser("block", help="take a host out of DNS; its updates are answered abuse")
+    block.add_argument("name")
+    block.add_argument("--reason", required=True, metavar="TEXT", help="why, shown to admins and in host list")
+    unblock = host.add_parser("unblock", help="lift a block: the host is back in DNS (unless flagged for abuse)")
+    unblock.add_argument("name")
+    clear = host.add_parser("clear", help="clear a host's fault counters and abuse flag: back in DNS unless blocked")
+    clear.add_argument("name")
 
     sub.add_parser(
         "prune", help="delete change-feed entries older than [dns] change_retention and spent tokens (run daily)"
@@ -148,7 +174,18 @@ def existing_database(config: Config) -> Database:
             f"default database {url.describe()} does not exist; give --config FILE (the quick start's is "
             "var/ddserver.conf), or create it with 'ddserver init'"
         )
-    return Database.from_config(config)
+    return _connect(config)
+
+
+#: The databases this run of the command opened: ``main`` closes their connections at the end, so that
+#: an in-process caller (a test) running many commands does not keep a connection open for each.
+_OPENED: list[Database] = []
+
+
+def _connect(config: Config) -> Database:
+    db = Database.from_config(config)
+    _OPENED.append(db)
+    return db
 
 
 def open_database(config: Config, check: bool = True) -> Database:
@@ -183,7 +220,7 @@ def cmd_init(config: Config, args: argparse.Namespace) -> int:
         print(f"no configuration file ({DEFAULT_PATH} does not exist): built-in defaults and $DDSERVER_* settings")
     else:
         print(f"configuration {config.source}")
-    db = Database.from_config(config)
+    db = _connect(config)
     applied = migrations.migrate(db)
     version = migrations.current_version(db)
     print(
@@ -261,6 +298,8 @@ def cmd_zone(config: Config, args: argparse.Namespace) -> int:
         return 0
     if args.action in ("edit", "check", "sync"):
         return _zone_rfc2136(db, config, args)
+    if args.action == "delete":
+        return _zone_delete(db, args)
     counts = zones.host_counts(db)
     for zone in zones.list_all(db):
         line = f"{zone.name}\tserial {zone.serial}\tns {','.join(zone.nameservers)}\thosts {counts.get(zone.id, 0)}"
@@ -360,6 +399,49 @@ def _zone_edit(db: Database, zone: zones.Zone, args: argparse.Namespace) -> int:
     return 0
 
 
+def _zone_delete(db: Database, args: argparse.Namespace) -> int:
+    """Delete a zone; one with hosts only with --with-hosts (they leave DNS with it)."""
+    zone = zones.get(db, validate.zone_name(args.name))
+    count = zones.host_counts(db).get(zone.id, 0)
+    if count and not args.with_hosts:
+        raise Conflict(f"zone {zone.name} has {_count(count, 'host')}: give --with-hosts to delete them with it")
+    _confirm(args, f"delete zone {zone.name}" + (f" and its {_count(count, 'host')}" if count else ""), zone.name)
+    try:
+        count = zones.delete(db, zone.id, with_hosts=args.with_hosts)
+    except Conflict as exc:  # a host was added meanwhile
+        raise Conflict(f"{exc.message}: give --with-hosts to delete them with it")
+    _audit(db, f"zone {zone.name}", f"deleted with {count} hosts")
+    print(f"deleted zone {zone.name} with {_count(count, 'host')}")
+    if zone.rfc2136_server:
+        print(f"{zone.name}: the primary {zone.rfc2136_server} keeps its copy of the zone: remove it there")
+    return 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _confirm(args: argparse.Namespace, what: str, answer: str) -> None:
+    """Ask before deleting, unless --yes: the admin types ``answer`` (the name) to go on.
+
+    :raises ValidationError: when there is no terminal to ask, or the answer is another.
+    """
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise ValidationError(f"no terminal to ask for confirmation: give --yes to {what}")
+    print(f"This will {what}. Type {answer} to confirm: ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() != answer:
+        raise ValidationError("not confirmed: nothing was deleted")
+
+
+def _audit(db: Database, subject: str, detail: str) -> None:
+    """Enter an admin action in the audit trail, as the web interface's admin pages do."""
+    from ddserver.store import events
+
+    events.add(db, "admin", subject, detail=f"{detail} (ddserver command)")
+
+
 def _read_password(args: argparse.Namespace, config: Config) -> str:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -394,6 +476,8 @@ def cmd_user(config: Config, args: argparse.Namespace) -> int:
         )
         print(f"added {'admin' if user.is_admin else 'user'} {user.username} <{user.email}>")
         return 0
+    if args.action != "list":
+        return _user_action(db, config, args)
     for user in users.list_all(db):
         flags = [
             f
@@ -411,6 +495,68 @@ def cmd_user(config: Config, args: argparse.Namespace) -> int:
             f"{'unlimited' if limit is None else limit}\t{','.join(flags) or '-'}"
         )
     return 0
+
+
+def _user_action(db: Database, config: Config, args: argparse.Namespace) -> int:
+    """disable, enable, delete, set-limit and reset-2fa: what the admin pages do, with the same store calls."""
+    from ddserver.store import accounts, sessions
+
+    user = users.get_by_name(db, validate.username(args.username))
+    subject = f"user {user.username}"
+    if args.action in ("disable", "enable"):
+        disable = args.action == "disable"
+        if user.is_disabled == disable:
+            print(f"{user.username} is {args.action}d already")
+            return 0
+        users.set_flags(db, user.id, is_disabled=disable)
+        ended = sessions.delete_for_user(db, user.id) if disable else 0
+        _audit(db, subject, args.action)
+        count = hosts.count_for_user(db, user.id)
+        if disable:
+            print(f"disabled {user.username}: {_count(count, 'host')} out of DNS, {_count(ended, 'session')} ended")
+        else:
+            print(f"enabled {user.username}: {_count(count, 'host')} back in DNS (unless blocked or flagged)")
+        return 0
+    if args.action == "delete":
+        count = hosts.count_for_user(db, user.id)
+        _confirm(args, f"delete user {user.username} and their {_count(count, 'host')}", user.username)
+        count = users.delete(db, user.id)
+        _audit(db, subject, f"deleted with {count} hosts")
+        print(f"deleted {user.username} with {_count(count, 'host')}")
+        return 0
+    if args.action == "set-limit":
+        limit = _host_limit(args.limit)
+        users.set_max_hosts(db, user.id, limit)
+        default = config.dns.max_hosts_per_user
+        shown = {None: f"default ({'unlimited' if default < 0 else default})", users.UNLIMITED: "unlimited"}
+        text = shown.get(limit, str(limit))
+        _audit(db, subject, f"host limit set to {'default' if limit is None else text}")
+        count = hosts.count_for_user(db, user.id)
+        allowed = users.get(db, user.id).host_limit(default)
+        note = "" if allowed is None or count <= allowed else ": they keep them, but cannot add more"
+        print(f"{user.username}: host limit {text}, {_count(count, 'host')}{note}")
+        return 0
+    if not user.totp_secret:
+        print(f"{user.username} has no second factor")
+        return 0
+    accounts.set_totp(db, user.id, None, None)
+    _audit(db, subject, "second factor turned off")
+    print(f"{user.username}: second factor off; they log in with their password alone and may set it up again")
+    return 0
+
+
+def _host_limit(text: str) -> int | None:
+    """``N``, ``default`` (None: the configured [dns] max_hosts_per_user) or ``unlimited`` (-1)."""
+    word = text.strip().lower()
+    if word == "default":
+        return None
+    if word in ("unlimited", "-1"):
+        return users.UNLIMITED
+    if word.isdigit() and int(word) <= users.MAX_HOST_LIMIT:
+        return int(word)
+    raise ValidationError(
+        f"host limit {text!r}: give a number of hosts (0 to {users.MAX_HOST_LIMIT}), default or unlimited"
+    )
 
 
 def _format_time(stamp: int | None) -> str:
@@ -436,15 +582,10 @@ def cmd_host(config: Config, args: argparse.Namespace) -> int:
         print(secret)
         return 0
     if args.action == "list":
-        user_id = users.get_by_name(db, args.user).id if args.user else None
-        for host in hosts.search(db, user_id=user_id, limit=2**31 - 1)[0]:
-            flags = ",".join(f for f, on in (("blocked", host.blocked), ("abuse", host.abuse)) if on)
-            print(
-                f"{host.name}\t{host.ipv4 or '-'}\t{host.ipv6 or '-'}\t{_format_time(host.last_update_at)}"
-                + (f"\t{flags}" if flags else "")
-            )
-        return 0
+        return _host_list(db, args)
     host = hosts.get(db, validate.hostname(args.name))
+    if args.action in ("block", "unblock", "clear"):
+        return _host_flags(db, host, args)
     if args.action == "delete":
         hosts.delete(db, host.id)
         print(f"deleted {host.name}")
@@ -465,6 +606,58 @@ def cmd_host(config: Config, args: argparse.Namespace) -> int:
     result = hosts.set_addresses(db, host.id, ipv4=ipv4, ipv6=ipv6)  # type: ignore[arg-type]
     state = "changed" if result.changed else "unchanged"
     print(f"{host.name}\t{result.host.ipv4 or '-'}\t{result.host.ipv6 or '-'}\t{state}")
+    return 0
+
+
+def _host_list(db: Database, args: argparse.Namespace) -> int:
+    """One host a line; with --flagged or --stale, always seven columns: name, IPv4, IPv6, last update,
+    owner, flags and reason (``-`` for none)."""
+    user_id = users.get_by_name(db, args.user).id if args.user else None
+    updated_before = None
+    if args.stale is not None:
+        if not args.stale.strip().isdigit() or not 0 < int(args.stale) <= 100_000:
+            raise ValidationError(f"--stale {args.stale!r}: give a number of days, such as 90")
+        updated_before = int(time.time()) - int(args.stale) * 86400
+    long = args.flagged or updated_before is not None
+    found = hosts.search(db, user_id=user_id, flagged=args.flagged, updated_before=updated_before, limit=2**31 - 1)
+    for host in found[0]:
+        flags = ",".join(f for f, on in (("blocked", host.blocked), ("abuse", host.abuse)) if on)
+        line = f"{host.name}\t{host.ipv4 or '-'}\t{host.ipv6 or '-'}\t{_format_time(host.last_update_at)}"
+        if long:
+            reason = host.blocked_reason if host.blocked or host.abuse else None
+            line += f"\t{host.username}\t{flags or '-'}\t{reason or '-'}"
+        elif flags:
+            line += f"\t{flags}"
+        print(line)
+    return 0
+
+
+def _host_flags(db: Database, host: hosts.Host, args: argparse.Namespace) -> int:
+    """block, unblock and clear: what the admin pages' buttons do, with the same store call."""
+    subject = f"host {host.name}"
+    if args.action == "block":
+        reason = " ".join(args.reason.split())
+        if not reason:
+            raise ValidationError("--reason: say why the host is blocked")
+        if len(reason) > hosts.REASON_MAX or not reason.isprintable():
+            raise ValidationError(f"--reason: at most {hosts.REASON_MAX} printable characters")
+        updated = hosts.set_flags(db, host.id, blocked=True, reason=reason)
+        _audit(db, subject, f"block: {reason}")
+    elif args.action == "unblock":
+        if not host.blocked:
+            print(f"{host.name} is not blocked")
+            return 0
+        # The reason goes with the block; an abuse flag keeps its own until cleared.
+        updated = hosts.set_flags(db, host.id, blocked=False, reason=host.blocked_reason if host.abuse else None)
+        _audit(db, subject, "unblock")
+    else:
+        # A blocked host keeps its block and reason; otherwise the reason was the abuse flag's.
+        updated = hosts.set_flags(db, host.id, abuse=False, reset_faults=True, reason=KEEP if host.blocked else None)
+        _audit(db, subject, "clear-abuse")
+    state = "blocked" if updated.blocked else "flagged for abuse" if updated.abuse else "in DNS"
+    if updated.blocked or updated.abuse:
+        state += f" ({updated.blocked_reason or 'no reason given'}), out of DNS"
+    print(f"{args.action}ed {host.name}: {state}")
     return 0
 
 
@@ -538,7 +731,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             config = quickstart_config(config, args)
         setup_logging(config, "ddserver")
-        return COMMANDS[args.command](config, args)
+        try:
+            return COMMANDS[args.command](config, args)
+        finally:
+            while _OPENED:
+                _OPENED.pop().close_all()
 
     try:
         return run(body, "ddserver")

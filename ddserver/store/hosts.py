@@ -17,6 +17,8 @@ _COLUMNS = (
     "h.last_tls, h.last_result, h.client_faults, h.server_faults, h.abuse, h.blocked, h.blocked_reason"
 )
 _FROM = " FROM hosts h JOIN zones z ON z.id = h.zone_id JOIN users u ON u.id = h.user_id"
+#: The longest reason an admin gives for blocking a host.
+REASON_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -155,10 +157,12 @@ def search(
     zone_id: int | None = None,
     text: str = "",
     flagged: bool = False,
+    updated_before: int | None = None,
     offset: int = 0,
     limit: int = 1000,
 ) -> tuple[list[Host], int]:
-    """Hosts by name, filtered by owner, zone, a part of the name or owner, or abuse/blocked flags.
+    """Hosts by name, filtered by owner, zone, a part of the name or owner, abuse/blocked flags, or staleness
+    (``updated_before``: last updated before that time, or never and created before it).
 
     :returns: the page and the total number of matches.
     """
@@ -175,6 +179,9 @@ def search(
         params += [like_pattern(text.strip().lower())] * 2
     if flagged:
         conditions.append("(h.abuse = 1 OR h.blocked = 1)")
+    if updated_before is not None:
+        conditions.append("COALESCE(h.last_update_at, h.created_at) < ?")
+        params.append(updated_before)
     where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
 
     def run(tx: Transaction) -> tuple[list[Host], int]:
@@ -289,7 +296,10 @@ def set_flags(
     reason: str | Keep | None = KEEP,
     reset_faults: bool = False,
 ) -> Host:
-    """Flag or clear a host; a flagged host leaves DNS, so a flip enters the feed."""
+    """Flag or clear a host; a flagged host leaves DNS, so a flip enters the feed.
+
+    ``reason`` (at most ``REASON_MAX`` characters) says why the host is blocked or flagged for abuse.
+    """
 
     def run(tx: Transaction) -> Host:
         host = _get(tx, "id", host_id)
@@ -303,6 +313,9 @@ def set_flags(
         if reset_faults:
             values["client_faults"] = 0
             values["server_faults"] = 0
+            # The updater's window too, or the next fault would flag the host again at once.
+            values["fault_window_count"] = 0
+            values["fault_window_at"] = None
         if values:
             assignments = ", ".join(f"{column} = ?" for column in values)
             tx.execute(f"UPDATE hosts SET {assignments} WHERE id = ?", (*values.values(), host_id))

@@ -17,6 +17,8 @@ _COLUMNS = (
 )
 _FLAGS = ("is_admin", "is_active", "is_approved", "is_disabled")
 UNLIMITED = -1
+#: The highest host limit an admin can set (the column holds far more; no one needs more hosts).
+MAX_HOST_LIMIT = 10**9
 
 
 @dataclass(frozen=True)

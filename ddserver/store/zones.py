@@ -10,7 +10,7 @@ from typing import Any
 from ddserver.db import Database, Transaction
 from ddserver.errors import Conflict, NotFound
 from ddserver.store import changes
-from ddserver.store.common import boolean, now
+from ddserver.store.common import boolean, for_update, now
 
 _COLUMNS = (
     "id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl, is_public, "
@@ -242,15 +242,22 @@ def update(db: Database, zone_id: int, **values: Any) -> Zone:
     return db.run(run)
 
 
-def delete(db: Database, zone_id: int) -> int:
+def delete(db: Database, zone_id: int, *, with_hosts: bool = True) -> int:
     """Delete a zone with all its hosts and records.
 
+    :param with_hosts: False: only a zone without hosts (checked in the deleting transaction).
     :returns: how many hosts went with it.
+    :raises Conflict: the zone has hosts and ``with_hosts`` is False.
     """
 
     def run(tx: Transaction) -> int:
+        # The zone's row lock first: a host being added to the zone (its foreign key check reads the row)
+        # either committed before and is counted, or waits and then finds the zone gone.
+        tx.scalar(f"SELECT id FROM zones WHERE id = ?{for_update(tx)}", (zone_id,))
         zone = _get(tx, "id", zone_id)
         count = int(tx.scalar("SELECT COUNT(*) FROM hosts WHERE zone_id = ?", (zone_id,)))
+        if count and not with_hosts:
+            raise Conflict(f"zone {zone.name} has {count} host{'s' if count != 1 else ''}")
         # The serial bump in record() must happen before the row goes; the change stays in the feed.
         changes.record(tx, zone.id, zone.name, zone.name)
         tx.execute("DELETE FROM records WHERE zone_id = ?", (zone_id,))

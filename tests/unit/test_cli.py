@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ddserver import cli, secrets
+from ddserver.errors import NotFound
 from ddserver.store import hosts
 from tests import support
 
@@ -91,6 +92,26 @@ def test_contract(ready, db):
         ),
         (("zone", "add", "org", "--ns", "ns1.example.org", "--hostmaster", "h@example.org"), "at least two labels"),
         (("user", "add", "alice", "--email", "a2@example.org", "--password-stdin"), "at least 10 characters"),
+        (("user", "disable", "bob"), "no user bob"),
+        (("user", "enable", "Bad Name"), "is not a valid user name"),
+        (("user", "reset-2fa", "bob"), "no user bob"),
+        (("user", "delete", "bob", "--yes"), "no user bob"),
+        (("user", "delete", "alice"), "no terminal to ask for confirmation: give --yes to delete user alice"),
+        (("user", "set-limit", "alice", "many"), "give a number of hosts (0 to 1000000000), default or unlimited"),
+        (("user", "set-limit", "alice", "-2"), "give a number of hosts"),
+        (("user", "set-limit", "alice", "1000000001"), "give a number of hosts"),
+        (("zone", "delete", "dyn.example.org", "--yes"), "has 1 host: give --with-hosts to delete them with it"),
+        (("zone", "delete", "nope.example.org", "--yes"), "no zone nope.example.org"),
+        (("zone", "delete", "dyn.example.org", "--with-hosts"), "no terminal to ask for confirmation"),
+        (("host", "block", "nope.dyn.example.org", "--reason", "spam"), "no host nope.dyn.example.org"),
+        (("host", "block", "home.dyn.example.org", "--reason", "  "), "--reason: say why the host is blocked"),
+        (("host", "block", "home.dyn.example.org", "--reason", "x" * 201), "at most 200 printable characters"),
+        (("host", "block", "home.dyn.example.org", "--reason", "a\x07b"), "at most 200 printable characters"),
+        (("host", "unblock", "bad_name.dyn.example.org"), "only letters, digits and hyphens"),
+        (("host", "clear", "nope.dyn.example.org"), "no host nope.dyn.example.org"),
+        (("host", "list", "--stale", "soon"), "--stale 'soon': give a number of days, such as 90"),
+        (("host", "list", "--stale", "0"), "give a number of days"),
+        (("host", "list", "--flagged", "--user", "bob"), "no user bob"),
     ],
 )
 def test_mistakes_give_one_line(ready, args, message):
@@ -253,3 +274,316 @@ def test_prune(ready, db):
     assert code == 0 and "expired or used tokens" in out
     # Old entries go, the newest stays so followers can tell where the feed is.
     assert changes.first_id(db) == newest == changes.last_id(db)
+
+
+# -- the admin command's user, zone and host management --------------------------------------------------
+
+
+def _in_dns(db, name: str) -> bool:
+    """Whether the recursor and the RFC 2136 worker would serve ``name`` (store/dnsdata.py)."""
+    from ddserver.store import dnsdata
+
+    return bool(db.read(lambda tx: dnsdata.hosts_named(tx, [name])))
+
+
+def _feed(db) -> tuple[int, list[str]]:
+    """The zone's serial and the names in the change feed, oldest first."""
+    from ddserver.store import changes, zones
+
+    return zones.get(db, "dyn.example.org").serial, [c.name for c in changes.since(db, 0)]
+
+
+def _audit_details(db) -> list[str]:
+    from ddserver.store import audit
+
+    return [f"{e.subject}: {e.detail}" for e in reversed(audit.recent(db))]
+
+
+class _Terminal(io.StringIO):
+    """Standard input that says it is a terminal, with the admin's typed answer."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_user_disable_and_enable_take_hosts_out_of_dns_and_back(ready, db):
+    from ddserver.store import sessions, users
+
+    ready("host", "add", "alice", "home.dyn.example.org")
+    ready("host", "set-address", "home.dyn.example.org", "192.0.2.1")
+    alice = users.get_by_name(db, "alice")
+    sessions.create(db, alice.id, 3600)
+    serial, feed = _feed(db)
+    assert ready("user", "disable", "alice") == (0, "disabled alice: 1 host out of DNS, 1 session ended\n", "")
+    assert users.get(db, alice.id).is_disabled and not _in_dns(db, "home.dyn.example.org")
+    assert sessions.delete_for_user(db, alice.id) == 0
+    # The host left DNS in the change feed, with the zone's serial.
+    assert _feed(db) == (serial + 1, [*feed, "home.dyn.example.org"])
+    assert ready("user", "disable", "alice") == (0, "alice is disabled already\n", "")
+    assert _feed(db)[0] == serial + 1
+    assert "\tdisabled" in ready("user", "list")[1]
+    assert ready("user", "enable", "ALICE")[:2] == (
+        0,
+        "enabled alice: 1 host back in DNS (unless blocked or flagged)\n",
+    )
+    assert not users.get(db, alice.id).is_disabled and _in_dns(db, "home.dyn.example.org")
+    assert _feed(db) == (serial + 2, [*feed, "home.dyn.example.org", "home.dyn.example.org"])
+    assert ready("user", "enable", "alice") == (0, "alice is enabled already\n", "")
+    assert _audit_details(db)[-2:] == [
+        "user alice: disable (ddserver command)",
+        "user alice: enable (ddserver command)",
+    ]
+
+
+def test_the_last_admin_stays(ready, db):
+    ready("user", "add", "root", "--email", "root@example.org", "--admin", "--password-stdin", stdin="long enough pw\n")
+    for args in (("user", "disable", "root"), ("user", "delete", "root", "--yes")):
+        code, out, err = ready(*args)
+        assert (code, out) == (1, "") and err == "ddserver: this is the last admin: make another user admin first\n"
+    # Another admin first: then the first one may go.
+    ready("user", "add", "admin2", "--email", "a2@example.org", "--admin", "--password-stdin", stdin="long enough pw\n")
+    assert ready("user", "delete", "root", "--yes") == (0, "deleted root with 0 hosts\n", "")
+
+
+def test_user_delete_removes_their_hosts_from_dns(ready, db, monkeypatch, capsys):
+    from ddserver.store import users
+
+    ready("host", "add", "alice", "home.dyn.example.org")
+    ready("host", "add", "alice", "work.dyn.example.org")
+    serial, feed = _feed(db)
+    # Asked on a terminal: another answer deletes nothing.
+    monkeypatch.setattr(sys, "stdin", _Terminal("bob\n"))
+    assert cli.main(["--config", str(ready.config_file), "user", "delete", "alice"]) == 1
+    assert capsys.readouterr().err.endswith("Type alice to confirm: ddserver: not confirmed: nothing was deleted\n")
+    assert hosts.count_for_user(db, users.get_by_name(db, "alice").id) == 2
+    assert ready("user", "delete", "alice", "--yes") == (0, "deleted alice with 2 hosts\n", "")
+    with pytest.raises(NotFound):
+        users.get_by_name(db, "alice")
+    assert hosts.search(db)[1] == 0
+    # Each host left DNS in the feed, the serial moving with each.
+    new_serial, new_feed = _feed(db)
+    assert sorted(new_feed[len(feed) :]) == ["home.dyn.example.org", "work.dyn.example.org"]
+    assert new_serial == serial + 2
+    assert _audit_details(db)[-1] == "user alice: deleted with 2 hosts (ddserver command)"
+
+
+def test_user_delete_asks_on_a_terminal(ready, db, monkeypatch, capsys):
+    from ddserver.store import users
+
+    monkeypatch.setattr(sys, "stdin", _Terminal("Alice\n"))
+    assert cli.main(["--config", str(ready.config_file), "user", "delete", "alice"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "This will delete user alice and their 0 hosts. Type alice to confirm: "
+    assert captured.out == "deleted alice with 0 hosts\n"
+    assert users.count(db) == 0
+
+
+def test_user_set_limit(ready, db):
+    from ddserver.store import users
+
+    def limit() -> int | None:
+        return users.get_by_name(db, "alice").max_hosts
+
+    for label in "ab":
+        ready("host", "add", "alice", f"{label}.dyn.example.org")
+    assert ready("user", "set-limit", "alice", "10") == (0, "alice: host limit 10, 2 hosts\n", "")
+    assert limit() == 10
+    assert ready("user", "set-limit", "alice", "unlimited")[1] == "alice: host limit unlimited, 2 hosts\n"
+    assert limit() == users.UNLIMITED
+    assert ready("user", "set-limit", "alice", "1")[1] == (
+        "alice: host limit 1, 2 hosts: they keep them, but cannot add more\n"
+    )
+    code, _, err = ready("host", "add", "alice", "c.dyn.example.org")
+    assert code == 1 and "the limit of 1 hosts for this user is reached" in err
+    assert ready("user", "set-limit", "alice", "-1")[0] == 0 and limit() == -1
+    assert ready("user", "set-limit", "alice", "Default")[1] == "alice: host limit default (5), 2 hosts\n"
+    assert limit() is None
+    assert ready("user", "list")[1].startswith("alice\talice@example.org\thosts 2/5")
+    assert [d for d in _audit_details(db) if "limit" in d][-1] == (
+        "user alice: host limit set to default (ddserver command)"
+    )
+
+
+def test_user_reset_2fa(ready, db):
+    from ddserver.store import accounts, users
+
+    alice = users.get_by_name(db, "alice")
+    assert ready("user", "reset-2fa", "alice") == (0, "alice has no second factor\n", "")
+    accounts.set_totp(db, alice.id, "JBSWY3DPEHPK3PXP", 12345)
+    code, out, _ = ready("user", "reset-2fa", "alice")
+    assert code == 0 and out.startswith("alice: second factor off")
+    assert users.get(db, alice.id).totp_secret is None
+    # The replay guard goes with it: a factor set up again starts afresh.
+    assert db.read(lambda tx: tx.scalar("SELECT totp_last_step FROM users WHERE id = ?", (alice.id,))) is None
+    assert _audit_details(db)[-1] == "user alice: second factor turned off (ddserver command)"
+
+
+def test_zone_delete(ready, db):
+    from ddserver.store import changes, zones
+
+    ready("host", "add", "alice", "home.dyn.example.org")
+    code, _, err = ready("zone", "delete", "dyn.example.org", "--yes")
+    assert code == 1
+    assert err == "ddserver: zone dyn.example.org has 1 host: give --with-hosts to delete them with it\n"
+    assert zones.get(db, "dyn.example.org") and hosts.get(db, "home.dyn.example.org")
+    zone = zones.get(db, "dyn.example.org")
+    before = changes.last_id(db)
+    assert ready("zone", "delete", "dyn.example.org", "--with-hosts", "--yes") == (
+        0,
+        "deleted zone dyn.example.org with 1 host\n",
+        "",
+    )
+    with pytest.raises(NotFound):
+        zones.get(db, "dyn.example.org")
+    assert hosts.search(db)[1] == 0
+    # The feed says the zone went (followers drop it with every name in it).
+    assert [(c.zone_id, c.name) for c in changes.since(db, before)] == [(zone.id, "dyn.example.org")]
+    # A zone without hosts needs no --with-hosts; one pushed by RFC 2136 is said to live on at its primary.
+    ready("zone", "add", "empty.example.org", "--ns", "ns1.example.org", "--hostmaster", "h@example.org")
+    assert ready("zone", "delete", "empty.example.org", "--yes")[1] == "deleted zone empty.example.org with 0 hosts\n"
+    ready(
+        "zone", "add", "pushed.example.org", "--ns", "ns1.example.org", "--hostmaster", "h@example.org",
+        "--rfc2136", "192.0.2.53:53",
+    )  # fmt: skip
+    code, out, _ = ready("zone", "delete", "pushed.example.org", "--yes")
+    assert code == 0 and "the primary 192.0.2.53:53 keeps its copy of the zone: remove it there" in out
+    assert ready("zone", "list")[1] == ""
+    assert _audit_details(db)[-1] == "zone pushed.example.org: deleted with 0 hosts (ddserver command)"
+
+
+def test_zone_delete_refuses_a_host_added_meanwhile(ready, db):
+    """The check without --with-hosts is made again in the deleting transaction."""
+    from ddserver.errors import Conflict
+    from ddserver.store import zones
+
+    zone = zones.get(db, "dyn.example.org")
+    ready("host", "add", "alice", "home.dyn.example.org")
+    with pytest.raises(Conflict, match=r"zone dyn\.example\.org has 1 host"):
+        zones.delete(db, zone.id, with_hosts=False)
+    assert zones.get(db, "dyn.example.org").serial == zone.serial + 1  # the host's add only: nothing written
+
+
+def test_host_block_unblock(ready, db):
+    ready("host", "add", "alice", "home.dyn.example.org")
+    ready("host", "add", "alice", "work.dyn.example.org")
+    ready("host", "set-address", "home.dyn.example.org", "192.0.2.1")
+    serial, feed = _feed(db)
+    code, out, err = ready("host", "block", "Home.dyn.example.org", "--reason", "phishing  site,\n ticket 42")
+    assert (code, err) == (0, "")
+    assert out == "blocked home.dyn.example.org: blocked (phishing site, ticket 42), out of DNS\n"
+    host = hosts.get(db, "home.dyn.example.org")
+    assert host.blocked and host.blocked_reason == "phishing site, ticket 42"
+    assert not _in_dns(db, "home.dyn.example.org") and _in_dns(db, "work.dyn.example.org")
+    assert _feed(db) == (serial + 1, [*feed, "home.dyn.example.org"])
+    # A new reason for a blocked host: nothing changes in DNS.
+    ready("host", "block", "home.dyn.example.org", "--reason", "phishing")
+    assert hosts.get(db, "home.dyn.example.org").blocked_reason == "phishing"
+    assert _feed(db)[0] == serial + 1
+    assert (
+        ready("host", "list", "--flagged")[1] == "home.dyn.example.org\t192.0.2.1\t-\tnever\talice\tblocked\tphishing\n"
+    )
+    assert ready("host", "list")[1].splitlines()[0].endswith("\tblocked")
+    assert ready("host", "unblock", "home.dyn.example.org") == (0, "unblocked home.dyn.example.org: in DNS\n", "")
+    host = hosts.get(db, "home.dyn.example.org")
+    assert not host.blocked and host.blocked_reason is None and _in_dns(db, "home.dyn.example.org")
+    assert _feed(db) == (serial + 2, [*feed, "home.dyn.example.org", "home.dyn.example.org"])
+    assert ready("host", "unblock", "home.dyn.example.org") == (0, "home.dyn.example.org is not blocked\n", "")
+    assert ready("host", "list", "--flagged")[1] == ""
+    assert _audit_details(db)[-3:] == [
+        "host home.dyn.example.org: block: phishing site, ticket 42 (ddserver command)",
+        "host home.dyn.example.org: block: phishing (ddserver command)",
+        "host home.dyn.example.org: unblock (ddserver command)",
+    ]
+
+
+def test_host_clear_faults_and_abuse(ready, db):
+    from ddserver.store import updates
+
+    ready("host", "add", "alice", "home.dyn.example.org")
+    ready("host", "set-address", "home.dyn.example.org", "192.0.2.1")
+
+    def fault(limit: int) -> bool:
+        state = updates.read_hosts(db, ["home.dyn.example.org"])["home.dyn.example.org"]
+        return updates.add_fault(db, state, limit=limit, window=3600, reason="badauth", client="192.0.2.9")
+
+    assert not fault(3) and not fault(3) and fault(3)
+    host = hosts.get(db, "home.dyn.example.org")
+    assert host.abuse and host.client_faults == 3 and not _in_dns(db, "home.dyn.example.org")
+    assert ready("host", "list", "--flagged")[1] == (
+        "home.dyn.example.org\t192.0.2.1\t-\tnever\talice\tabuse\t3 client faults within 3600 s (last: badauth)\n"
+    )
+    serial, feed = _feed(db)
+    assert ready("host", "clear", "home.dyn.example.org") == (0, "cleared home.dyn.example.org: in DNS\n", "")
+    host = hosts.get(db, "home.dyn.example.org")
+    assert not host.abuse and host.client_faults == host.server_faults == 0 and host.blocked_reason is None
+    assert _in_dns(db, "home.dyn.example.org")
+    assert _feed(db) == (serial + 1, [*feed, "home.dyn.example.org"])
+    # The updater's fault window starts afresh: the next fault does not flag the host again at once.
+    assert not fault(3) and not fault(3) and fault(3)
+    # Clearing a blocked host clears its abuse flag only: the block and its reason stay.
+    ready("host", "clear", "home.dyn.example.org")
+    ready("host", "block", "home.dyn.example.org", "--reason", "spam")
+    assert ready("host", "clear", "home.dyn.example.org")[1] == (
+        "cleared home.dyn.example.org: blocked (spam), out of DNS\n"
+    )
+    assert _audit_details(db)[-1] == "host home.dyn.example.org: clear-abuse (ddserver command)"
+
+
+def test_host_list_stale(ready, db):
+    import time
+
+    ready("user", "add", "bob", "--email", "bob@example.org", "--password-stdin", stdin="long enough password\n")
+    for owner, label in (("alice", "old"), ("alice", "fresh"), ("alice", "never"), ("bob", "unused"), ("bob", "new")):
+        ready("host", "add", owner, f"{label}.dyn.example.org")
+    day = 86400
+    stamp = int(time.time())
+
+    def set_times(label: str, created: int, updated: int | None) -> None:
+        db.run(
+            lambda tx: tx.execute(
+                "UPDATE hosts SET created_at = ?, last_update_at = ? WHERE name = ?",
+                (created, updated, f"{label}.dyn.example.org"),
+            )
+        )
+
+    set_times("old", stamp - 400 * day, stamp - 91 * day)
+    set_times("fresh", stamp - 400 * day, stamp - 89 * day)
+    set_times("never", stamp - 100 * day, None)  # created long ago, never updated: stale
+    set_times("unused", stamp - 200 * day, None)
+    set_times("new", stamp - day, None)  # created yesterday: not stale yet
+    out = ready("host", "list", "--stale", "90")[1]
+    old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp - 91 * day))
+    assert out.splitlines() == [
+        "never.dyn.example.org\t-\t-\tnever\talice\t-\t-",
+        f"old.dyn.example.org\t-\t-\t{old}\talice\t-\t-",
+        "unused.dyn.example.org\t-\t-\tnever\tbob\t-\t-",
+    ]
+    assert ready("host", "list", "--stale", "90", "--user", "bob")[1].split("\t")[0] == "unused.dyn.example.org"
+    assert ready("host", "list", "--stale", "365")[1] == ""
+    ready("host", "block", "unused.dyn.example.org", "--reason", "unused")
+    assert ready("host", "list", "--stale", "90", "--flagged")[1] == (
+        "unused.dyn.example.org\t-\t-\tnever\tbob\tblocked\tunused\n"
+    )
+
+
+def test_readme_names_every_command_and_action():
+    """The README's block of the admin command and the parser agree, both ways."""
+    import argparse
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = text.split("## The admin command", 1)[1].split("```")[1]
+    documented = set()
+    for line in block.splitlines():
+        words = line.split("#")[0].split()
+        if words[:1] == ["ddserver"] and words[1] != "[--config":
+            documented.add(" ".join(w for w in words[1:3] if re.fullmatch(r"[a-z0-9-]+", w)))
+
+    def actions(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        found = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return dict(found[0].choices) if found else {}
+
+    known = set()
+    for command, sub in actions(cli.build_parser()).items():
+        known.update({f"{command} {action}" for action in actions(sub)} or {command})
+    assert known - {"init", "migrate"} == documented

@@ -105,10 +105,6 @@ def user_flags(ctx: Context, user_id: int) -> str:
     return ctx.redirect(f"/admin/users/{user.id}", ctx.gettext("Saved."))
 
 
-#: The highest host limit an admin can set (the column holds far more; no one needs more hosts).
-MAX_HOST_LIMIT = 10**9
-
-
 def user_limit(ctx: Context, user_id: int) -> str:
     user = _user(ctx, user_id)
     form = Form.from_request(ctx, "max_hosts")
@@ -121,7 +117,7 @@ def user_limit(ctx: Context, user_id: int) -> str:
             value = int(text)
         except ValueError:
             value = -2
-        if not -1 <= value <= MAX_HOST_LIMIT:
+        if not -1 <= value <= users.MAX_HOST_LIMIT:
             form.error("max_hosts", ctx.gettext("Give a whole number, -1 for unlimited, or leave it empty."))
             return user_detail(ctx, user.id, status=400, limit_form=form)
     users.set_max_hosts(ctx.db, user.id, value)
@@ -446,7 +442,7 @@ def host_action(ctx: Context, host_id: int) -> str:
     if action == "clear-abuse":
         hosts.set_flags(ctx.db, host.id, abuse=False, reset_faults=True)
     elif action == "block":
-        hosts.set_flags(ctx.db, host.id, blocked=True, reason=ctx.form("reason")[:200] or None)
+        hosts.set_flags(ctx.db, host.id, blocked=True, reason=ctx.form("reason")[: hosts.REASON_MAX] or None)
     elif action == "unblock":
         hosts.set_flags(ctx.db, host.id, blocked=False, reason=None)
     else:
