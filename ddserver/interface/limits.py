@@ -16,8 +16,7 @@ from ddserver.interface.web import HOST_PREFIX, _sign
 from ddserver.store import events, users
 from ddserver.store.users import User
 
-LOGIN_FAILURE = "login-failure"
-MAIL_REQUEST = "mail-request"
+LOGIN_FAILURE, MAIL_REQUEST = events.RATE_LIMIT_KINDS
 DEVICE_COOKIE = "ddserver_device"
 #: A device cookie lasts a year from the browser's last login.
 DEVICE_LIFETIME = 365 * 86400

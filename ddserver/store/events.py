@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from ddserver.db import Database, Transaction
 
+#: The kinds of events that rate limits count (the interface's failed logins and mail requests), as opposed
+#: to audit entries; ``ddserver prune`` keeps them for ``[retention] events_days``, the rest ``audit_days``.
+RATE_LIMIT_KINDS = ("login-failure", "mail-request")
+
 
 @dataclass(frozen=True)
 class Event:
