@@ -4,7 +4,6 @@ leaves no row naming it (every table is scanned, so tables added later are cover
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 
@@ -14,26 +13,9 @@ from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.errors import LimitReached
 from ddserver.store import changes, events, hosts, records, recursor, retention, sessions, tokens, users, zones
+from tests.support import rows_naming
 
 DAY = 86400
-
-
-def _tables(db: Database) -> list[str]:
-    if db.dialect == "sqlite":
-        sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    else:
-        sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
-    return sorted(str(row[0]) for row in db.read(lambda tx: tx.tuples(sql)))
-
-
-def _rows(db: Database) -> list[tuple[str, dict[str, Any]]]:
-    """Every row of every table, as (table, {column: value})."""
-    found = []
-    for table in _tables(db):
-        quoted = f"`{table}`" if db.dialect == "mysql" else f'"{table}"'
-        for row in db.read(lambda tx, q=quoted: tx.all(f"SELECT * FROM {q}")):
-            found.append((table, {str(k).lower(): v for k, v in dict(row).items()}))
-    return found
 
 
 def _age(db: Database, table: str, column: str, seconds: float, where: str, params: tuple) -> None:
@@ -153,18 +135,7 @@ def test_deleting_an_account_leaves_no_row_naming_it(db, zone):
     deleted = retention.delete_account(db, user.id, actor_id=admin.id, client="203.0.113.9")
 
     assert deleted.hosts == 1
-    named = [name, email, host.name, *mine]
-    exceptions = []
-    for table, row in _rows(db):
-        for column, value in row.items():
-            if column in ("user_id", "actor_id"):
-                assert value != user.id, (table, row)
-            if value is None or isinstance(value, int | float):
-                continue
-            text = value.decode() if isinstance(value, bytes) else str(value)
-            assert f"user:{user.id}" not in text and name not in text and email not in text, (table, row)
-            if any(part in text for part in named):
-                exceptions.append((table, column, text))
+    exceptions = rows_naming(db, [name, email, f"user:{user.id}", host.name, *mine], [user.id])
     # What still names its host or an address: the change feed (so DNS drops the name, pruned after
     # change_retention) and the counters of its address, not tied to the account.
     assert set(exceptions) == {
