@@ -45,19 +45,35 @@ def _sessions(db: Database, ages: Ages) -> tuple[str, int]:
     return "expired sessions", sessions.prune(db)
 
 
+#: Rows deleted per transaction: an attack can leave millions of failed logins, and one huge transaction
+#: would hold its locks long and exceed a Galera cluster's write-set limits.
+BATCH = 5000
+
+
 def _delete_events(db: Database, kinds: tuple[str, ...], keep: bool, older_than: int) -> int:
     """Delete events older than ``older_than`` seconds of ``kinds`` (``keep``: of every other kind)."""
     marks = ", ".join("?" for _ in kinds)
     cutoff = time.time() - older_than
 
     def run(tx: Transaction) -> int:
-        tx.execute(
-            f"DELETE FROM events WHERE kind {'NOT IN' if keep else 'IN'} ({marks}) AND created_at < ?",
-            (*kinds, cutoff),
-        )
-        return tx.rowcount
+        ids = [
+            int(row[0])
+            for row in tx.tuples(
+                f"SELECT id FROM events WHERE created_at < ? AND kind {'NOT IN' if keep else 'IN'} ({marks}) "
+                "ORDER BY created_at LIMIT ?",
+                (cutoff, *kinds, BATCH),
+            )
+        ]
+        if ids:
+            tx.execute(f"DELETE FROM events WHERE id IN ({', '.join('?' for _ in ids)})", ids)
+        return len(ids)
 
-    return db.run(run)
+    deleted = 0
+    while True:
+        batch = db.run(run)
+        deleted += batch
+        if batch < BATCH:
+            return deleted
 
 
 def _audit(db: Database, ages: Ages) -> tuple[str, int]:
@@ -81,7 +97,9 @@ def _unactivated(db: Database, ages: Ages) -> tuple[str, int]:
         return "accounts never activated", 0
     stale = db.read(
         lambda tx: tx.tuples(
-            "SELECT id FROM users WHERE is_active = 0 AND last_login_at IS NULL AND is_admin = 0 AND created_at < ?",
+            # An account with hosts was set up by someone (an admin, an import): it is not a stale sign-up.
+            "SELECT id FROM users u WHERE is_active = 0 AND last_login_at IS NULL AND is_admin = 0 AND created_at < ? "
+            "AND NOT EXISTS (SELECT 1 FROM hosts h WHERE h.user_id = u.id)",
             (now() - ages.unactivated,),
         )
     )

@@ -32,7 +32,8 @@ def zone(db):
     return zones.add(db, "dyn.example.org", ["ns1.example.org"], "hostmaster.example.org")
 
 
-def test_prune_deletes_what_is_past_its_age_and_keeps_the_rest(db, zone):
+def test_prune_deletes_what_is_past_its_age_and_keeps_the_rest(db, zone, monkeypatch):
+    monkeypatch.setattr(retention, "BATCH", 2)  # events go in several transactions
     ages = retention_ages(Config())
     live = users.add(db, "livia", "livia@example.org")
     # Sessions: one expired, one live.
@@ -58,7 +59,11 @@ def test_prune_deletes_what_is_past_its_age_and_keeps_the_rest(db, zone):
     # Sign-ups never activated: one past unactivated_days, one recent; and an old active account stays.
     stale = users.add(db, "stale", "stale@example.org", is_active=False)
     users.add(db, "fresh", "fresh@example.org", is_active=False)
-    db.run(lambda tx: tx.execute("UPDATE users SET created_at = ? WHERE id IN (?, ?)", (1, stale.id, live.id)))
+    # One that has a host was set up by an admin or an import: it stays.
+    imported = users.add(db, "imported", "imported@example.org", is_active=False)
+    hosts.add(db, imported.id, "imp.dyn.example.org", secrets.hash_host_secret("s"), default_limit=5)
+    stamps = (1, stale.id, live.id, imported.id)
+    db.run(lambda tx: tx.execute("UPDATE users SET created_at = ? WHERE id IN (?, ?, ?)", stamps))
     tokens.create(db, "activate", stale.id, 60)
 
     done = dict((what, count) for what, count in retention.prune(db, ages))
@@ -72,7 +77,7 @@ def test_prune_deletes_what_is_past_its_age_and_keeps_the_rest(db, zone):
         + [("account", "deleted with 0 hosts; never activated: deleted by prune")]
     )
     assert [n for (n,) in db.read(lambda tx: tx.tuples("SELECT name FROM rate_limits"))] == ["client:198.51.100.6/32"]
-    assert {u.username for u in users.list_all(db)} == {"livia", "fresh"}
+    assert {u.username for u in users.list_all(db)} == {"livia", "fresh", "imported"}
     assert _count(db, "SELECT COUNT(*) FROM tokens") == 0
 
 
