@@ -3,6 +3,7 @@ of an account with everything that names it (docs/privacy.md says what is kept, 
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from ddserver.db import Database, Transaction
 from ddserver.errors import LimitReached
 from ddserver.store import changes, events, sessions, tokens
+from ddserver.store.audit import ADMIN
 from ddserver.store.common import now
 from ddserver.store.users import _admin_count, _get, _record_host_changes
 
@@ -108,7 +110,8 @@ def _unactivated(db: Database, ages: Ages) -> tuple[str, int]:
     return "accounts never activated", len(stale)
 
 
-#: What ``ddserver prune`` runs, in order. A store module whose table keeps data for a while adds its step.
+#: What ``ddserver prune`` runs, in order. A store module whose table keeps data for a while adds its step
+#: here; a step that needs another setting adds a field to ``Ages``, filled in by ``retention_ages`` in the cli.
 PRUNERS: list[Pruner] = [_changes, _tokens, _sessions, _audit, _rate_limit_events, _rate_limits, _unactivated]
 
 
@@ -172,34 +175,36 @@ def delete_account(
             *host_names,
         ]
         # The client addresses it used: its sessions', its hosts' last updates and addresses, its events'.
-        addresses = {str(row[1]) for row in host_rows if row[1]} | {str(v) for row in host_rows for v in row[2:] if v}
+        addresses = {str(value) for row in host_rows for value in row[1:] if value}
         addresses |= {
-            str(row[0]) for row in tx.tuples("SELECT client FROM sessions WHERE user_id = ? AND client IS NOT NULL",
-                                             (user_id,))
-        }  # fmt: skip
+            str(row[0])
+            for row in tx.tuples("SELECT client FROM sessions WHERE user_id = ? AND client IS NOT NULL", (user_id,))
+        }
         marks = ", ".join("?" for _ in subjects)
         addresses |= {
             str(row[0])
             for row in tx.tuples(
                 f"SELECT DISTINCT client FROM events WHERE client IS NOT NULL "
-                f"AND (actor_id = ? OR (kind <> 'admin' AND subject IN ({marks})))",
-                (user_id, *subjects),
+                f"AND (actor_id = ? OR (kind <> ? AND subject IN ({marks})))",
+                (user_id, ADMIN, *subjects),
             )
         }
 
+        # Its names in free text, as whole words (a short user name must not eat into other words).
+        naming = re.compile(
+            "|".join(rf"(?<![\w.@-]){re.escape(n)}(?![\w.@-])" for n in (user.email, *host_names, user.username))
+        )
         # Admin actions: kept for the audit trail, under a pseudonym.
         renames = {
             account_subject: f"user {pseudonym}",
             **{f"host {n}": f"host of user {pseudonym}" for n in host_names},
         }
         for event_id, subject, actor, text in tx.tuples(
-            f"SELECT id, subject, actor_id, detail FROM events WHERE kind = 'admin' "
+            f"SELECT id, subject, actor_id, detail FROM events WHERE kind = ? "
             f"AND (actor_id = ? OR subject IN ({marks}))",
-            (user_id, *subjects),
+            (ADMIN, user_id, *subjects),
         ):
-            text = str(text)
-            for name in (user.username, user.email, *host_names):
-                text = text.replace(name, pseudonym)
+            text = naming.sub(pseudonym, str(text))
             if actor == user_id:
                 text = f"{text} (by {pseudonym})".strip()
             tx.execute(
@@ -207,12 +212,17 @@ def delete_account(
                 (renames.get(str(subject), subject), None if actor == user_id else actor, text[:65000], event_id),
             )
         # Everything else about it, or done by it, goes.
-        tx.execute(f"DELETE FROM events WHERE kind <> 'admin' AND (actor_id = ? OR subject IN ({marks}))",
-                   (user_id, *subjects))  # fmt: skip
+        tx.execute(
+            f"DELETE FROM events WHERE kind <> ? AND (actor_id = ? OR subject IN ({marks}))",
+            (ADMIN, user_id, *subjects),
+        )
         if addresses:
+            # Facts counted against an address keep it: see above.
             where = ", ".join("?" for _ in addresses)
-            tx.execute(f"UPDATE events SET client = NULL WHERE client IN ({where}) AND subject NOT LIKE 'address:%'",
-                       tuple(addresses))  # fmt: skip
+            tx.execute(
+                f"UPDATE events SET client = NULL WHERE client IN ({where}) AND subject NOT LIKE 'address:%'",
+                tuple(addresses),
+            )
         if host_names:
             weak = ", ".join("?" for _ in host_names)
             tx.execute(f"DELETE FROM rate_limits WHERE name IN ({weak})", tuple(f"weak:{n}"[:191] for n in host_names))
@@ -227,7 +237,7 @@ def delete_account(
         gone = f"deleted with {len(host_names)} hosts" + (f"; {detail}" if detail else "")
         events.add_tx(
             tx,
-            "admin" if actor_id is not None else "account",
+            ADMIN if actor_id is not None else "account",
             f"user {pseudonym}",
             actor_id=actor_id,
             client=client,

@@ -21,7 +21,7 @@ from ddserver.store.users import User
 from ddserver.store.zones import Zone
 
 PER_PAGE = 50
-AUDIT = "admin"
+AUDIT = audit.ADMIN
 TRANSPORTS = ("tcp", "udp")
 #: The zone columns that say where and how the RFC 2136 worker pushes a zone.
 RFC2136_COLUMNS = ("rfc2136_server", "rfc2136_transport", "tsig_name", "tsig_algorithm", "tsig_secret")
