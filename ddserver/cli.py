@@ -507,12 +507,13 @@ def cmd_import_v02(config: Config, args: argparse.Namespace) -> int:
 def retention_ages(config: Config) -> Ages:
     """How long ``ddserver prune`` keeps each kind of data; rate-limit facts at least as long as the longest
     window that counts them, whatever ``[retention] events_days`` says."""
+    from ddserver.store.events import MAIL_WINDOW
+
     section = config.retention
-    mail_window = 3600  # [interface] mail_per_address counts per hour
     return Ages(
         changes=config.dns.change_retention,
         audit=section.audit_days * 86400,
-        events=max(section.events_days * 86400, config.interface.login_window, mail_window),
+        events=max(section.events_days * 86400, config.interface.login_window, MAIL_WINDOW),
         rate_limits=config.updater.auth_failure_window,
         unactivated=max(section.unactivated_days * 86400, config.auth.token_lifetime)
         if section.unactivated_days

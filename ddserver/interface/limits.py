@@ -108,7 +108,10 @@ def trust_device(ctx: Any, user: User) -> None:
 
 def mail_blocked(ctx: Any) -> bool:
     """Too many sign-ups or reset requests from this address in the last hour."""
-    return events.count(ctx.db, MAIL_REQUEST, f"address:{ctx.client}", 3600) >= ctx.config.interface.mail_per_address
+    return (
+        events.count(ctx.db, MAIL_REQUEST, f"address:{ctx.client}", events.MAIL_WINDOW)
+        >= ctx.config.interface.mail_per_address
+    )
 
 
 def mail_requested(ctx: Any) -> None:
