@@ -15,8 +15,9 @@ from ddserver.console import EXIT_ERROR, run, setup_logging
 from ddserver.db import Database, DatabaseUrl
 from ddserver.db import migrate as migrations
 from ddserver.errors import ConfigError, Conflict, DDServerError, NotFound, ValidationError
-from ddserver.store import hosts, users, zones
+from ddserver.store import hosts, retention, users, zones
 from ddserver.store.common import KEEP
+from ddserver.store.retention import Ages
 from ddserver.validate import TSIG_ALGORITHMS
 
 
@@ -128,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     clear.add_argument("name")
 
     sub.add_parser(
-        "prune", help="delete change-feed entries older than [dns] change_retention and spent tokens (run daily)"
+        "prune",
+        help="delete change-feed entries, spent tokens, expired sessions, and events and accounts past [retention] "
+        "(run daily)",
     )
     legacy = sub.add_parser("import-v02", help="import users, zones and hosts from a ddserver 0.2 database")
     legacy.add_argument("source", metavar="URL", help="the old database, such as mysql://user:pw@host/ddserver")
@@ -520,8 +523,8 @@ def _user_action(db: Database, config: Config, args: argparse.Namespace) -> int:
     if args.action == "delete":
         count = hosts.count_for_user(db, user.id)
         _confirm(args, f"delete user {user.username} and their {_count(count, 'host')}", user.username)
-        count = users.delete(db, user.id)
-        _audit(db, subject, f"deleted with {count} hosts")
+        # The audit entry of the deletion names only the account's pseudonym (docs/privacy.md).
+        count = retention.delete_account(db, user.id, detail="(ddserver command)").hosts
         print(f"deleted {user.username} with {_count(count, 'host')}")
         return 0
     if args.action == "set-limit":
@@ -694,13 +697,27 @@ def cmd_import_v02(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prune(config: Config, args: argparse.Namespace) -> int:
-    from ddserver.store import changes, tokens
+def retention_ages(config: Config) -> Ages:
+    """How long ``ddserver prune`` keeps each kind of data; rate-limit facts at least as long as the longest
+    window that counts them, whatever ``[retention] events_days`` says."""
+    from ddserver.store.events import MAIL_WINDOW
 
+    section = config.retention
+    return Ages(
+        changes=config.dns.change_retention,
+        audit=section.audit_days * 86400,
+        events=max(section.events_days * 86400, config.interface.login_window, MAIL_WINDOW),
+        rate_limits=config.updater.auth_failure_window,
+        unactivated=max(section.unactivated_days * 86400, config.auth.token_lifetime)
+        if section.unactivated_days
+        else 0,
+    )
+
+
+def cmd_prune(config: Config, args: argparse.Namespace) -> int:
     db = open_database(config)
-    removed = changes.prune(db, config.dns.change_retention)
-    spent = tokens.prune(db)
-    print(f"pruned {removed} change-feed entries and {spent} expired or used tokens")
+    done = retention.prune(db, retention_ages(config))
+    print("pruned " + ", ".join(f"{count} {what}" for what, count in done))
     return 0
 
 

@@ -508,6 +508,31 @@ class Rfc2136Section:
 
 
 @dataclass(frozen=True)
+class RetentionSection:
+    """[retention]: how long personal data is kept; ``ddserver prune`` (a daily timer) deletes what is older."""
+
+    audit_days: int = option(
+        365,
+        "Days that audit entries (admin, account and host actions, hosts flagged for abuse, with the client "
+        "address they came from) are kept. 0: until the next prune.",
+        minimum=0,
+    )
+    events_days: int = option(
+        7,
+        "Days that the facts the rate limits count (failed logins, sign-up and reset requests, with the client "
+        "address) are kept. Never less than the longest window that counts them ([interface] login_window, "
+        "the hour of mail_per_address): prune keeps those at least that long whatever is set here.",
+        minimum=0,
+    )
+    unactivated_days: int = option(
+        7,
+        "Days after which an account whose e-mail address was never confirmed (a sign-up that was not "
+        "activated) is deleted, with its name and address. Never less than [auth] token_lifetime. 0: never.",
+        minimum=0,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, one attribute per INI section."""
 
@@ -523,6 +548,7 @@ class Config:
     updater: UpdaterSection = field(default_factory=UpdaterSection)
     recursor: RecursorSection = field(default_factory=RecursorSection)
     rfc2136: Rfc2136Section = field(default_factory=Rfc2136Section)
+    retention: RetentionSection = field(default_factory=RetentionSection)
     #: The file the configuration was read from, if any.
     source: str | None = None
 

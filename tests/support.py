@@ -239,6 +239,29 @@ def create_database(url: str) -> Database:
     return db
 
 
+def rows_naming(db: Database, texts: Sequence[str], ids: Sequence[int] = ()) -> list[tuple[str, str, str]]:
+    """Every (table, column, value) in the database whose text contains one of ``texts``, or whose
+    ``user_id``/``actor_id`` column is one of ``ids``: every table is read, so tables added later count too."""
+    if db.dialect == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    else:
+        sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+    found = []
+    for (table,) in db.read(lambda tx: tx.tuples(sql)):
+        quoted = f"`{table}`" if db.dialect == "mysql" else f'"{table}"'
+        for row in db.read(lambda tx, q=quoted: tx.all(f"SELECT * FROM {q}")):
+            for column, value in dict(row).items():
+                column = str(column).lower()
+                if column in ("user_id", "actor_id") and value in ids:
+                    found.append((str(table), column, str(value)))
+                if value is None or isinstance(value, int | float):
+                    continue
+                text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+                if any(part in text for part in texts):
+                    found.append((str(table), column, text))
+    return found
+
+
 def make_config(db_url: str, folder: Path, **sections: dict[str, object]) -> Config:
     """A configuration for tests: the given database, a fixed secret key, anything else from ``sections``."""
     config = load_config(env={})

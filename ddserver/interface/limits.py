@@ -16,8 +16,7 @@ from ddserver.interface.web import HOST_PREFIX, _sign
 from ddserver.store import events, users
 from ddserver.store.users import User
 
-LOGIN_FAILURE = "login-failure"
-MAIL_REQUEST = "mail-request"
+LOGIN_FAILURE, MAIL_REQUEST = events.RATE_LIMIT_KINDS
 DEVICE_COOKIE = "ddserver_device"
 #: A device cookie lasts a year from the browser's last login.
 DEVICE_LIFETIME = 365 * 86400
@@ -109,7 +108,10 @@ def trust_device(ctx: Any, user: User) -> None:
 
 def mail_blocked(ctx: Any) -> bool:
     """Too many sign-ups or reset requests from this address in the last hour."""
-    return events.count(ctx.db, MAIL_REQUEST, f"address:{ctx.client}", 3600) >= ctx.config.interface.mail_per_address
+    return (
+        events.count(ctx.db, MAIL_REQUEST, f"address:{ctx.client}", events.MAIL_WINDOW)
+        >= ctx.config.interface.mail_per_address
+    )
 
 
 def mail_requested(ctx: Any) -> None:

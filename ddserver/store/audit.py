@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from ddserver.db import Database
 
+#: The kind of admin actions' events (kept under a pseudonym when the account they are about is deleted).
+ADMIN = "admin"
 #: Event kinds the audit view shows (rate-limit facts are events too, but not audit entries).
-KINDS = ("admin", "account", "host")
+KINDS = (ADMIN, "account", "host")
 
 
 @dataclass(frozen=True)

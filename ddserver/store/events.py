@@ -7,6 +7,12 @@ from dataclasses import dataclass
 
 from ddserver.db import Database, Transaction
 
+#: The kinds of events that rate limits count (the interface's failed logins and mail requests), as opposed
+#: to audit entries; ``ddserver prune`` keeps them for ``[retention] events_days``, the rest ``audit_days``.
+RATE_LIMIT_KINDS = ("login-failure", "mail-request")
+#: Seconds over which mail requests are counted ([interface] mail_per_address is per hour).
+MAIL_WINDOW = 3600
+
 
 @dataclass(frozen=True)
 class Event:

@@ -237,24 +237,14 @@ def _record_host_changes(tx: Transaction, user_id: int) -> None:
 
 
 def delete(db: Database, user_id: int) -> int:
-    """Delete a user with all their hosts, sessions and tokens.
+    """Delete a user and everything that names them: ``retention.delete_account``.
 
     :returns: how many hosts went with them.
     :raises LimitReached: for the last admin.
     """
+    from ddserver.store import retention
 
-    def run(tx: Transaction) -> int:
-        user = _get(tx, "id", user_id)
-        if user.is_admin and not user.is_disabled and _admin_count(tx) <= 1:
-            raise LimitReached("this is the last admin: make another user admin first")
-        count = int(tx.scalar("SELECT COUNT(*) FROM hosts WHERE user_id = ?", (user_id,)))
-        _record_host_changes(tx, user_id)
-        tx.execute("DELETE FROM records WHERE host_id IN (SELECT id FROM hosts WHERE user_id = ?)", (user_id,))
-        tx.execute("DELETE FROM hosts WHERE user_id = ?", (user_id,))
-        tx.execute("DELETE FROM users WHERE id = ?", (user_id,))
-        return count
-
-    return db.run(run)
+    return retention.delete_account(db, user_id).hosts
 
 
 def count(db: Database) -> int:

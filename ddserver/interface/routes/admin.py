@@ -16,12 +16,12 @@ from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
 from ddserver.interface.routes import page_args, safe_next, send_mail
 from ddserver.interface.web import AuthLevel, Context
-from ddserver.store import audit, changes, hosts, listing, rfc2136, sessions, tokens, users, zones
+from ddserver.store import audit, changes, hosts, listing, retention, rfc2136, sessions, tokens, users, zones
 from ddserver.store.users import User
 from ddserver.store.zones import Zone
 
 PER_PAGE = 50
-AUDIT = "admin"
+AUDIT = audit.ADMIN
 TRANSPORTS = ("tcp", "udp")
 #: The zone columns that say where and how the RFC 2136 worker pushes a zone.
 RFC2136_COLUMNS = ("rfc2136_server", "rfc2136_transport", "tsig_name", "tsig_algorithm", "tsig_secret")
@@ -133,15 +133,16 @@ def user_delete_page(ctx: Context, user_id: int) -> str:
 
 def user_delete(ctx: Context, user_id: int) -> str:
     user = _user(ctx, user_id)
+    assert ctx.user is not None
     try:
-        count = users.delete(ctx.db, user.id)
+        # The store writes the audit entry, naming the account by a pseudonym only.
+        retention.delete_account(ctx.db, user.id, actor_id=ctx.user.id, client=ctx.client)
     except LimitReached:
         return ctx.redirect(
             f"/admin/users/{user.id}",
             ctx.gettext("This is the last administrator: make another user admin first."),
             "danger",
         )
-    ctx.log_event(AUDIT, f"user {user.username}", f"deleted with {count} hosts")
     return ctx.redirect("/admin/users", ctx.gettext("%(name)s is deleted.", name=user.username))
 
 

@@ -9,6 +9,7 @@ from ddserver import passwords
 from ddserver.interface import totp
 from ddserver.store import accounts, sessions, tokens, users
 from tests.integration.interface.conftest import CLIENT, PASSWORD, add_user, csrf_of, form_for, log_in, log_in_as
+from tests.support import rows_naming
 
 
 def test_every_page_has_security_headers(client) -> None:
@@ -297,6 +298,8 @@ def test_change_password_email_and_delete_account(db, client, mailbox) -> None:
     form["current"] = "another password 1"
     form.submit()
     assert users.find_login(db, "alice") is None
+    # No row names the account any more: its name, addresses, id, or the address it used.
+    assert rows_naming(db, ["alice", f"user:{alice.id}", CLIENT], [alice.id]) == []
 
 
 def test_totp_second_factor(db, client) -> None:

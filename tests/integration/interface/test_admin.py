@@ -7,6 +7,7 @@ import time
 
 from ddserver.store import audit, changes, hosts, listing, rfc2136, users, zones
 from tests.integration.interface.conftest import add_host, add_user, add_zone, form_for, log_in_as
+from tests.support import rows_naming
 
 
 def test_user_search_pagination_and_flags(db, client) -> None:
@@ -218,3 +219,23 @@ def test_lean_lists_answer_what_the_full_queries_answer(db) -> None:
     assert [
         (h.id, h.name, h.ipv4, h.ipv6, h.description, h.last_update_at, bool(h.abuse), bool(h.blocked)) for h in lean
     ] == [(h.id, h.name, h.ipv4, h.ipv6, h.description, h.last_update_at, h.abuse, h.blocked) for h in full]
+
+
+def test_admin_deletes_a_user_and_the_audit_keeps_a_pseudonym(db, client) -> None:
+    admin = add_user(db, "root", admin=True, password=None)
+    add_zone(db)
+    victor = add_user(db, "victor")
+    host = add_host(db, victor, "vhome.dyn.example.org")
+    token = log_in_as(client, admin)
+    client.post(f"/admin/users/{victor.id}/flags", {"csrf_token": token, "action": "disable"})
+    position = changes.last_id(db)
+    page = client.post(f"/admin/users/{victor.id}/delete", {"csrf_token": token}).follow()
+    assert "victor is deleted" in page.text
+    assert rows_naming(db, ["victor", f"user:{victor.id}"], [victor.id]) == []
+    assert host.name in {c.name for c in changes.since(db, position)}
+    entries = [(e.subject, e.detail, e.actor) for e in audit.recent(db)]
+    pseudonym = entries[0][0]
+    assert pseudonym.startswith("user deleted-") and entries[:2] == [
+        (pseudonym, "deleted with 1 hosts", "root"),
+        (pseudonym, "disable", "root"),
+    ]
