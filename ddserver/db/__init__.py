@@ -354,17 +354,11 @@ class Database:
             # Servers end idle threads and start new ones (granian does, after blocking_threads_idle_timeout):
             # when this thread's locals go, its connection is closed, instead of staying open in _all.
             owner = _Owner()
-            weakref.finalize(owner, self._forget, conn)
+            # A weak reference: a bound method would keep this Database (and so every thread's connection)
+            # alive for as long as the thread, even after its user let go of it.
+            weakref.finalize(owner, _forget_connection, weakref.ref(self), conn)
             self._local.owner = owner
         return conn
-
-    def _forget(self, conn: Any) -> None:
-        with self._lock:
-            self._all.discard(conn)
-        try:
-            conn.close()
-        except Exception:  # noqa: BLE001 - closed already (dropped after an error), or broken: nothing to do
-            pass
 
     def _drop(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -612,6 +606,17 @@ class Database:
                 cur.execute(f"DROP DATABASE IF EXISTS `{self.url.database.replace('`', '``')}`")
         finally:
             conn.close()
+
+
+def _forget_connection(ref: weakref.ref[Database], conn: Any) -> None:
+    db = ref()
+    if db is not None:
+        with db._lock:
+            db._all.discard(conn)
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - closed already (dropped after an error), or broken: nothing to do
+        pass
 
 
 class _Owner:

@@ -161,3 +161,21 @@ def test_script_runs_statements_in_order_and_commits_or_rolls_back(db, multi):
     finally:
         if writer is not db:
             writer.close_all()
+
+
+def test_a_database_let_go_of_closes_its_connection(db, db_url):
+    """A Database nobody holds any more closes the connections it opened, even the main thread's (which lives
+    as long as the process): an admin command or a test that opens one per call must not run the server out
+    of connections."""
+    import gc
+
+    other = Database(db_url)
+    assert other.read(lambda tx: tx.scalar("SELECT 1")) == 1
+    conn = other._local.conn
+    del other
+    gc.collect()
+    if db.dialect == "mysql":
+        assert not conn.open
+    else:
+        with pytest.raises(Exception, match="closed"):
+            conn.execute("SELECT 1")
