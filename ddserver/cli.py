@@ -141,7 +141,9 @@ def _host_rule_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-ttl", metavar="SECONDS", help="highest TTL owners may give a host (default 86400)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--wildcards", action="store_true", default=None, help="owners may make hosts wildcards")
-    group.add_argument("--no-wildcards", dest="wildcards", action="store_false", help="no wildcard hosts (removes them)")
+    group.add_argument(
+        "--no-wildcards", dest="wildcards", action="store_false", help="no wildcard hosts (removes them)"
+    )
 
 
 def _host_rules(args: argparse.Namespace) -> dict[str, int | bool]:
@@ -529,7 +531,7 @@ def cmd_host(config: Config, args: argparse.Namespace) -> int:
 
 def _host_edit(db: Database, host: hosts.Host, args: argparse.Namespace) -> int:
     """Set the TTL and wildcard given; the zone's range and wildcard rule apply to admins too."""
-    ttl: int | None | object = KEEP
+    ttl: int | object | None = KEEP
     if args.zone_ttl:
         ttl = None
     elif args.ttl is not None:
