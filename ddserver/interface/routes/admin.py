@@ -203,8 +203,9 @@ def _zone_form(ctx: Context, form: Form, zone: Zone | None) -> dict[str, object]
         values["ttl"] = form.check("ttl", lambda t: validate.ttl(t, minimum=1, maximum=86400))
     else:
         values["ttl"] = None
-    for column, default in (("min_ttl", 60), ("max_ttl", 86400)):
-        values[column] = form.check(column, lambda t, d=default: validate.ttl(t or d, maximum=2**31 - 1))
+    for column, default in (("min_ttl", "60"), ("max_ttl", "86400")):
+        form.values[column] = form[column] or default
+        values[column] = form.check(column, _host_ttl_bound)
     low, high = values["min_ttl"], values["max_ttl"]
     if isinstance(low, int) and isinstance(high, int) and low > high:
         form.error("max_ttl", ctx.gettext("The highest TTL must not be below the lowest."))
@@ -220,6 +221,10 @@ def _zone_form(ctx: Context, form: Form, zone: Zone | None) -> dict[str, object]
     values["allowed"] = allowed
     values.update(_rfc2136_form(ctx, form, zone))
     return values if form.ok else None
+
+
+def _host_ttl_bound(text: str) -> int:
+    return validate.ttl(text, maximum=2**31 - 1)
 
 
 def _server_address(ctx: Context, text: str) -> str:
