@@ -192,3 +192,25 @@ def test_admin_sets_the_zone_rules(db: Database, client: Any) -> None:
     page = client.get(f"/hosts/{host.id}")
     assert "from 120 to 300 seconds" in page.text and "This zone does not allow wildcard hosts." in page.text
     assert csrf_of(page)
+
+
+@pytest.mark.slow
+def test_a_host_of_its_own_below_a_wildcard_wins(db: Database, db_url: str, tmp_path: Path, capsys: Any) -> None:
+    """``lab.example.org`` is a wildcard host of example.org; ``dyn.lab.example.org`` is a zone of its own with a host:
+    that host answers with its address, other names below lab.example.org (outside that zone) with lab's."""
+    site = make_site(db)
+    parent = add_zone(db, "example.org")
+    lab = hosts.add(db, site.alice.id, "lab.example.org", "x", default_limit=-1, ipv4="192.0.2.80")
+    add_zone(db, "dyn.lab.example.org")
+    own = hosts.add(db, site.alice.id, "nas.dyn.lab.example.org", "x", default_limit=-1, ipv4="192.0.2.81")
+    config = support.write_config_file(tmp_path / "ddserver.conf", db_url)
+    code, out, err = _cli(config, "host", "edit", lab.name, "--wildcard", "--ttl", "90", capsys=capsys)
+    assert code == 0 and out == f"{lab.name}\tttl 90\twildcard\n", err
+    assert parent.allow_wildcards
+    with pdns.start_pdns(tmp_path / "pdns", config, mode="remote-socket", cache=False) as server:
+        support.wait_until(lambda: server.rcode("example.org", "SOA") == "NOERROR", what="the zones in PowerDNS")
+        assert _answer(server, lab.name) == (["192.0.2.80"], 90)
+        assert _answer(server, "printer.lab.example.org") == (["192.0.2.80"], 90)
+        assert _answer(server, own.name) == (["192.0.2.81"], 60)
+        # The zone below is cut out of the wildcard as a whole, as DNS has it: its other names do not exist.
+        assert server.rcode("other.dyn.lab.example.org") == "NXDOMAIN"
