@@ -349,13 +349,17 @@ def _zone_rfc2136(db: Database, config: Config, args: argparse.Namespace) -> int
 def _zone_edit(db: Database, zone: zones.Zone, args: argparse.Namespace) -> int:
     """Change the host rules and RFC 2136 settings that are given; keep the others."""
     rules = _host_rules(args)
-    rfc2136_given = args.rfc2136 or args.no_rfc2136 or args.transport or args.tsig_name or args.tsig_algorithm
+    rfc2136_given = any(
+        (args.rfc2136, args.no_rfc2136, args.transport, args.tsig_name, args.tsig_algorithm, args.tsig_secret_file)
+    )
+    zones.check_ttl_range(int(rules.get("min_ttl", zone.min_ttl)), int(rules.get("max_ttl", zone.max_ttl)))
+    if rfc2136_given or args.no_tsig or not rules:
+        # First: it checks all its options before it changes anything.
+        _zone_edit_rfc2136(db, zone, args)
     if rules:
         updated = zones.update(db, zone.id, **rules)
         print(f"{zone.name}: {_describe_rules(updated)}")
-    if rules and not (rfc2136_given or args.tsig_secret_file or args.no_tsig):
-        return 0
-    return _zone_edit_rfc2136(db, zone, args)
+    return 0
 
 
 def _describe_rules(zone: zones.Zone) -> str:
