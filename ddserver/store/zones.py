@@ -274,7 +274,8 @@ def update(db: Database, zone_id: int, **values: Any) -> Zone:
             if "ttl" in values:
                 # Every host that inherits the zone's TTL changes: followers reload the whole zone.
                 changes.record(tx, zone.id, zone.name, "*")
-        _fit_hosts(tx, _get(tx, "id", zone_id))
+        if {"min_ttl", "max_ttl", "allow_wildcards"} & set(values):
+            _fit_hosts(tx, _get(tx, "id", zone_id))
         return _get(tx, "id", zone_id)
 
     return db.run(run)
