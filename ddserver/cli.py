@@ -59,10 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--ttl", type=int, metavar="SECONDS", help="TTL of host records (default: [dns] default_ttl)")
     add.add_argument("--private", action="store_true", help="only admins (and users granted it) may add hosts")
     add.add_argument("--description", default="", help="shown to users in the zone picker")
+    _host_rule_arguments(add)
     _rfc2136_arguments(add)
     zone.add_parser("list", help="list zones with their serial, nameservers and hosts")
-    edit = zone.add_parser("edit", help="change a zone's RFC 2136 primary and TSIG key")
+    edit = zone.add_parser("edit", help="change a zone's host TTL range, wildcards, RFC 2136 primary and TSIG key")
     edit.add_argument("name")
+    _host_rule_arguments(edit)
     edit.add_argument("--rfc2136", metavar="HOST:PORT", help="primary nameserver that takes RFC 2136 updates")
     edit.add_argument("--no-rfc2136", action="store_true", help="stop pushing this zone to a primary")
     edit.add_argument("--transport", choices=("tcp", "udp"), help="for RFC 2136 updates")
@@ -120,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     setaddr.add_argument("addresses", nargs="+", metavar="ADDRESS", help="an IPv4 and/or an IPv6 address")
     delete = host.add_parser("delete", help="delete a host")
     delete.add_argument("name")
+    hedit = host.add_parser("edit", help="change a host's TTL and wildcard (within its zone's rules)")
+    hedit.add_argument("name")
+    ttl = hedit.add_mutually_exclusive_group()
+    ttl.add_argument("--ttl", metavar="SECONDS", help="TTL of the host's records")
+    ttl.add_argument("--zone-ttl", action="store_true", help="use the zone's TTL for hosts again")
+    wildcard = hedit.add_mutually_exclusive_group()
+    wildcard.add_argument(
+        "--wildcard", action="store_true", default=None, help="answer for every name below the host as well"
+    )
+    wildcard.add_argument("--no-wildcard", dest="wildcard", action="store_false", help="answer for the host only")
     block = host.add_parser("block", help="take a host out of DNS; its updates are answered abuse")
     block.add_argument("name")
     block.add_argument("--reason", required=True, metavar="TEXT", help="why, shown to admins and in host list")
@@ -150,6 +162,32 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--data-dir", default="var", metavar="DIR", help="where the quick start keeps its files")
     quick.add_argument("--no-serve", action="store_true", help="set up and print what to do, then exit")
     return parser
+
+
+def _host_rule_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a zone lets the owners of its hosts choose."""
+    parser.add_argument("--min-ttl", metavar="SECONDS", help="lowest TTL owners may give a host (default 60)")
+    parser.add_argument("--max-ttl", metavar="SECONDS", help="highest TTL owners may give a host (default 86400)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--wildcards", action="store_true", default=None, help="owners may make hosts wildcards")
+    group.add_argument(
+        "--no-wildcards", dest="wildcards", action="store_false", help="no wildcard hosts (removes them)"
+    )
+
+
+def _host_rules(args: argparse.Namespace) -> dict[str, int | bool]:
+    """The zone settings for hosts given on the command line."""
+    values: dict[str, int | bool] = {}
+    for option in ("min_ttl", "max_ttl"):
+        text = getattr(args, option)
+        if text is not None:
+            try:
+                values[option] = validate.ttl(text, maximum=2**31 - 1)
+            except ValidationError as exc:
+                raise ValidationError(f"--{option.replace('_', '-')} {text}: {exc.message}")
+    if args.wildcards is not None:
+        values["allow_wildcards"] = args.wildcards
+    return values
 
 
 def _rfc2136_arguments(parser: argparse.ArgumentParser) -> None:
@@ -295,6 +333,7 @@ def cmd_zone(config: Config, args: argparse.Namespace) -> int:
             ttl=ttl,
             is_public=not args.private,
             description=args.description,
+            **_host_rules(args),  # type: ignore[arg-type]
             **_rfc2136_settings(args),  # type: ignore[arg-type]
         )
         print(f"added zone {zone.name} (serial {zone.serial}, nameservers {', '.join(zone.nameservers)})")
@@ -306,6 +345,7 @@ def cmd_zone(config: Config, args: argparse.Namespace) -> int:
     counts = zones.host_counts(db)
     for zone in zones.list_all(db):
         line = f"{zone.name}\tserial {zone.serial}\tns {','.join(zone.nameservers)}\thosts {counts.get(zone.id, 0)}"
+        line += f"\t{_describe_rules(zone)}"
         if zone.rfc2136_server:
             state = "pending" if zone.rfc2136_ok_at is None else f"ok at {_format_time(zone.rfc2136_ok_at)}"
             if zone.rfc2136_error:
@@ -349,7 +389,27 @@ def _zone_rfc2136(db: Database, config: Config, args: argparse.Namespace) -> int
 
 
 def _zone_edit(db: Database, zone: zones.Zone, args: argparse.Namespace) -> int:
-    """Change the RFC 2136 settings that are given; keep the others."""
+    """Change the host rules and RFC 2136 settings that are given; keep the others."""
+    rules = _host_rules(args)
+    rfc2136_given = any(
+        (args.rfc2136, args.no_rfc2136, args.transport, args.tsig_name, args.tsig_algorithm, args.tsig_secret_file)
+    )
+    zones.check_ttl_range(int(rules.get("min_ttl", zone.min_ttl)), int(rules.get("max_ttl", zone.max_ttl)))
+    if rfc2136_given or args.no_tsig or not rules:
+        # First: it checks all its options before it changes anything.
+        _zone_edit_rfc2136(db, zone, args)
+    if rules:
+        updated = zones.update(db, zone.id, **rules)
+        print(f"{zone.name}: {_describe_rules(updated)}")
+    return 0
+
+
+def _describe_rules(zone: zones.Zone) -> str:
+    wildcards = "wildcards allowed" if zone.allow_wildcards else "no wildcards"
+    return f"host TTL {zone.min_ttl}-{zone.max_ttl} s, {wildcards}"
+
+
+def _zone_edit_rfc2136(db: Database, zone: zones.Zone, args: argparse.Namespace) -> int:
     from ddserver.store import changes
     from ddserver.store import rfc2136 as rfc2136_store
 
@@ -387,7 +447,10 @@ def _zone_edit(db: Database, zone: zones.Zone, args: argparse.Namespace) -> int:
                 raise ValidationError("--tsig-algorithm needs a key: give --tsig-name and --tsig-secret-file")
             values["tsig_algorithm"] = args.tsig_algorithm
     if not values:
-        raise ValidationError("nothing to change: give --rfc2136, --transport, a TSIG key, --no-tsig or --no-rfc2136")
+        raise ValidationError(
+            "nothing to change: give --min-ttl, --max-ttl, --wildcards, --no-wildcards, --rfc2136, --transport, "
+            "a TSIG key, --no-tsig or --no-rfc2136"
+        )
     was_pushed = bool(zone.rfc2136_server)
     updated = zones.update(db, zone.id, **values)
     if not updated.rfc2136_server:
@@ -593,6 +656,8 @@ def cmd_host(config: Config, args: argparse.Namespace) -> int:
         hosts.delete(db, host.id)
         print(f"deleted {host.name}")
         return 0
+    if args.action == "edit":
+        return _host_edit(db, host, args)
     ipv4: str | object | None = KEEP
     ipv6: str | object | None = KEEP
     for text in args.addresses:
@@ -661,6 +726,25 @@ def _host_flags(db: Database, host: hosts.Host, args: argparse.Namespace) -> int
     if updated.blocked or updated.abuse:
         state += f" ({updated.blocked_reason or 'no reason given'}), out of DNS"
     print(f"{args.action}ed {host.name}: {state}")
+    return 0
+
+
+def _host_edit(db: Database, host: hosts.Host, args: argparse.Namespace) -> int:
+    """Set the TTL and wildcard given; the zone's range and wildcard rule apply to admins too."""
+    ttl: int | object | None = KEEP
+    if args.zone_ttl:
+        ttl = None
+    elif args.ttl is not None:
+        try:
+            ttl = validate.ttl(args.ttl, maximum=2**31 - 1)
+        except ValidationError as exc:
+            raise ValidationError(f"--ttl {args.ttl}: {exc.message}")
+    wildcard = KEEP if args.wildcard is None else args.wildcard
+    if ttl is KEEP and wildcard is KEEP:
+        raise ValidationError("nothing to change: give --ttl SECONDS, --zone-ttl, --wildcard or --no-wildcard")
+    updated = hosts.set_properties(db, host.id, ttl=ttl, wildcard=wildcard)  # type: ignore[arg-type]
+    ttl_text = f"ttl {updated.ttl}" if updated.ttl is not None else "zone ttl"
+    print(f"{updated.name}\t{ttl_text}\t{'wildcard' if updated.wildcard else 'no wildcard'}")
     return 0
 
 

@@ -270,10 +270,18 @@ def set_properties(
     wildcard: bool | Keep = KEEP,
     description: str | Keep = KEEP,
 ) -> Host:
-    """Change TTL, wildcard or description; the first two change DNS and enter the feed."""
+    """Change TTL (None: the zone's), wildcard or description; the first two change DNS and enter the feed.
+
+    :raises ValidationError: a TTL outside the zone's range, or a wildcard where the zone allows none.
+    """
 
     def run(tx: Transaction) -> Host:
         host = _get(tx, "id", host_id)
+        zone = zones.get_tx(tx, host.zone_id)
+        if isinstance(ttl, int) and ttl != host.ttl:
+            zone.check_host_ttl(ttl)
+        if wildcard is True and not host.wildcard and not zone.allow_wildcards:
+            raise ValidationError(f"The zone {zone.name} does not allow wildcard hosts.")
         dns_change = (ttl is not KEEP and ttl != host.ttl) or (wildcard is not KEEP and wildcard != host.wildcard)
         values = {"ttl": ttl, "wildcard": wildcard, "description": description}
         values = {k: (int(v) if isinstance(v, bool) else v) for k, v in values.items() if v is not KEEP}

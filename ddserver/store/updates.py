@@ -21,10 +21,10 @@ UPDATE_TOKEN = "update"
 
 _HOST_COLUMNS = (
     "h.id, h.name, h.zone_id, z.name, h.user_id, u.username, h.secret_hash, h.ipv4, h.ipv6, h.abuse, "
-    "h.blocked, u.is_disabled, h.address_changed_at, h.last_update_at"
+    "h.blocked, u.is_disabled, h.address_changed_at, h.last_update_at, h.wildcard"
 )
 _HOST_FROM = " FROM hosts h JOIN zones z ON z.id = h.zone_id JOIN users u ON u.id = h.user_id"
-_HOST_WIDTH = 14
+_HOST_WIDTH = 15
 #: Names per query when reading many hosts (SQLite takes 999 parameters at most in older builds).
 _READ_CHUNK = 500
 
@@ -47,6 +47,7 @@ class HostState:
     user_disabled: bool
     address_changed_at: int | None
     last_update_at: int | None
+    wildcard: bool = False
 
     @property
     def in_dns(self) -> bool:
@@ -57,7 +58,7 @@ class HostState:
         """From a row of ``_HOST_COLUMNS``; the flags come back from the drivers as integers."""
         return cls(
             row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-            bool(row[9]), bool(row[10]), bool(row[11]), row[12], row[13],
+            bool(row[9]), bool(row[10]), bool(row[11]), row[12], row[13], bool(row[14]),
         )  # fmt: skip
 
 
@@ -184,6 +185,8 @@ class Applied:
     stale_secret: bool = False
     address_changed_at: int | None = None
     last_update_at: int | None = None
+    #: Whether the host is a wildcard after the update.
+    wildcard: bool = False
     #: The feed's id for this change, when it is the host's last in its batch and the database tells ids.
     change_id: int | None = None
 
@@ -204,12 +207,23 @@ class Update:
     refresh_status_after: int = 0
     #: The host's secret authenticated the update: write nothing if it was replaced since ``host`` was read.
     check_secret: bool = False
+    #: Make the host a wildcard (True, only where its zone allows wildcards) or not (False); None leaves it.
+    wildcard: bool | None = None
 
 
 #: The columns of a host that ``apply_many`` locks and compares, in this order.
-_LOCKED = "id, ipv4, ipv6, abuse, blocked, address_changed_at, last_update_at, secret_hash"
+_LOCKED = "id, ipv4, ipv6, abuse, blocked, address_changed_at, last_update_at, secret_hash, wildcard, zone_id"
 #: The columns it writes, from a ``_Row``.
-_WRITTEN = ("ipv4", "ipv6", "address_changed_at", "last_update_at", "last_client", "last_tls", "last_result")
+_WRITTEN = (
+    "ipv4",
+    "ipv6",
+    "address_changed_at",
+    "last_update_at",
+    "last_client",
+    "last_tls",
+    "last_result",
+    "wildcard",
+)
 
 
 @dataclass(slots=True)
@@ -223,6 +237,8 @@ class _Row:
     address_changed_at: int | None
     last_update_at: int | None
     secret_hash: str
+    wildcard: int
+    zone_id: int
     last_client: str | None = None
     last_tls: int | None = None
     last_result: str | None = None
@@ -230,20 +246,38 @@ class _Row:
     dirty: bool = False
 
 
-def _apply_to(row: _Row, update: Update, stamp: int) -> Applied:
-    """Apply ``update`` to a locked row, in memory (written at the end of the transaction)."""
-    old4, old6 = row.ipv4, row.ipv6
+def _apply_to(row: _Row, update: Update, stamp: int, no_wildcards: set[int]) -> Applied:
+    """Apply ``update`` to a locked row, in memory (written at the end of the transaction).
+
+    :param no_wildcards: the zones (ids) that allow no wildcards: a wildcard asked for there is ignored.
+    """
+    old4, old6, old_wildcard = row.ipv4, row.ipv6, bool(row.wildcard)
     if row.abuse or row.blocked:
-        return Applied(old4, old6, False, refused=True)
+        return Applied(old4, old6, False, refused=True, wildcard=old_wildcard)
     if update.check_secret and row.secret_hash != update.host.secret_hash:
-        return Applied(old4, old6, False, stale_secret=True)
+        return Applied(old4, old6, False, stale_secret=True, wildcard=old_wildcard)
     new4 = update.ipv4 if update.set_ipv4 else old4
     new6 = update.ipv6 if update.set_ipv6 else old6
+    wildcard = old_wildcard
+    if update.wildcard is not None and not (update.wildcard and row.zone_id in no_wildcards):
+        wildcard = update.wildcard
     changed = (new4, new6) != (old4, old6)
     if changed:
         row.ipv4, row.ipv6, row.address_changed_at = new4, new6, stamp
-    elif row.last_update_at is not None and stamp - int(row.last_update_at) < update.refresh_status_after:
-        return Applied(new4, new6, False, address_changed_at=row.address_changed_at, last_update_at=row.last_update_at)
+    if wildcard != old_wildcard:
+        row.wildcard = int(wildcard)
+        changed = True
+    elif (
+        not changed and row.last_update_at is not None and stamp - int(row.last_update_at) < update.refresh_status_after
+    ):
+        return Applied(
+            new4,
+            new6,
+            False,
+            address_changed_at=row.address_changed_at,
+            last_update_at=row.last_update_at,
+            wildcard=wildcard,
+        )
     row.last_update_at, row.last_client, row.last_tls, row.last_result = (
         stamp,
         update.client,
@@ -251,7 +285,9 @@ def _apply_to(row: _Row, update: Update, stamp: int) -> Applied:
         update.result,
     )
     row.dirty = True
-    return Applied(new4, new6, changed, address_changed_at=row.address_changed_at, last_update_at=stamp)
+    return Applied(
+        new4, new6, changed, address_changed_at=row.address_changed_at, last_update_at=stamp, wildcard=wildcard
+    )
 
 
 def _write_rows(rows: dict[int, _Row]) -> list[tuple[str, list[Any]]]:
@@ -326,7 +362,22 @@ def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFou
                 f"SELECT JSON_ARRAY({_LOCKED}) FROM hosts WHERE id IN ({marks}) ORDER BY id{for_update(tx)}", ids
             )
         ]
-        rows = {int(r[0]): _Row(r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7]) for r in locked}
+        rows = {
+            int(r[0]): _Row(r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7], int(r[8]), int(r[9])) for r in locked
+        }
+        no_wildcards: set[int] = set()
+        asked = sorted({row.zone_id for u in updates if u.wildcard and (row := rows.get(u.host.id)) is not None})
+        if asked:
+            # Read after the host rows are locked: a zone that stopped allowing wildcards and cleared its hosts'
+            # has committed by now, or waits for these locks and clears what this batch sets.
+            zone_marks = ", ".join("?" for _ in asked)
+            no_wildcards = {
+                int(zone_id)
+                for zone_id, allowed in tx.tuples(
+                    f"SELECT id, allow_wildcards FROM zones WHERE id IN ({zone_marks})", asked
+                )
+                if not allowed
+            }
         stamp = now()
         results: list[Applied | NotFound] = []
         fed: dict[tuple[int, str], list[str]] = {}
@@ -336,7 +387,7 @@ def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFou
             if row is None:
                 results.append(NotFound(f"no host {host.name}"))
                 continue
-            applied = _apply_to(row, update, stamp)
+            applied = _apply_to(row, update, stamp, no_wildcards)
             if applied.changed:
                 fed.setdefault((host.zone_id, host.zone), []).append(host.name)
             results.append(applied)

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ddserver.db import Database, Transaction
-from ddserver.errors import Conflict, NotFound
+from ddserver.errors import Conflict, NotFound, ValidationError
 from ddserver.store import changes
 from ddserver.store.common import boolean, for_update, now
 
 _COLUMNS = (
     "id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl, is_public, "
     "description, rfc2136_server, rfc2136_transport, tsig_name, tsig_algorithm, tsig_secret, "
-    "rfc2136_position, rfc2136_error, rfc2136_error_at, rfc2136_ok_at, created_at"
+    "rfc2136_position, rfc2136_error, rfc2136_error_at, rfc2136_ok_at, created_at, min_ttl, max_ttl, allow_wildcards"
 )
 
 #: Columns an admin may change with ``update``.
@@ -35,6 +35,9 @@ EDITABLE = {
     "tsig_name",
     "tsig_algorithm",
     "tsig_secret",
+    "min_ttl",
+    "max_ttl",
+    "allow_wildcards",
 }
 #: Of those, the ones that change what DNS answers.
 _DNS_COLUMNS = {"nameservers", "hostmaster", "refresh", "retry", "expire", "minimum", "zone_ttl", "ttl"}
@@ -65,16 +68,35 @@ class Zone:
     rfc2136_error_at: int | None
     rfc2136_ok_at: int | None
     created_at: int
+    #: The TTL range the owners of its hosts may choose, in seconds.
+    min_ttl: int = 60
+    max_ttl: int = 86400
+    #: Whether owners may make a host a wildcard.
+    allow_wildcards: bool = True
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Zone:
         row = dict(row)
         row["nameservers"] = tuple(row["nameservers"].split())
         row["is_public"] = boolean(row["is_public"])
+        row["allow_wildcards"] = boolean(row["allow_wildcards"])
         return cls(**row)
 
     def host_ttl(self, default: int) -> int:
         return self.ttl if self.ttl is not None else default
+
+    def check_host_ttl(self, ttl: int) -> None:
+        """:raises ValidationError: if a host of this zone may not have this TTL."""
+        if not self.min_ttl <= ttl <= self.max_ttl:
+            raise ValidationError(
+                f"The TTL must be between {self.min_ttl} and {self.max_ttl} seconds in the zone {self.name}."
+            )
+
+
+def check_ttl_range(min_ttl: int, max_ttl: int) -> None:
+    """:raises ValidationError: for a range hosts could not pick from."""
+    if not 1 <= min_ttl <= max_ttl <= 2**31 - 1:
+        raise ValidationError(f"The TTL range {min_ttl} to {max_ttl} is empty or out of bounds.")
 
 
 def initial_serial(at: float | None = None) -> int:
@@ -96,11 +118,16 @@ def add(
     tsig_name: str | None = None,
     tsig_algorithm: str | None = None,
     tsig_secret: str | None = None,
+    min_ttl: int = 60,
+    max_ttl: int = 86400,
+    allow_wildcards: bool = True,
 ) -> Zone:
     """Add a zone; ``name``, ``nameservers`` and ``hostmaster`` must be validated already.
 
     :raises Conflict: if the zone exists.
+    :raises ValidationError: if the host TTL range is empty.
     """
+    check_ttl_range(min_ttl, max_ttl)
 
     def run(tx: Transaction) -> Zone:
         if tx.scalar("SELECT COUNT(*) FROM zones WHERE name = ?", (name,)):
@@ -108,8 +135,8 @@ def add(
         try:
             zone_id = tx.insert(
                 "INSERT INTO zones (name, nameservers, hostmaster, serial, ttl, is_public, description, "
-                "rfc2136_server, rfc2136_transport, tsig_name, tsig_algorithm, tsig_secret, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "rfc2136_server, rfc2136_transport, tsig_name, tsig_algorithm, tsig_secret, created_at, "
+                "min_ttl, max_ttl, allow_wildcards) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     name,
                     " ".join(nameservers),
@@ -124,6 +151,9 @@ def add(
                     tsig_algorithm,
                     tsig_secret,
                     now(),
+                    min_ttl,
+                    max_ttl,
+                    int(allow_wildcards),
                 ),
             )
         except Exception as exc:
@@ -153,6 +183,11 @@ def get(db: Database, name: str) -> Zone:
 
 def get_by_id(db: Database, zone_id: int) -> Zone:
     return db.read(lambda tx: _get(tx, "id", zone_id))
+
+
+def get_tx(tx: Transaction, zone_id: int) -> Zone:
+    """The zone, read in a transaction under way."""
+    return _get(tx, "id", zone_id)
 
 
 def list_all(db: Database) -> list[Zone]:
@@ -224,11 +259,13 @@ def update(db: Database, zone_id: int, **values: Any) -> Zone:
         raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
     if "nameservers" in values and not isinstance(values["nameservers"], str):
         values["nameservers"] = " ".join(values["nameservers"])
-    if "is_public" in values:
-        values["is_public"] = int(values["is_public"])
+    for flag in ("is_public", "allow_wildcards"):
+        if flag in values:
+            values[flag] = int(values[flag])
 
     def run(tx: Transaction) -> Zone:
         zone = _get(tx, "id", zone_id)
+        check_ttl_range(values.get("min_ttl", zone.min_ttl), values.get("max_ttl", zone.max_ttl))
         if values:
             assignments = ", ".join(f"{column} = ?" for column in values)
             tx.execute(f"UPDATE zones SET {assignments} WHERE id = ?", (*values.values(), zone_id))
@@ -237,9 +274,26 @@ def update(db: Database, zone_id: int, **values: Any) -> Zone:
             if "ttl" in values:
                 # Every host that inherits the zone's TTL changes: followers reload the whole zone.
                 changes.record(tx, zone.id, zone.name, "*")
+        if {"min_ttl", "max_ttl", "allow_wildcards"} & set(values):
+            _fit_hosts(tx, _get(tx, "id", zone_id))
         return _get(tx, "id", zone_id)
 
     return db.run(run)
+
+
+def _fit_hosts(tx: Transaction, zone: Zone) -> None:
+    """Bring the zone's hosts within its rules: a TTL out of the range moves to its nearest end, and
+    wildcards go when the zone no longer allows them; each host changed enters the feed."""
+    rows = tx.all(
+        "SELECT id, name, ttl, wildcard FROM hosts WHERE zone_id = ? AND "
+        "(ttl < ? OR ttl > ? OR (wildcard = 1 AND ? = 0)) ORDER BY id",
+        (zone.id, zone.min_ttl, zone.max_ttl, int(zone.allow_wildcards)),
+    )
+    for row in rows:
+        ttl = row["ttl"] if row["ttl"] is None else min(max(int(row["ttl"]), zone.min_ttl), zone.max_ttl)
+        wildcard = int(boolean(row["wildcard"]) and zone.allow_wildcards)
+        tx.execute("UPDATE hosts SET ttl = ?, wildcard = ? WHERE id = ?", (ttl, wildcard, row["id"]))
+        changes.record(tx, zone.id, zone.name, row["name"])
 
 
 def delete(db: Database, zone_id: int, *, with_hosts: bool = True) -> int:

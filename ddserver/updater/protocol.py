@@ -310,6 +310,15 @@ def parse_delete_target(params: Mapping[str, str], client: IPAddress | None) -> 
     return Target(None, None, wanted.set_ipv4, wanted.set_ipv6)
 
 
+_WILDCARD = {"on": True, "yes": True, "1": True, "off": False, "no": False, "0": False}
+
+
+def parse_wildcard(params: Mapping[str, str]) -> bool | None:
+    """``wildcard=ON|OFF`` (dyndns2): make the host a wildcard or not; ``NOCHG``, anything else or nothing
+    leaves it as it is."""
+    return _WILDCARD.get(params.get("wildcard", "").strip().lower())
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What an update does to one host: its addresses afterwards, and whether they changed."""

@@ -356,7 +356,7 @@ class Updater:
         answers = []
         for hostname in hostnames:
             try:
-                answers.append(self._one(request, principal, found, hostname, target))
+                answers.append(self._one(request, principal, found, hostname, target, delete))
             except StaleSecret:
                 if cached:
                     raise  # one hostname only: nothing else was written
@@ -370,6 +370,7 @@ class Updater:
         found: store.Lookup,
         hostname: Hostname,
         target: Target | None,
+        delete: bool = False,
     ) -> Answer:
         if hostname.name is None:
             return self._fault(request, principal.host, Code.NOTFQDN)
@@ -383,9 +384,15 @@ class Updater:
         if target is None:
             return self._fault(request, host, Code.BADAGENT)
         outcome = protocol.decide(target, host.ipv4, host.ipv6)
+        # Whether the zone allows wildcards is checked where it is written; a wildcard it refuses is ignored.
+        wildcard = None if delete else protocol.parse_wildcard(request.params)
         stamp = now()
         try:
-            if outcome.changed or stamp - (host.last_update_at or 0) >= self.settings.status_refresh:
+            if (
+                outcome.changed
+                or (wildcard is not None and wildcard != host.wildcard)
+                or stamp - (host.last_update_at or 0) >= self.settings.status_refresh
+            ):
                 applied = self._write(
                     store.Update(
                         host,
@@ -398,6 +405,7 @@ class Updater:
                         result=(Code.GOOD if outcome.changed else Code.NOCHG).value,
                         refresh_status_after=self.settings.status_refresh,
                         check_secret=principal.kind is not Kind.ACCOUNT_TOKEN,
+                        wildcard=wildcard,
                     )
                 )
                 if applied.stale_secret:
@@ -443,6 +451,7 @@ class Updater:
                 ipv6=applied.ipv6,
                 address_changed_at=applied.address_changed_at,
                 last_update_at=applied.last_update_at,
+                wildcard=applied.wildcard,
             )
             cache.written(name, mark, host, applied.change_id)
         else:

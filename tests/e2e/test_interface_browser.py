@@ -125,6 +125,7 @@ def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any],
     admin.get_by_label("TSIG key name").fill("ddserver-key")
     admin.get_by_label("Algorithm").select_option("hmac-sha512")
     admin.get_by_label("TSIG secret").fill(TSIG_SECRET)
+    admin.get_by_label("Highest TTL owners may choose (seconds)").fill("3600")
     shot(admin, "admin-zone-form")
     admin.get_by_role("button", name="Add the zone").click()
     admin.get_by_text("The zone home.example.net is added.").wait_for()
@@ -163,6 +164,18 @@ def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any],
     page.get_by_role("link", name="castle.home.example.net").click()
     assert page.locator("#status-ipv4").inner_text() == "192.0.2.55"
     assert page.locator("#status-last-update").inner_text() != "–"
+    # TTL and wildcard, within the zone's range.
+    page.get_by_label("TTL (seconds)").fill("7200")
+    page.get_by_role("button", name="Save TTL and wildcard").click()
+    page.get_by_text("The TTL must be between 60 and 3600 seconds.").wait_for()
+    # The refused form comes with status 400, which Chromium logs; nothing else may be logged.
+    assert errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"], errors
+    errors.clear()
+    page.get_by_label("TTL (seconds)").fill("300")
+    page.get_by_label("Wildcard:").check()
+    page.get_by_role("button", name="Save TTL and wildcard").click()
+    page.get_by_text("The TTL and wildcard are saved.").wait_for()
+    assert page.get_by_label("TTL (seconds)").input_value() == "300" and page.get_by_label("Wildcard:").is_checked()
     shot(page, "host")
     page.goto(base + "/account")
     shot(page, "account")

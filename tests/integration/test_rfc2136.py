@@ -11,7 +11,7 @@ import dns.rdatatype
 import pytest
 
 from ddserver.rfc2136.worker import Worker
-from ddserver.store import changes, hosts, records, users, zones
+from ddserver.store import changes, hosts, records, updates, users, zones
 from ddserver.store import rfc2136 as rfc2136_store
 from tests import named as named_support
 from tests import support
@@ -355,3 +355,31 @@ def test_a_dead_workers_lease_is_taken_over_at_once(db, config, named, alice):
     assert result.pushed == {ZONE: 2} and not result.busy
     assert named.query(f"home.{ZONE}") == ["192.0.2.3"]
     assert rfc2136_store.get_lease(db, host.zone_id).holder == successor.holder
+
+
+def test_wildcard_from_the_updater_and_the_zone_rule(db, config, primary, alice):
+    """``wildcard=ON`` through the updater's write path pushes ``*.host``; a zone that stops allowing wildcards
+    takes it away again; a name of its own below the wildcard keeps its data."""
+    zone = add_zone(db, primary)
+    w = worker(db, config)
+    home = new_host(db, alice, "home", ipv4="192.0.2.1")
+    records.add(db, home.id, f"_acme-challenge.home.{ZONE}", "TXT", "challenge-token")
+    assert not w.run_pass().errors
+    assert primary.query(f"x.home.{ZONE}") == []
+    state = updates.read_hosts(db, [home.name])[home.name]
+    applied = updates.apply_many(db, [updates.Update(state, None, None, False, False, wildcard=True)])[0]
+    assert isinstance(applied, updates.Applied) and applied.changed and applied.wildcard
+    hosts.set_properties(db, home.id, ttl=300)
+    assert not w.run_pass().errors
+    assert primary.query(f"x.home.{ZONE}") == ["192.0.2.1"] and primary.ttl(f"x.home.{ZONE}") == 300
+    assert primary.query(f"_acme-challenge.home.{ZONE}") == []
+    assert primary.query(f"_acme-challenge.home.{ZONE}", "TXT") == ['"challenge-token"']
+
+    zones.update(db, zone.id, allow_wildcards=False)
+    assert not w.run_pass().errors
+    assert primary.query(f"x.home.{ZONE}") == [] and primary.query(f"home.{ZONE}") == ["192.0.2.1"]
+    # The updater's wildcard=ON is ignored there, the host stays as it is.
+    state = updates.read_hosts(db, [home.name])[home.name]
+    applied = updates.apply_many(db, [updates.Update(state, None, None, False, False, wildcard=True)])[0]
+    assert isinstance(applied, updates.Applied) and not applied.changed and not applied.wildcard
+    assert not hosts.get(db, home.name).wildcard

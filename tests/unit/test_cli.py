@@ -12,7 +12,7 @@ import pytest
 
 from ddserver import cli, secrets
 from ddserver.errors import NotFound
-from ddserver.store import hosts
+from ddserver.store import hosts, zones
 from tests import support
 
 
@@ -590,3 +590,43 @@ def test_readme_names_every_command_and_action():
     for command, sub in actions(cli.build_parser()).items():
         known.update({f"{command} {action}" for action in actions(sub)} or {command})
     assert known - {"init", "migrate"} == documented
+
+
+def test_zone_host_rules_and_host_edit(ready, db):
+    code, _out, err = ready(
+        "zone", "add", "lab.example.org", "--ns", "ns1.example.org", "--hostmaster", "h@example.org",
+        "--min-ttl", "30", "--max-ttl", "600", "--no-wildcards",
+    )  # fmt: skip
+    assert code == 0, err
+    lab = zones.get(db, "lab.example.org")
+    assert (lab.min_ttl, lab.max_ttl, lab.allow_wildcards) == (30, 600, False)
+    assert (
+        "lab.example.org\t" in ready("zone", "list")[1]
+        and "host TTL 30-600 s, no wildcards" in ready("zone", "list")[1]
+    )
+    assert ready("host", "add", "alice", "pc.lab.example.org")[0] == 0
+    for args, message in [
+        (("--ttl", "10"), "ddserver: The TTL must be between 30 and 600 seconds in the zone lab.example.org.\n"),
+        (("--ttl", "ten"), "ddserver: --ttl ten: 'ten' is not a whole number of seconds.\n"),
+        (("--wildcard",), "ddserver: The zone lab.example.org does not allow wildcard hosts.\n"),
+        ((), "ddserver: nothing to change: give --ttl SECONDS, --zone-ttl, --wildcard or --no-wildcard\n"),
+    ]:
+        assert ready("host", "edit", "pc.lab.example.org", *args) == (1, "", message)
+    assert ready("host", "edit", "pc.lab.example.org", "--ttl", "600") == (
+        0,
+        "pc.lab.example.org\tttl 600\tno wildcard\n",
+        "",
+    )
+    assert ready("zone", "edit", "lab.example.org", "--min-ttl", "700")[2] == (
+        "ddserver: The TTL range 700 to 600 is empty or out of bounds.\n"
+    )
+    assert ready("zone", "edit", "lab.example.org", "--max-ttl", "300", "--wildcards") == (
+        0, "lab.example.org: host TTL 30-300 s, wildcards allowed\n", "",
+    )  # fmt: skip
+    assert hosts.get(db, "pc.lab.example.org").ttl == 300  # brought within the new range
+    assert ready("host", "edit", "pc.lab.example.org", "--wildcard", "--zone-ttl") == (
+        0, "pc.lab.example.org\tzone ttl\twildcard\n", "",
+    )  # fmt: skip
+    with pytest.raises(SystemExit) as stop:  # argparse: one or the other
+        ready("host", "edit", "pc.lab.example.org", "--ttl", "60", "--zone-ttl")
+    assert stop.value.code == 2

@@ -151,3 +151,35 @@ def test_names_are_stored_as_validated(db, zone, alice):
     name = validate.hostname("Bücher.DYN.example.org")
     host = hosts.add(db, alice.id, name, "h", default_limit=5)
     assert host.name == "xn--bcher-kva.dyn.example.org"
+
+
+def test_host_ttl_and_wildcard_within_the_zone_rules(db, zone, alice):
+    """Each change bumps the serial and enters the feed in its transaction; the zone's rules bind every writer."""
+    host = hosts.add(db, alice.id, "home.dyn.example.org", "h", default_limit=5)
+    other = hosts.add(db, alice.id, "other.dyn.example.org", "h", default_limit=5)
+    zones.update(db, zone.id, min_ttl=30, max_ttl=600)
+    start, serial = changes.last_id(db), zones.get(db, zone.name).serial
+    with pytest.raises(ValidationError, match="between 30 and 600 seconds"):
+        hosts.set_properties(db, host.id, ttl=29)
+    with pytest.raises(ValidationError, match="between 30 and 600 seconds"):
+        hosts.set_properties(db, host.id, ttl=601)
+    assert changes.last_id(db) == start and zones.get(db, zone.name).serial == serial
+    hosts.set_properties(db, host.id, ttl=600, wildcard=True)
+    hosts.set_properties(db, other.id, ttl=30)
+    hosts.set_properties(db, other.id, ttl=30, wildcard=False)  # no change: not in the feed
+    assert [c.name for c in changes.since(db, start)] == [host.name, other.name]
+    assert zones.get(db, zone.name).serial == serial + 2
+    # Narrowing the range and forbidding wildcards bring the hosts in line, each in the feed.
+    start = changes.last_id(db)
+    zones.update(db, zone.id, min_ttl=60, max_ttl=300, allow_wildcards=False)
+    assert (hosts.get(db, host.name).ttl, hosts.get(db, host.name).wildcard) == (300, False)
+    assert hosts.get(db, other.name).ttl == 60
+    assert {c.name for c in changes.since(db, start)} == {host.name, other.name}
+    with pytest.raises(ValidationError, match="does not allow wildcard"):
+        hosts.set_properties(db, host.id, wildcard=True)
+    hosts.set_properties(db, host.id, ttl=None, wildcard=False)  # back to the zone's TTL, allowed
+    assert hosts.get(db, host.name).ttl is None
+    with pytest.raises(ValidationError, match="empty"):
+        zones.update(db, zone.id, min_ttl=400)
+    with pytest.raises(ValidationError, match="empty"):
+        zones.add(db, "x.example.org", ["ns1.example.org"], "hostmaster.example.org", min_ttl=10, max_ttl=5)

@@ -547,3 +547,34 @@ def test_the_fast_path_answers_as_bottle_does(app, site: Site, db: Database) -> 
             replies.append((started, body))
         assert replies[0] == replies[1], (path, query)
         assert path in app.fast
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["cache-off", "cache-on"])
+def test_wildcard_parameter(config: Config, db: Database, site: Site, cached: bool) -> None:
+    """wildcard=ON|OFF is a change of its own (good, serial, feed), for every host of an account-token request
+    too; NOCHG leaves it; a zone without wildcards ignores ON and applies the rest."""
+    app = create_app(updater_config(config, host_cache=1000 if cached else 0), db)
+    try:
+        _wildcard_requests(app, db, site)
+    finally:
+        app.config["ddserver.updater"].close()
+
+
+def _wildcard_requests(app: Any, db: Database, site: Site) -> None:
+    assert update(app, site, {"myip": "198.51.100.1"}).body == "good 198.51.100.1\n"
+    serial, feed = zones.get(db, ZONE).serial, changes.last_id(db)
+    assert update(app, site, {"myip": "198.51.100.1", "wildcard": "ON"}).body == "good 198.51.100.1\n"
+    assert hosts.get(db, HOME).wildcard
+    assert zones.get(db, ZONE).serial == serial + 1 and [c.name for c in changes.since(db, feed)] == [HOME]
+    assert update(app, site, {"myip": "198.51.100.1", "wildcard": "ON"}).body == "nochg 198.51.100.1\n"
+    assert update(app, site, {"myip": "198.51.100.1", "wildcard": "NOCHG"}).body == "nochg 198.51.100.1\n"
+    assert update(app, site, {"myip": "198.51.100.1", "wildcard": "OFF"}).body == "good 198.51.100.1\n"
+    assert not hosts.get(db, HOME).wildcard
+    reply = update(app, site, {"hostname": f"{HOME},{OFFICE}", "myip": "198.51.100.1", "wildcard": "ON"}, login="alice")
+    assert reply.body == "good 198.51.100.1\ngood 198.51.100.1\n"
+    assert hosts.get(db, HOME).wildcard and hosts.get(db, OFFICE).wildcard
+    zones.update(db, site.zone.id, allow_wildcards=False)
+    assert not hosts.get(db, HOME).wildcard
+    assert update(app, site, {"myip": "198.51.100.2", "wildcard": "ON"}).body == "good 198.51.100.2\n"
+    assert update(app, site, {"myip": "198.51.100.2", "wildcard": "ON"}).body == "nochg 198.51.100.2\n"
+    assert not hosts.get(db, HOME).wildcard

@@ -148,3 +148,21 @@ def test_policy() -> None:
     assert protocol.fault_of(same, 1000, 990, 500, 60, 60) is protocol.Fault.NOCHG_FLOOD
     assert protocol.fault_of(same, 1000, 990, 500, 60, 0) is None
     assert protocol.valid_txt("a" * 43) and not protocol.valid_txt("") and not protocol.valid_txt('a"b')
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("ON", True),
+        ("on", True),
+        ("YES", True),
+        ("OFF", False),
+        ("no", False),
+        ("NOCHG", None),
+        ("", None),
+        ("x", None),
+    ],
+)
+def test_wildcard_parameter(value: str, expected: bool | None) -> None:
+    assert protocol.parse_wildcard({"wildcard": value}) is expected
+    assert protocol.parse_wildcard({}) is None

@@ -200,6 +200,13 @@ def _zone_form(ctx: Context, form: Form, zone: Zone | None) -> dict[str, object]
         values["ttl"] = form.check("ttl", lambda t: validate.ttl(t, minimum=1, maximum=86400))
     else:
         values["ttl"] = None
+    for column, default in (("min_ttl", "60"), ("max_ttl", "86400")):
+        form.values[column] = form[column] or default
+        values[column] = form.check(column, _host_ttl_bound)
+    low, high = values["min_ttl"], values["max_ttl"]
+    if isinstance(low, int) and isinstance(high, int) and low > high:
+        form.error("max_ttl", ctx.gettext("The highest TTL must not be below the lowest."))
+    values["allow_wildcards"] = form["allow_wildcards"] == "1"
     values["is_public"] = form["is_public"] == "1"
     values["description"] = form["description"][:200]
     allowed: list[int] = []
@@ -211,6 +218,10 @@ def _zone_form(ctx: Context, form: Form, zone: Zone | None) -> dict[str, object]
     values["allowed"] = allowed
     values.update(_rfc2136_form(ctx, form, zone))
     return values if form.ok else None
+
+
+def _host_ttl_bound(text: str) -> int:
+    return validate.ttl(text, maximum=2**31 - 1)
 
 
 def _server_address(ctx: Context, text: str) -> str:
@@ -283,6 +294,9 @@ _ZONE_FIELDS = (
     "nameservers",
     "hostmaster",
     "ttl",
+    "min_ttl",
+    "max_ttl",
+    "allow_wildcards",
     "is_public",
     "description",
     "allowed_users",
@@ -327,7 +341,13 @@ def _describe_rfc2136(zone: Zone) -> str:
 
 
 def zone_new_page(ctx: Context) -> str:
-    return _zone_page(ctx, Form({"is_public": "1", "rfc2136_transport": "tcp"}), None)
+    return _zone_page(
+        ctx,
+        Form(
+            {"is_public": "1", "rfc2136_transport": "tcp", "min_ttl": "60", "max_ttl": "86400", "allow_wildcards": "1"}
+        ),
+        None,
+    )
 
 
 def zone_new(ctx: Context) -> str:
@@ -362,6 +382,9 @@ def zone_edit_page(ctx: Context, zone_id: int) -> str:
             "nameservers": " ".join(zone.nameservers),
             "hostmaster": validate.rname_to_email(zone.hostmaster),
             "ttl": "" if zone.ttl is None else str(zone.ttl),
+            "min_ttl": str(zone.min_ttl),
+            "max_ttl": str(zone.max_ttl),
+            "allow_wildcards": "1" if zone.allow_wildcards else "",
             "is_public": "1" if zone.is_public else "",
             "description": zone.description,
             "allowed_users": " ".join(sorted(allowed)),

@@ -134,10 +134,16 @@ def _detail(ctx: Context, host: Host, *, secret: str | None = None, status: int 
     url = update_url(ctx)
     values.setdefault("address_form", Form({"ipv4": host.ipv4 or "", "ipv6": host.ipv6 or ""}))
     values.setdefault("description_form", Form({"description": host.description}))
+    values.setdefault(
+        "dns_form", Form({"ttl": "" if host.ttl is None else str(host.ttl), "wildcard": "1" if host.wildcard else ""})
+    )
+    zone = zones.get_by_id(ctx.db, host.zone_id)
     return ctx.render(
         "host.html",
         status=status,
         host=host,
+        zone=zone,
+        zone_ttl=zone.host_ttl(ctx.config.dns.default_ttl),
         secret=secret,
         records=records.for_host(ctx.db, host.id),
         update_url=url,
@@ -180,6 +186,29 @@ def set_description(ctx: Context, host_id: int) -> str:
     return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The description is saved."))
 
 
+def set_dns(ctx: Context, host_id: int) -> str:
+    """The host's TTL (empty: the zone's) and wildcard, within the rules of its zone."""
+    host = _own_host(ctx, host_id)
+    form = Form.from_request(ctx, "ttl", "wildcard")
+    zone = zones.get_by_id(ctx.db, host.zone_id)
+    ttl = None
+    if form["ttl"]:
+        ttl = form.check("ttl", lambda text: validate.ttl(text, minimum=zone.min_ttl, maximum=zone.max_ttl))
+    wildcard = form["wildcard"] == "1"
+    if wildcard and not host.wildcard and not zone.allow_wildcards:
+        form.error("wildcard", ctx.gettext("This zone does not allow wildcard hosts."))
+    if form.ok:
+        try:
+            hosts.set_properties(ctx.db, host.id, ttl=ttl, wildcard=wildcard)
+        except ValidationError as exc:
+            # The zone's rules changed since the checks above.
+            form.error("_form", exc.message)
+    if not form.ok:
+        return _detail(ctx, host, status=400, dns_form=form)
+    ctx.log_event("host", f"host {host.name}", f"ttl {ttl if ttl is not None else 'of the zone'}, wildcard {wildcard}")
+    return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The TTL and wildcard are saved."))
+
+
 def regenerate_secret(ctx: Context, host_id: int) -> str:
     host = _own_host(ctx, host_id)
     secret = secrets.new_host_secret()
@@ -216,6 +245,7 @@ def register(app: bottle.Bottle) -> None:
     app.route("/hosts/<host_id:int>", "GET", detail, **user)
     app.route("/hosts/<host_id:int>/address", "POST", set_address, **user)
     app.route("/hosts/<host_id:int>/description", "POST", set_description, **user)
+    app.route("/hosts/<host_id:int>/dns", "POST", set_dns, **user)
     app.route("/hosts/<host_id:int>/secret", "POST", regenerate_secret, **user)
     app.route("/hosts/<host_id:int>/clear-faults", "POST", clear_faults, **user)
     app.route("/hosts/<host_id:int>/delete", "GET", delete_page, **user)

@@ -54,6 +54,7 @@ ROUTES = {
     ("GET", "/hosts/<host_id:int>"): OWNER,
     ("POST", "/hosts/<host_id:int>/address"): OWNER,
     ("POST", "/hosts/<host_id:int>/description"): OWNER,
+    ("POST", "/hosts/<host_id:int>/dns"): OWNER,
     ("POST", "/hosts/<host_id:int>/secret"): OWNER,
     ("POST", "/hosts/<host_id:int>/clear-faults"): OWNER,
     ("GET", "/hosts/<host_id:int>/delete"): OWNER,
