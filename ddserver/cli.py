@@ -502,12 +502,16 @@ def cmd_import_v02(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_prune(config: Config, args: argparse.Namespace) -> int:
-    from ddserver.store import changes, tokens
+    from ddserver.store import changes, history, tokens
 
     db = open_database(config)
     removed = changes.prune(db, config.dns.change_retention)
     spent = tokens.prune(db)
     print(f"pruned {removed} change-feed entries and {spent} expired or used tokens")
+    updates, failures = history.prune(
+        db, updates_kept=config.updater.history_kept, failures_kept=config.updater.auth_trail_kept
+    )
+    print(f"pruned {updates} host updates and {failures} failed logins beyond the last ones kept per host")
     return 0
 
 
