@@ -82,3 +82,10 @@ def test_other_users_cannot_see_a_hosts_trail(db: Database, make_app: Any, site:
     admin = make_app()
     log_in_as(admin, add_user(db, "root", admin=True, password=None))
     assert "<code>198.51.100.50</code>" in _section(admin.get(f"/hosts/{site.home.id}"), "auth-failures")
+
+
+def test_no_lists_when_nothing_is_kept(db: Database, make_app: Any, site: Site) -> None:
+    owner = make_app(updater={"history_kept": 0, "auth_trail_kept": 0})
+    log_in_as(owner, site.alice)
+    page = owner.get(f"/hosts/{site.home.id}")
+    assert "Recent updates" not in page.text and "Failed logins" not in page.text
