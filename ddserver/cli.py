@@ -15,7 +15,7 @@ from ddserver.console import EXIT_ERROR, run, setup_logging
 from ddserver.db import Database, DatabaseUrl
 from ddserver.db import migrate as migrations
 from ddserver.errors import ConfigError, Conflict, DDServerError, NotFound, ValidationError
-from ddserver.store import hosts, retention, users, zones
+from ddserver.store import history, hosts, retention, users, zones
 from ddserver.store.common import KEEP
 from ddserver.store.retention import Ages
 from ddserver.validate import TSIG_ALGORITHMS
@@ -142,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser(
         "prune",
-        help="delete change-feed entries, spent tokens, expired sessions, and events and accounts past [retention] "
-        "(run daily)",
+        help="delete change-feed entries, spent tokens, expired sessions, events and accounts past [retention], "
+        "host history past [updater] history_kept (run daily)",
     )
     legacy = sub.add_parser("import-v02", help="import users, zones and hosts from a ddserver 0.2 database")
     legacy.add_argument("source", metavar="URL", help="the old database, such as mysql://user:pw@host/ddserver")
@@ -802,6 +802,10 @@ def cmd_prune(config: Config, args: argparse.Namespace) -> int:
     db = open_database(config)
     done = retention.prune(db, retention_ages(config))
     print("pruned " + ", ".join(f"{count} {what}" for what, count in done))
+    updates, failures = history.prune(
+        db, updates_kept=config.updater.history_kept, failures_kept=config.updater.auth_trail_kept
+    )
+    print(f"pruned {updates} host updates and {failures} failed logins beyond the last ones kept per host")
     return 0
 
 

@@ -384,6 +384,22 @@ class UpdaterSection:
         "it is older than this many seconds, so repeated updates cost a read and no write.",
         minimum=0,
     )
+    history_kept: int = option(
+        20,
+        "Updates kept per host for its page (time, client, TLS, answer, addresses): every 'good', a 'nochg' when "
+        "it rewrites the status (status_refresh), and every update or bad request counted as a client fault; "
+        "'ddserver prune' trims each host to this many. 0: none recorded.",
+        minimum=0,
+        maximum=1000,
+    )
+    auth_trail_kept: int = option(
+        20,
+        "Failed update logins kept per host for its page (time, client, TLS, reason; never the secret tried): "
+        "each one the rate limits count (see auth_failures_per_client). 'ddserver prune' trims each host to "
+        "this many. 0: none recorded.",
+        minimum=0,
+        maximum=1000,
+    )
     batch_max: int = option(
         200,
         "Group commit: changing updates that arrive while the previous write is committing are written "

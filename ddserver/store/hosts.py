@@ -8,7 +8,7 @@ from typing import Any
 
 from ddserver.db import Database, Transaction
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
-from ddserver.store import changes, settings, zones
+from ddserver.store import changes, history, settings, zones
 from ddserver.store.common import KEEP, Keep, boolean, for_update, like_pattern, now
 
 _COLUMNS = (
@@ -217,11 +217,13 @@ def set_addresses(
     client: str | None = None,
     tls: bool | None = None,
     result: str | None = None,
+    record: bool = False,
 ) -> AddressChange:
     """Set one family or both (None clears it, ``KEEP`` leaves it) in one short transaction.
 
     Only a real change bumps the serial and enters the feed; the update status (time, client, TLS,
-    result) is written either way when ``client`` or ``result`` is given.
+    result) is written either way when ``client`` or ``result`` is given, and with ``record`` it enters the
+    host's history (``store.history``).
 
     :raises NotFound: if the host is gone.
     """
@@ -243,6 +245,11 @@ def set_addresses(
             params += [stamp, client, None if tls is None else int(tls), result]
         if assignments:
             tx.execute(f"UPDATE hosts SET {', '.join(assignments)} WHERE id = ?", (*params, host_id))
+        if record and result is not None:
+            history.add_update_tx(
+                tx,
+                history.update_row(host_id, stamp, client=client, tls=bool(tls), result=result, ipv4=new4, ipv6=new6),
+            )
         host = _get(tx, "id", host_id)
         if changed:
             changes.record(tx, host.zone_id, host.zone, host.name)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ddserver.db import Database, Transaction
 from ddserver.errors import NotFound
-from ddserver.store import changes, events, settings
+from ddserver.store import changes, events, history, settings
 from ddserver.store.common import for_update, now
 
 #: The token kind of account update tokens (made by the web interface, hashed, no expiry).
@@ -189,6 +189,8 @@ class Applied:
     wildcard: bool = False
     #: The feed's id for this change, when it is the host's last in its batch and the database tells ids.
     change_id: int | None = None
+    #: The update entered the host's history (``Update.history``): it wrote the host's status.
+    recorded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,11 @@ class Update:
     check_secret: bool = False
     #: Make the host a wildcard (True, only where its zone allows wildcards) or not (False); None leaves it.
     wildcard: bool | None = None
+    #: An update that writes the host's status also enters its history (``store.history``), in the same
+    #: transaction.
+    history: bool = True
+    #: The client fault the update counts as, for its history row (``too-soon``, ``nochg-flood``).
+    fault: str | None = None
 
 
 #: The columns of a host that ``apply_many`` locks and compares, in this order.
@@ -286,7 +293,13 @@ def _apply_to(row: _Row, update: Update, stamp: int, no_wildcards: set[int]) -> 
     )
     row.dirty = True
     return Applied(
-        new4, new6, changed, address_changed_at=row.address_changed_at, last_update_at=stamp, wildcard=wildcard
+        new4,
+        new6,
+        changed,
+        address_changed_at=row.address_changed_at,
+        last_update_at=stamp,
+        wildcard=wildcard,
+        recorded=update.history,
     )
 
 
@@ -381,6 +394,7 @@ def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFou
         stamp = now()
         results: list[Applied | NotFound] = []
         fed: dict[tuple[int, str], list[str]] = {}
+        recorded: list[tuple[Any, ...]] = []
         for update in updates:
             host = update.host
             row = rows.get(host.id)
@@ -390,9 +404,22 @@ def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFou
             applied = _apply_to(row, update, stamp, no_wildcards)
             if applied.changed:
                 fed.setdefault((host.zone_id, host.zone), []).append(host.name)
+            if applied.recorded:
+                recorded.append(
+                    history.update_row(
+                        host.id,
+                        stamp,
+                        client=update.client,
+                        tls=update.tls,
+                        result=update.result,
+                        ipv4=applied.ipv4,
+                        ipv6=applied.ipv6,
+                        fault=update.fault,
+                    )
+                )
             results.append(applied)
         # The writes and the commit in one round trip where the connection takes several statements.
-        statements = _write_rows(rows)
+        statements = _write_rows(rows) + history.updates_statements(recorded)
         inserts = []
         for (zone_id, zone), names in sorted(fed.items()):
             inserts.append(len(statements))
@@ -426,11 +453,22 @@ def record_status(db: Database, host_id: int, *, client: str | None, tls: bool, 
     db.run(lambda tx: _write_status(tx, host_id, now(), client, tls, result))
 
 
-def add_fault(db: Database, host: HostState, *, limit: int, window: int, reason: str, client: str | None) -> bool:
+def add_fault(
+    db: Database,
+    host: HostState,
+    *,
+    limit: int,
+    window: int,
+    reason: str,
+    client: str | None,
+    history_row: tuple[Any, ...] | None = None,
+) -> bool:
     """Count one client fault against a host, and flag it for abuse when the window holds ``limit`` of them.
 
     The counter is updated in the database so every updater process counts into the same window. A host
     that gets flagged leaves DNS (the change enters the feed) and an event records why.
+
+    :param history_row: a row of ``history.update_row`` to enter the host's history in the same transaction.
 
     :returns: True if this fault flagged the host.
     """
@@ -448,6 +486,8 @@ def add_fault(db: Database, host: HostState, *, limit: int, window: int, reason:
             "ELSE fault_window_at END WHERE id = ?",
             (start, start, stamp, host.id),
         )
+        if history_row is not None:
+            history.add_update_tx(tx, history_row)
         if not limit:
             return False
         row = tx.one(f"SELECT fault_window_count, abuse FROM hosts WHERE id = ?{for_update(tx)}", (host.id,))
@@ -490,9 +530,28 @@ def add_server_fault(db: Database, host_id: int) -> None:
     db.run(lambda tx: tx.execute("UPDATE hosts SET server_faults = server_faults + 1 WHERE id = ?", (host_id,)))
 
 
-def count_failure(db: Database, keys: Sequence[str], window: int) -> dict[str, int]:
+@dataclass(frozen=True, slots=True)
+class Trail:
+    """The failed login that ``count_failure`` counts, as the hosts it was against record it (``store.history``)."""
+
+    #: Hosts whose secret was checked and did not match.
+    wrong: Sequence[int]
+    #: Hosts whose weak secret was not checked (``history.WEAK_GUARD``).
+    held: Sequence[int]
+    client: str | None
+    tls: bool
+    #: Failed logins kept per host (a trail is trimmed to it now and then).
+    keep: int
+    #: The client's rate-limit key and its limit: a wrong secret that takes the client to its limit is
+    #: recorded as ``history.CLIENT_LIMIT`` (its further failures are neither counted nor recorded).
+    client_key: str | None = None
+    client_limit: int = 0
+
+
+def count_failure(db: Database, keys: Sequence[str], window: int, trail: Trail | None = None) -> dict[str, int]:
     """Count a failed login under each rate-limit key (such as ``client:192.0.2.1`` and ``login:alice``);
-    a key whose window has passed starts again at one.
+    a key whose window has passed starts again at one. With ``trail``, record it against the hosts it was
+    against, in the same transaction.
 
     :returns: the failures now counted under each key.
     """
@@ -518,12 +577,29 @@ def count_failure(db: Database, keys: Sequence[str], window: int) -> dict[str, i
         if random.random() < 0.02:
             tx.execute("DELETE FROM rate_limits WHERE window_start < ?", (start - window,))
         marks = ", ".join("?" for _ in names)
-        return {
+        counted = {
             str(name): int(hits)
             for name, hits in tx.tuples(f"SELECT name, hits FROM rate_limits WHERE name IN ({marks})", names)
         }
+        if trail is not None:
+            _record_trail(tx, trail, counted, stamp)
+        return counted
 
     return db.run(run)
+
+
+def _record_trail(tx: Transaction, trail: Trail, counted: dict[str, int], stamp: int) -> None:
+    limited = bool(
+        trail.client_key and trail.client_limit and counted.get(trail.client_key[:191], 0) >= trail.client_limit
+    )
+    for host_ids, reason in (
+        (trail.wrong, history.CLIENT_LIMIT if limited else history.WRONG_SECRET),
+        (trail.held, history.WEAK_GUARD),
+    ):
+        if host_ids:
+            history.add_auth_failures_tx(
+                tx, host_ids, stamp, client=trail.client, tls=trail.tls, reason=reason, keep=trail.keep
+            )
 
 
 def failures(db: Database, key: str, window: int) -> int:

@@ -416,6 +416,11 @@ class Fault(enum.Enum):
     TOO_SOON = "change sooner than min_interval"
     NOCHG_FLOOD = "unchanged update sooner than nochg_interval"
 
+    @property
+    def code(self) -> str:
+        """Its short name in a host's history (``too-soon``, ``nochg-flood``)."""
+        return self.name.lower().replace("_", "-")
+
 
 def fault_of(
     outcome: Outcome,

@@ -7,14 +7,15 @@ import dataclasses
 import enum
 import ipaddress
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ddserver import secrets
 from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.errors import DatabaseError, NotFound
-from ddserver.store import records
+from ddserver.store import history, records
 from ddserver.store import updates as store
 from ddserver.store.common import now
 from ddserver.updater import protocol
@@ -82,6 +83,10 @@ class _Checks:
     held_back: bool = False
     #: Hosts whose weak secret was checked and did not match.
     failed_weak: list[store.HostState] = field(default_factory=list)
+    #: Hosts whose secret (weak or not) was checked and did not match.
+    failed: list[store.HostState] = field(default_factory=list)
+    #: Hosts whose weak secret was not checked for being past its limit, with the failures counted.
+    held: list[tuple[store.HostState, int]] = field(default_factory=list)
 
 
 def _network(address: IPAddress) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -170,7 +175,9 @@ class Updater:
             logger.error("update from %s: %s", request.client_text, exc)
             raise Refused(Code.SERVER_ERROR)
 
-    def _may_check_weak(self, request: UpdateRequest, found: store.Lookup, host: store.HostState) -> bool:
+    def _may_check_weak(
+        self, request: UpdateRequest, found: store.Lookup, host: store.HostState, checks: _Checks
+    ) -> bool:
         """Whether a weak (person-chosen) secret of ``host`` may be checked for this request."""
         if self._client_over(request, found.failures):
             return False
@@ -192,19 +199,24 @@ class Updater:
             known = last_client is not None and _network(ipaddress.ip_address(last_client))
         except ValueError:
             known = False
-        return bool(known and request.client is not None and _network(request.client) == known)
+        if known and request.client is not None and _network(request.client) == known:
+            return True
+        checks.held.append((host, hits))
+        return False
 
     def _check_secret(
         self, request: UpdateRequest, found: store.Lookup, host: store.HostState, secret: str, checks: _Checks
     ) -> bool:
         weak = secrets.is_weak_hash(host.secret_hash)
-        if weak and not self._may_check_weak(request, found, host):
+        if weak and not self._may_check_weak(request, found, host, checks):
             checks.held_back = True
             return False
         checks.checked = True
         check = secrets.verify_host_secret(secret, host.secret_hash, self.pepper)
-        if weak and not check.ok:
-            checks.failed_weak.append(host)
+        if not check.ok:
+            checks.failed.append(host)
+            if weak:
+                checks.failed_weak.append(host)
         if check.ok and check.needs_rehash:
             # A person chose it: it stays marked weak once re-hashed.
             new_hash = secrets.hash_host_secret(secret, self.pepper, weak=True)
@@ -219,9 +231,14 @@ class Updater:
                     found.hosts[host.name] = dataclasses.replace(host, secret_hash=new_hash)
         return check.ok
 
-    def authenticate(self, request: UpdateRequest, creds: Credentials, found: store.Lookup) -> Principal:
+    def authenticate(
+        self, request: UpdateRequest, creds: Credentials, found: store.Lookup, names: Sequence[str] = ()
+    ) -> Principal:
         """Decide who the credentials belong to. Right credentials are never refused for failures counted
         before (a weak secret past its limit excepted, see above).
+
+        A failure that is counted is also recorded against the hosts it was against (``store.history``): the
+        host the login names, or the hosts named in the request whose secrets were tried with a user name.
 
         :raises Refused: ``badauth`` for wrong credentials (counted), ``abuse`` when the client is past its
             limit or a weak secret was not checked.
@@ -235,9 +252,29 @@ class Updater:
         client_key = _client_key(request)
         if client_key is not None and checks.checked and not over:
             keys.append(client_key)
+        kept = self.settings.auth_trail_kept
+        # A weak secret held back costs no write, but is recorded (and counted on under its key, already past
+        # its limit) up to ``kept`` times per window and host: a guessing owner sees it, a flood stays cheap.
+        limit = self.settings.auth_failures_per_account
+        named = {creds.login, *names}
+        held = [host for host, hits in checks.held if kept and hits < limit + kept and host.name in named]
+        keys += [_weak_key(h.name) for h in held]
         if keys:
+            trail = (
+                store.Trail(
+                    wrong=[h.id for h in checks.failed if h.name in named],
+                    held=[h.id for h in held],
+                    client=request.client_text,
+                    tls=request.tls,
+                    keep=kept,
+                    client_key=client_key,
+                    client_limit=self.settings.auth_failures_per_client,
+                )
+                if kept
+                else None
+            )
             try:
-                store.count_failure(self.db, keys, self.settings.auth_failure_window)
+                store.count_failure(self.db, keys, self.settings.auth_failure_window, trail)
             except DatabaseError as exc:
                 logger.error("update from %s: %s", request.client_text, exc)
         code = Code.ABUSE if over or checks.held_back else Code.BADAUTH
@@ -338,7 +375,7 @@ class Updater:
             else:
                 mark = self.cache.mark() if self.cache is not None else 0
                 found = self._load(request, creds, names)
-                principal = self.authenticate(request, creds, found)
+                principal = self.authenticate(request, creds, found, names)
                 if self.cache is not None and principal.kind is Kind.HOST and principal.host is not None:
                     self.cache.put(principal.host, mark)
         except Refused as refused:
@@ -387,12 +424,15 @@ class Updater:
         # Whether the zone allows wildcards is checked where it is written; a wildcard it refuses is ignored.
         wildcard = None if delete else protocol.parse_wildcard(request.params)
         stamp = now()
+        recorded = False
         try:
             if (
                 outcome.changed
                 or (wildcard is not None and wildcard != host.wildcard)
                 or stamp - (host.last_update_at or 0) >= self.settings.status_refresh
             ):
+                # The fault it will count as goes with its history row (written with the update).
+                expected = self._fault_of(outcome, stamp, host)
                 applied = self._write(
                     store.Update(
                         host,
@@ -406,6 +446,8 @@ class Updater:
                         refresh_status_after=self.settings.status_refresh,
                         check_secret=principal.kind is not Kind.ACCOUNT_TOKEN,
                         wildcard=wildcard,
+                        history=self.settings.history_kept > 0,
+                        fault=None if expected is None else expected.code,
                     )
                 )
                 if applied.stale_secret:
@@ -413,22 +455,48 @@ class Updater:
                 if applied.refused:
                     return Answer(Code.ABUSE)
                 outcome = protocol.Outcome(applied.ipv4, applied.ipv6, applied.changed)
+                recorded = applied.recorded
         except NotFound:
             return Answer(Code.NOHOST)
         except DatabaseError as exc:
             logger.error("update of %s from %s: %s", host.name, request.client_text, exc)
             return Answer(Code.SERVER_ERROR)
-        fault = protocol.fault_of(
-            outcome,
-            stamp,
-            host.last_update_at,
-            host.address_changed_at,
-            self.settings.min_interval,
-            self.settings.nochg_interval,
-        )
+        answer = outcome.answer()
+        fault = self._fault_of(outcome, stamp, host)
         if fault is not None:
-            self._count_fault(request, host, fault.value)
-        return outcome.answer()
+            # An update answered without a write (or whose write was not recorded) enters the history with
+            # the fault's count, in its transaction.
+            row = None if recorded else self._history_row(request, host, answer.code, outcome, fault.code)
+            self._count_fault(request, host, fault.value, row)
+        return answer
+
+    def _fault_of(self, outcome: protocol.Outcome, stamp: int, host: store.HostState) -> protocol.Fault | None:
+        settings = self.settings
+        return protocol.fault_of(
+            outcome, stamp, host.last_update_at, host.address_changed_at, settings.min_interval, settings.nochg_interval
+        )
+
+    def _history_row(
+        self,
+        request: UpdateRequest,
+        host: store.HostState,
+        code: Code,
+        outcome: protocol.Outcome | None,
+        fault: str,
+    ) -> tuple[Any, ...] | None:
+        """A row of the host's history for an update answered with a fault, or None if none are kept."""
+        if not self.settings.history_kept:
+            return None
+        return history.update_row(
+            host.id,
+            now(),
+            client=request.client_text,
+            tls=request.tls,
+            result=code.value,
+            ipv4=None if outcome is None else outcome.ipv4,
+            ipv6=None if outcome is None else outcome.ipv6,
+            fault=fault,
+        )
 
     def _write(self, update: store.Update) -> store.Applied:
         """Write an update: with the others that are waiting (group commit), or in a transaction of its own."""
@@ -467,12 +535,17 @@ class Updater:
         return written
 
     def _fault(self, request: UpdateRequest, host: store.HostState | None, code: Code) -> Answer:
-        """Answer a bad request, counting it against the host it came for (when known)."""
+        """Answer a bad request, counting it against the host it came for (when known), in whose history it
+        enters."""
         if host is not None:
-            self._count_fault(request, host, code.value)
+            self._count_fault(
+                request, host, code.value, self._history_row(request, host, code, None, history.BAD_REQUEST)
+            )
         return Answer(code)
 
-    def _count_fault(self, request: UpdateRequest, host: store.HostState, reason: str) -> None:
+    def _count_fault(
+        self, request: UpdateRequest, host: store.HostState, reason: str, row: tuple[Any, ...] | None = None
+    ) -> None:
         try:
             flagged = store.add_fault(
                 self.db,
@@ -481,6 +554,7 @@ class Updater:
                 window=self.settings.fault_window,
                 reason=reason,
                 client=request.client_text,
+                history_row=row,
             )
         except DatabaseError as exc:
             # The update itself is done; losing one fault count is better than answering 911 for it.
@@ -505,7 +579,7 @@ class Updater:
                 raise Refused(Code.NUMHOST)
             names = [h.name for h in hostnames if h.name]
             found = self._load(request, creds, names)
-            principal = self.authenticate(request, creds, found)
+            principal = self.authenticate(request, creds, found, names)
         except Refused as refused:
             return Answer(refused.code)
         if hostnames:

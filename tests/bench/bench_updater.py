@@ -4,7 +4,7 @@ concurrent clients (wrk with a Lua script), p50/p99, and the same requests with 
 Run it by hand (not collected by pytest)::
 
     .venv/bin/python -m tests.bench.bench_updater [--hosts 100000] [--updating 10000] [--duration 10] \
-        [--warmup 10] [--servers waitress:1x16 gunicorn:3x8 granian:2x8,batch=1,cache=0 ...] [--skip-slow]
+        [--warmup 10] [--servers waitress:1x16 gunicorn:3x8 granian:2x8,batch=1,cache=0,history=0 ...] [--skip-slow]
 
 It makes its own database on the MariaDB of DDSERVER_TEST_MYSQL_URL (default 127.0.0.1:3306 root) and drops it.
 """
@@ -155,13 +155,15 @@ def wrk(port: int, script: Path, mode: str, clients: int, duration: int, updatin
 
 @dataclass(frozen=True)
 class Server:
-    """One way to serve the updater: ``waitress:1x16``, ``gunicorn:3x8``, ``granian:2x8,batch=1,cache=0``."""
+    """One way to serve the updater: ``waitress:1x16``, ``gunicorn:3x8``, ``granian:2x8,batch=1,cache=0``;
+    ``history=N`` sets ``history_kept`` and ``auth_trail_kept`` (0: nothing recorded)."""
 
     kind: str
     workers: int
     threads: int
     batch_max: int = 200
     host_cache: int = 50000
+    history: int = 20
 
     @classmethod
     def parse(cls, spec: str) -> Server:
@@ -169,18 +171,26 @@ class Server:
         shape, *options = rest.split(",")
         workers, _, threads = shape.partition("x")
         values = dict(option.split("=") for option in options)
-        return cls(kind, int(workers), int(threads), int(values.get("batch", 200)), int(values.get("cache", 50000)))
+        return cls(
+            kind,
+            int(workers),
+            int(threads),
+            int(values.get("batch", 200)),
+            int(values.get("cache", 50000)),
+            int(values.get("history", 20)),
+        )
 
     @property
     def label(self) -> str:
         batch = "" if self.batch_max == 200 else f",batch={self.batch_max}"
         cache = "" if self.host_cache == 50000 else f",cache={self.host_cache}"
-        return f"{self.kind} {self.workers}x{self.threads}{batch}{cache}"
+        history = "" if self.history == 20 else f",history={self.history}"
+        return f"{self.kind} {self.workers}x{self.threads}{batch}{cache}{history}"
 
     def config(self) -> str:
         return (
             f"server = {self.kind}\nworkers = {self.workers}\nbatch_max = {self.batch_max}\n"
-            f"host_cache = {self.host_cache}\n"
+            f"host_cache = {self.host_cache}\nhistory_kept = {self.history}\nauth_trail_kept = {self.history}\n"
         )
 
 
@@ -291,7 +301,7 @@ def main() -> int:
         "--servers",
         nargs="+",
         default=["granian:2x16"],
-        metavar="KIND:WORKERSxTHREADS[,batch=N][,cache=N]",
+        metavar="KIND:WORKERSxTHREADS[,batch=N][,cache=N][,history=N]",
         help="servers to measure, each in turn (the first also serves the slow-hash runs)",
     )
     parser.add_argument("--skip-slow", action="store_true", help="leave out the slow-hash runs (no ratio)")

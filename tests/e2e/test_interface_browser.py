@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,6 +158,12 @@ def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any],
     request.add_header("Authorization", "Basic " + credentials)
     with urllib.request.urlopen(request, timeout=10) as answer:
         assert answer.read().decode().strip() == "good 192.0.2.55"
+    # Someone guesses: the host's page lists the failed login (never the secret tried).
+    request = urllib.request.Request(f"{base}/nic/update?hostname=castle.home.example.net")
+    request.add_header("Authorization", "Basic " + base64.b64encode(b"castle.home.example.net:guess-1").decode())
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
 
     page.goto(base + "/hosts")
     page.get_by_text("192.0.2.55").wait_for()
@@ -176,6 +183,9 @@ def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any],
     page.get_by_role("button", name="Save TTL and wildcard").click()
     page.get_by_text("The TTL and wildcard are saved.").wait_for()
     assert page.get_by_label("TTL (seconds)").input_value() == "300" and page.get_by_label("Wildcard:").is_checked()
+    assert "192.0.2.55" in page.locator("#history").inner_text()
+    assert "wrong secret" in page.locator("#auth-failures").inner_text()
+    assert "guess-1" not in page.content()
     shot(page, "host")
     page.goto(base + "/account")
     shot(page, "account")

@@ -1,4 +1,5 @@
-"""Hosts of the logged-in user: add, list, status, setup help, manual update, secret, delete."""
+"""Hosts of the logged-in user: add, list, status, update history and failed logins, setup help, manual update,
+secret, delete."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ddserver import secrets, validate
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
 from ddserver.interface.web import AuthLevel, Context
-from ddserver.store import hosts, listing, records, tokens, zones
+from ddserver.store import history, hosts, listing, records, tokens, zones
 from ddserver.store.common import KEEP
 from ddserver.store.hosts import Host
 
@@ -150,6 +151,8 @@ def _detail(ctx: Context, host: Host, *, secret: str | None = None, status: int 
         update_host=urlsplit(url).netloc,
         update_scheme=urlsplit(url).scheme,
         has_update_token=bool(tokens.for_user(ctx.db, host.user_id, "update")),
+        updates=history.recent_updates(ctx.db, host.id, ctx.config.updater.history_kept),
+        auth_failures=history.recent_auth_failures(ctx.db, host.id, ctx.config.updater.auth_trail_kept),
         **values,
     )
 
@@ -175,7 +178,16 @@ def set_address(ctx: Context, host_id: int) -> str:
         ipv6 = form.check("ipv6", validate.ipv6) if form["ipv6"] else None
     if not form.ok:
         return _detail(ctx, host, status=400, address_form=form)
-    change = hosts.set_addresses(ctx.db, host.id, ipv4=ipv4, ipv6=ipv6, client=ctx.client, tls=ctx.https, result="web")
+    change = hosts.set_addresses(
+        ctx.db,
+        host.id,
+        ipv4=ipv4,
+        ipv6=ipv6,
+        client=ctx.client,
+        tls=ctx.https,
+        result="web",
+        record=ctx.config.updater.history_kept > 0,
+    )
     message = ctx.gettext("The addresses are saved.") if change.changed else ctx.gettext("The addresses are unchanged.")
     return ctx.redirect(f"/hosts/{host.id}", message)
 
