@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,17 @@ def _snapshot_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     written), never in the machine's /var/lib/ddserver/recursor or another test's."""
     folder = tmp_path_factory.getbasetemp() / f"snapshots-{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("DDSERVER_RECURSOR_SNAPSHOT_DIR", str(folder))
+
+
+@pytest.fixture(autouse=True)
+def _root_logger() -> Iterator[None]:
+    """A console script's main run in-process (``cli.main``) sets the root logger up as the process's own;
+    put it back, so that later tests' servers (aiosmtpd, threads) do not log to the worker's stderr."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

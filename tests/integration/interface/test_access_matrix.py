@@ -20,6 +20,7 @@ ROUTES = {
     ("GET", "/"): PUBLIC,
     ("GET", "/api/myip"): PUBLIC,
     ("GET", "/static/<path:path>"): PUBLIC,
+    ("GET", "/health"): PUBLIC,
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
     ("GET", "/login/totp"): PUBLIC,
