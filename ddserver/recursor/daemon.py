@@ -154,15 +154,9 @@ def from_snapshot(follower: Follower, path: Path, builder: snapshot.Builder) -> 
         probed = False
         while True:
             snap = snapshot.read(path, follower.default_ttl)
-            if snap is not None and time.time() - snap.created < follower.retention - 60:
-                follower.adopt(snap.index, snap.cursor(), snap.created)
-                try:
-                    while follower.poll() >= BATCH:
-                        pass
-                except DatabaseError as exc:
-                    serve_stale(follower, snap, exc)
+            if snap is not None and catches_up(follower, snap):
+                if not resume(follower, snap):
                     return
-                follower.loaded.set()
                 logger.info("started from the snapshot of %s", time.ctime(snap.created))
                 if time.time() - snap.created > snapshot.REFRESH_AGE:
                     builder.start()
@@ -227,15 +221,9 @@ def socket_start(follower: Follower, path: Path | None) -> None:
     database returns (the follower then catches up, or loads in full when the feed no longer reaches back
     to it). Without a snapshot, the database is waited for."""
     snap = snapshot.read(path, follower.default_ttl) if path is not None else None
-    if snap is not None and time.time() - snap.created < follower.retention - 60:
-        follower.adopt(snap.index, snap.cursor(), snap.created)
-        try:
-            while follower.poll() >= BATCH:
-                pass
-        except DatabaseError as exc:
-            serve_stale(follower, snap, exc)
+    if snap is not None and catches_up(follower, snap):
+        if not resume(follower, snap):
             return
-        follower.loaded.set()
         logger.info(
             "started from the snapshot of %s, caught up with the change feed (change %d)",
             time.ctime(snap.created),
@@ -253,6 +241,25 @@ def socket_start(follower: Follower, path: Path | None) -> None:
             return
         follower.adopt(snap.index, snap.cursor(), snap.created)
         serve_stale(follower, snap, exc)
+
+
+def catches_up(follower: Follower, snap: snapshot.Snapshot) -> bool:
+    """Whether the change feed still reaches back to a snapshot (a minute spare), so that it can be caught up."""
+    return time.time() - snap.created < follower.retention - 60
+
+
+def resume(follower: Follower, snap: snapshot.Snapshot) -> bool:
+    """Take a snapshot's index and catch up with the feed, then publish it; False when the database was
+    unreachable and the snapshot is served stale instead."""
+    follower.adopt(snap.index, snap.cursor(), snap.created)
+    try:
+        while follower.poll() >= BATCH:
+            pass
+    except DatabaseError as exc:
+        serve_stale(follower, snap, exc)
+        return False
+    follower.loaded.set()
+    return True
 
 
 def serve_stale(follower: Follower, snap: snapshot.Snapshot, exc: DatabaseError) -> None:

@@ -31,6 +31,11 @@ def _ensure_row(tx: Transaction, zone_id: int) -> None:
         tx.execute(f"{ignore} INTO rfc2136_leases (zone_id) VALUES (?)", (zone_id,))
 
 
+def _lease_tx(tx: Transaction, zone_id: int) -> Lease | None:
+    rows = tx.tuples("SELECT zone_id, holder, expires_at, full_sync FROM rfc2136_leases WHERE zone_id = ?", (zone_id,))
+    return Lease(int(rows[0][0]), rows[0][1], float(rows[0][2]), bool(rows[0][3])) if rows else None
+
+
 def acquire(db: Database, zone_id: int, holder: str, seconds: float) -> Lease | None:
     """Take or renew the zone's lease for ``seconds``; None while another holder's lease runs."""
 
@@ -41,12 +46,7 @@ def acquire(db: Database, zone_id: int, holder: str, seconds: float) -> Lease | 
             "UPDATE rfc2136_leases SET holder = ?, expires_at = ? WHERE zone_id = ? AND (holder = ? OR expires_at < ?)",
             (holder, stamp + seconds, zone_id, holder, stamp),
         )
-        if tx.rowcount != 1:
-            return None
-        row = tx.tuples(
-            "SELECT zone_id, holder, expires_at, full_sync FROM rfc2136_leases WHERE zone_id = ?", (zone_id,)
-        )
-        return Lease(row[0][0], row[0][1], float(row[0][2]), bool(row[0][3])) if row else None
+        return _lease_tx(tx, zone_id) if tx.rowcount == 1 else None
 
     return db.run(run)
 
@@ -59,12 +59,7 @@ def take_over(db: Database, zone_id: int, old: str, holder: str, seconds: float)
             "UPDATE rfc2136_leases SET holder = ?, expires_at = ? WHERE zone_id = ? AND holder = ?",
             (holder, time.time() + seconds, zone_id, old),
         )
-        if tx.rowcount != 1:
-            return None
-        row = tx.tuples(
-            "SELECT zone_id, holder, expires_at, full_sync FROM rfc2136_leases WHERE zone_id = ?", (zone_id,)
-        )
-        return Lease(row[0][0], row[0][1], float(row[0][2]), bool(row[0][3])) if row else None
+        return _lease_tx(tx, zone_id) if tx.rowcount == 1 else None
 
     return db.run(run)
 
@@ -85,12 +80,7 @@ def leases(db: Database) -> dict[int, Lease]:
 
 
 def get_lease(db: Database, zone_id: int) -> Lease | None:
-    rows = db.read(
-        lambda tx: tx.tuples(
-            "SELECT zone_id, holder, expires_at, full_sync FROM rfc2136_leases WHERE zone_id = ?", (zone_id,)
-        )
-    )
-    return Lease(rows[0][0], rows[0][1], float(rows[0][2]), bool(rows[0][3])) if rows else None
+    return db.read(lambda tx: _lease_tx(tx, zone_id))
 
 
 def request_full_sync(db: Database, zone_id: int) -> None:
