@@ -100,6 +100,23 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def _spawn(
+    argv: list[str], log_path: Path, die_with_me: Callable[[], None], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a child of ``ddserver run``: its output to ``log_path``, a process group of its own, and a
+    parent-death signal so that it never outlives ``ddserver run``."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_me,
+        )
+
+
 def _remember(path: Path, process: subprocess.Popen) -> None:  # type: ignore[type-arg]
     path.write_text(f"{process.pid} {_start_time(process.pid) or ''}\n")
 
@@ -246,30 +263,13 @@ def start_private_pdns(
         argv[3:3] = ["--config", str(Path(config_file_path).resolve())]
     recursor_log = folder / "recursor.log"
     die_with_me = _die_with_parent(os.getpid())
-    with open(recursor_log, "ab") as log:
-        recursor = subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_me,
-        )
+    recursor = _spawn(argv, recursor_log, die_with_me, env)
     _remember(folder / "recursor.pid", recursor)
     try:
         _wait(sock.exists, recursor, "ddserver-recursor", recursor_log, timeout)
         (folder / "pdns.conf").write_text(PDNS_CONF.format(address=address, port=dns_port, folder=folder, socket=sock))
         pdns_log = folder / "pdns.log"
-        with open(pdns_log, "ab") as log:
-            pdns = subprocess.Popen(
-                [binary, f"--config-dir={folder}"],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_me,
-            )
+        pdns = _spawn([binary, f"--config-dir={folder}"], pdns_log, die_with_me)
         _remember(folder / "pdns.pid", pdns)
     except BaseException:
         os.killpg(recursor.pid, signal.SIGTERM)
