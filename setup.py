@@ -65,7 +65,7 @@ setup(
             "py.typed",
         ]
     },
-    install_requires=["idna>=3.6", "pymysql>=1.1"],
+    install_requires=["idna>=3.6", "pymysql>=1.1", "cryptography>=38"],
     extras_require=EXTRAS,
     entry_points={
         "console_scripts": [

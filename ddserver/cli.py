@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ddserver import __version__, secrets, validate
+from ddserver import __version__, sealing, secrets, validate
 from ddserver.config import DEFAULT_PATH, Config, load_config
 from ddserver.console import EXIT_ERROR, run, setup_logging
 from ddserver.db import Database, DatabaseUrl
@@ -270,6 +270,8 @@ def cmd_init(config: Config, args: argparse.Namespace) -> int:
     )
     if ensure_secret_key(config):
         print(f"secret key written to {config.auth.secret_key_file}")
+    if sealing.ensure_key_file(config):
+        print(f"data key written to {config.auth.data_key_file}")
     return 0
 
 
@@ -854,7 +856,9 @@ def quickstart_config(config: Config, args: argparse.Namespace) -> Config:
     if config.source is None and "DDSERVER_DATABASE_URL" not in os.environ:
         data = Path(args.data_dir).resolve()
         config = config.replace("database", url=f"sqlite:///{data / 'ddserver.sqlite3'}")
-        config = config.replace("auth", secret_key_file=str(data / "ddserver.secret"))
+        config = config.replace(
+            "auth", secret_key_file=str(data / "ddserver.secret"), data_key_file=str(data / "ddserver.datakey")
+        )
     if config.source is None and "DDSERVER_HTTP_BASE_URL" not in os.environ:
         # Setup help (host add's update URL) names the address the quick start serves on.
         from ddserver import quickstart

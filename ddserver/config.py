@@ -146,6 +146,22 @@ class AuthSection:
         "ddserver.secret",
         "File holding the secret key when secret_key is empty (relative to the working folder).",
     )
+    data_key: str = option(
+        "",
+        "Key that encrypts secrets kept in the database (DNSSEC private keys, transfer TSIG secrets, relay "
+        "passwords): 32 bytes in base64. Empty: read from data_key_file (ddserver init writes it). Every node "
+        "that reads those secrets (recursor, interface, updater) needs the same key.",
+        secret=True,
+    )
+    data_key_file: str = option(
+        "ddserver.datakey",
+        "File holding the data key when data_key is empty (relative to the working folder).",
+    )
+    old_data_keys: tuple[str, ...] = option(
+        (),
+        "Former data keys, comma-separated: secrets sealed with them stay readable after data_key changed.",
+        secret=True,
+    )
     pepper: str = option(
         "",
         "Optional key mixed into the stored hash of every host secret (HMAC-SHA256). Empty: plain SHA-256. "

@@ -13,7 +13,7 @@ import string
 import sys
 from pathlib import Path
 
-from ddserver import validate
+from ddserver import sealing, validate
 from ddserver.config import Config, parse_listen
 from ddserver.db import Database
 from ddserver.db import migrate as migrations
@@ -71,13 +71,15 @@ def prepare(config: Config, data_dir: Path) -> tuple[Database, str | None]:
         # and name the address it serves on in their setup help.
         conf.write_text(
             CONF_HEADER + f"[database]\nurl = {config.database.url}\n\n"
-            f"[auth]\nsecret_key_file = {config.auth.secret_key_file}\n\n"
+            f"[auth]\nsecret_key_file = {config.auth.secret_key_file}\n"
+            f"data_key_file = {config.auth.data_key_file}\n\n"
             f"[http]\nbase_url = {config.http.base_url}\n",
             encoding="utf-8",
         )
     db = Database.from_config(config)
     migrations.migrate(db)
     ensure_secret_key(config)
+    sealing.ensure_key_file(config)
     if not zones.list_all(db):
         zones.add(
             db,
