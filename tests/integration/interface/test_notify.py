@@ -150,6 +150,11 @@ def test_abuse_flags_are_mailed_once_per_flag(
     users.set_flags(db, bob.id, is_disabled=False)
     assert notify.run(config, db).sent == 1
     assert len(box.wait_for("bob@example.org")) == 1
+    # An account's notices go with it.
+    users.delete(db, bob.id)
+    assert (
+        db.read(lambda tx: tx.all("SELECT host_name FROM host_notices")) == [{"host_name": "home.dyn.example.org"}] * 2
+    )
 
 
 def test_a_failing_smtp_server_is_reported_and_the_mail_sent_once_on_the_next_run(
