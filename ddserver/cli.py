@@ -829,7 +829,7 @@ def cmd_notify(config: Config, args: argparse.Namespace) -> int:
         print(line)
     if report.failed:
         print(
-            f"ddserver: {report.failed} notices could not be sent ([mail] host {config.mail.host}); "
+            f"ddserver: {report.failed + report.left} notices could not be sent ([mail] host {config.mail.host}); "
             "they are sent on the next run",
             file=sys.stderr,
         )

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 DAY = 86400
 #: A claim older than this was left by a run that died (an SMTP conversation is over in [mail] timeout).
 CLAIM_TIMEOUT = 3600
+#: Failures in a row after which a run stops trying (the SMTP server is down: each try waits [mail] timeout).
+GIVE_UP_AFTER = 3
 #: A confirmation link stays valid this long after the removal is due (the host is gone by then anyway).
 LINK_SLACK = DAY
 
@@ -38,13 +40,17 @@ class Report:
     queued: int = 0
     sent: int = 0
     failed: int = 0
+    #: Queued notices not tried after the SMTP server failed GIVE_UP_AFTER times in a row.
+    left: int = 0
     removed: list[str] = field(default_factory=list)
     #: Notices whose run died while sending: not sent again.
     unknown: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [
-            f"queued {self.queued} notices, sent {self.sent}, {self.failed} failed (retried on the next run)",
+            f"queued {self.queued} notices, sent {self.sent}, {self.failed} failed"
+            + (f", {self.left} not tried after {GIVE_UP_AFTER} failures in a row" if self.left else "")
+            + (" (retried on the next run)" if self.failed else ""),
             f"removed {len(self.removed)} stale hosts" + (": " + ", ".join(self.removed) if self.removed else ""),
         ]
         if self.unknown:
@@ -77,7 +83,12 @@ def run(config: Config, db: Database, at: float | None = None) -> Report:
         logger.warning("notice %s: its run died while sending it; not sent again", what)
 
     site = _Site(config)
-    for notice in notices.pending(db):
+    queue = notices.pending(db)
+    in_a_row = 0
+    for index, notice in enumerate(queue):
+        if in_a_row >= GIVE_UP_AFTER:
+            report.left = len(queue) - index
+            break
         token: str | None = None
         expires: int | None = None
         if notice.kind is notices.Kind.STALE and section.remove_after_days:
@@ -89,9 +100,11 @@ def run(config: Config, db: Database, at: float | None = None) -> Report:
         if site.send(notice, token):
             notices.mark_sent(db, notice.id, at=stamp)
             report.sent += 1
+            in_a_row = 0
         else:
             notices.release(db, notice.id)
             report.failed += 1
+            in_a_row += 1
     notices.forget_gone(db)
     return report
 
