@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ddserver.db import Database, Transaction
 from ddserver.errors import NotFound
 from ddserver.secrets import token_hash
-from ddserver.store import hosts
+from ddserver.store import events, hosts
 from ddserver.store.common import for_update, now
 
 
@@ -154,6 +154,7 @@ def remove(db: Database, candidate: Removable, *, at: int) -> bool:
             "VALUES (?, ?, ?, 'removal', ?, 'queued', ?)",
             (candidate.host_id, row["user_id"], row["name"], candidate.cycle, at),
         )
+        events.add_tx(tx, "host", f"host {row['name']}", detail="removed by ddserver notify: stale, warning unanswered")
         return True
 
     return db.run(run)

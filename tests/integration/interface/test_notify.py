@@ -16,7 +16,7 @@ from ddserver import cli
 from ddserver.db import Database
 from ddserver.errors import NotFound
 from ddserver.interface import notify
-from ddserver.store import changes, hosts, notices, users
+from ddserver.store import changes, events, hosts, notices, users
 from tests import support
 from tests.integration.interface.conftest import (
     Mailbox,
@@ -106,6 +106,9 @@ def test_stale_hosts_are_warned_once_kept_by_link_button_or_update_and_removed_o
     assert all(_exists(db, f"{n}.dyn.example.org") for n in ("link", "button", "update", "fresh", "bob"))
     # The removal went through the store's deletion: the name entered the change feed.
     assert "silent.dyn.example.org" in [c.name for c in changes.since(db, feed)]
+    assert [e.detail for e in events.recent(db, kinds=("host",)) if e.subject == "host silent.dyn.example.org"] == [
+        "removed by ddserver notify: stale, warning unanswered"
+    ]
     removal = box.wait_for("alice@example.org", 5)[-1]
     assert "silent.dyn.example.org" in str(removal["Subject"]) and "entfernt" in str(removal["Subject"])
 
