@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete change-feed entries, spent tokens, expired sessions, events and accounts past [retention], "
         "host history past [updater] history_kept (run daily)",
     )
+    sub.add_parser(
+        "notify",
+        help="mail host owners about stale hosts and abuse flags, remove stale hosts past [notify] "
+        "remove_after_days (run daily; needs the interface's packages)",
+    )
     legacy = sub.add_parser("import-v02", help="import users, zones and hosts from a ddserver 0.2 database")
     legacy.add_argument("source", metavar="URL", help="the old database, such as mysql://user:pw@host/ddserver")
     legacy.add_argument(
@@ -811,6 +816,29 @@ def cmd_prune(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notify(config: Config, args: argparse.Namespace) -> int:
+    try:
+        from ddserver.interface import notify
+    except ImportError:
+        from ddserver.errors import MissingDependency
+
+        raise MissingDependency(
+            "the interface's packages are not installed (mail templates): run 'ddserver notify' where "
+            "ddserver-interface or ddserver-bundle is installed"
+        )
+    report = notify.run(config, open_database(config))
+    for line in report.lines():
+        print(line)
+    if report.failed:
+        print(
+            f"ddserver: {report.failed + report.left} notices could not be sent ([mail] host {config.mail.host}); "
+            "they are sent on the next run",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    return 0
+
+
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
     from ddserver import quickstart
 
@@ -825,6 +853,7 @@ COMMANDS = {
     "host": cmd_host,
     "import-v02": cmd_import_v02,
     "prune": cmd_prune,
+    "notify": cmd_notify,
     "run": cmd_run,
 }
 

@@ -565,6 +565,29 @@ class RetentionSection:
 
 
 @dataclass(frozen=True)
+class NotifySection:
+    """[notify]: mail to host owners, sent by ``ddserver notify`` (a daily timer): stale hosts, hosts flagged
+    for abuse, and the removal of stale hosts that nobody confirmed."""
+
+    stale_after_days: int = option(
+        0,
+        "Days without an update (or a confirmation) after which a host's owner is warned by mail, once. "
+        "0: no warnings.",
+        minimum=0,
+        maximum=36500,
+    )
+    remove_after_days: int = option(
+        0,
+        "Days after the warning after which a host still neither updated nor confirmed (with the link in the "
+        "warning or the button on its page) is removed; its owner is told. 0: never removed. Needs "
+        "stale_after_days.",
+        minimum=0,
+        maximum=36500,
+    )
+    abuse: bool = option(True, "Tell a host's owner by mail when the host is flagged for abuse, once per flag.")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, one attribute per INI section."""
 
@@ -581,6 +604,7 @@ class Config:
     recursor: RecursorSection = field(default_factory=RecursorSection)
     rfc2136: Rfc2136Section = field(default_factory=Rfc2136Section)
     retention: RetentionSection = field(default_factory=RetentionSection)
+    notify: NotifySection = field(default_factory=NotifySection)
     #: The file the configuration was read from, if any.
     source: str | None = None
 

@@ -344,12 +344,16 @@ def set_flags(
 
 def delete(db: Database, host_id: int) -> Host:
     """Delete a host with its records; its name leaves DNS."""
+    return db.run(lambda tx: delete_tx(tx, host_id))
 
-    def run(tx: Transaction) -> Host:
-        host = _get(tx, "id", host_id)
-        changes.record_host(tx, host.zone_id, host.zone, host.id, host.name)
-        tx.execute("DELETE FROM records WHERE host_id = ?", (host_id,))
-        tx.execute("DELETE FROM hosts WHERE id = ?", (host_id,))
-        return host
 
-    return db.run(run)
+def delete_tx(tx: Transaction, host_id: int) -> Host:
+    """``delete`` inside a caller's transaction (the removal of stale hosts checks and deletes in one).
+
+    :raises NotFound: if the host is gone.
+    """
+    host = _get(tx, "id", host_id)
+    changes.record_host(tx, host.zone_id, host.zone, host.id, host.name)
+    tx.execute("DELETE FROM records WHERE host_id = ?", (host_id,))
+    tx.execute("DELETE FROM hosts WHERE id = ?", (host_id,))
+    return host

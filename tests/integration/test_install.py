@@ -158,7 +158,9 @@ def test_install_script_then_every_unit_runs_as_it_says(tmp_path: Path, wheels: 
         unit_dir = box.path("/etc/systemd/system")
         names = sorted(p.name for p in unit_dir.glob("ddserver-*"))
         assert names == sorted([f"ddserver-{c}.service" for c in COMPONENTS] + ["ddserver-prune.service",
-                                                                                "ddserver-prune.timer"])  # fmt: skip
+                                                                                "ddserver-prune.timer",
+                                                                                "ddserver-notify.service",
+                                                                                "ddserver-notify.timer"])  # fmt: skip
         verify = box.run("systemd-analyze", "verify", "--man=no", *names, check=False)
         assert verify.returncode == 0 and not (verify.stdout + verify.stderr).strip(), verify.stdout + verify.stderr
         units = {name: Unit(unit_dir / name) for name in names}
@@ -215,6 +217,9 @@ def test_install_script_then_every_unit_runs_as_it_says(tmp_path: Path, wheels: 
         prune = units["ddserver-prune.service"]
         pruned = box.run(*box_user(prune), *prune.argv, check=False)
         assert pruned.returncode == 0 and "pruned " in pruned.stdout, pruned.stdout + pruned.stderr
+        notify = units["ddserver-notify.service"]
+        notified = box.run(*box_user(notify), *notify.argv, check=False)
+        assert notified.returncode == 0 and "queued 0 notices" in notified.stdout, notified.stdout + notified.stderr
 
 
 #: What the test changes in etc/pdns/pdns-remote.conf: a port a user may bind without privileges.
@@ -330,7 +335,8 @@ def test_install_with_another_user_and_prefix(tmp_path: Path, wheels: Path) -> N
         assert stat(box, "/etc/ddserver/ddserver.conf") == "640 root dyndns"
         assert stat(box, "/var/lib/ddserver/ddserver.sqlite3").endswith(" dyndns dyndns")
         assert box.run("getent", "passwd", "ddserver", check=False).returncode != 0
-        names = ["ddserver-rfc2136.service", "ddserver-prune.service", "ddserver-prune.timer"]
+        names = ["ddserver-rfc2136.service", "ddserver-prune.service", "ddserver-prune.timer",
+                 "ddserver-notify.service", "ddserver-notify.timer"]  # fmt: skip
         verify = box.run("systemd-analyze", "verify", "--man=no", *names, check=False)
         assert verify.returncode == 0 and not (verify.stdout + verify.stderr).strip(), verify.stdout + verify.stderr
         unit = Unit(box.path("/etc/systemd/system/ddserver-rfc2136.service"))

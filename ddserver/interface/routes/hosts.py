@@ -13,7 +13,7 @@ from ddserver import secrets, validate
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
 from ddserver.interface.web import AuthLevel, Context
-from ddserver.store import history, hosts, listing, records, tokens, zones
+from ddserver.store import history, hosts, listing, notices, records, tokens, zones
 from ddserver.store.common import KEEP
 from ddserver.store.hosts import Host
 
@@ -153,6 +153,7 @@ def _detail(ctx: Context, host: Host, *, secret: str | None = None, status: int 
         has_update_token=bool(tokens.for_user(ctx.db, host.user_id, "update")),
         updates=history.recent_updates(ctx.db, host.id, ctx.config.updater.history_kept),
         auth_failures=history.recent_auth_failures(ctx.db, host.id, ctx.config.updater.auth_trail_kept),
+        stale_warning=notices.open_warning(ctx.db, host.id) is not None,
         **values,
     )
 
@@ -237,6 +238,28 @@ def clear_faults(ctx: Context, host_id: int) -> str:
     return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The abuse flag and the fault counters are cleared."))
 
 
+def keep(ctx: Context, host_id: int) -> str:
+    """The owner answers a stale warning from the host's page: the host is kept (not removed)."""
+    host = _own_host(ctx, host_id)
+    if notices.confirm_host(ctx.db, host.id):
+        ctx.log_event("host", f"host {host.name}", "kept after a stale warning")
+    return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The host is kept."))
+
+
+def keep_link_page(ctx: Context, token: str) -> str:
+    """The link of a stale warning: a page with a button (a GET changes nothing: mail scanners open links)."""
+    name = notices.check_link(ctx.db, token)
+    return ctx.render("host_keep.html", token=token, host_name=name, done=False, status=200 if name else 400)
+
+
+def keep_link(ctx: Context, token: str) -> str:
+    name = notices.confirm(ctx.db, token)
+    if name is None:
+        return ctx.render("host_keep.html", token=token, host_name=None, done=False, status=400)
+    ctx.log_event("host", f"host {name}", "kept after a stale warning (mail link)")
+    return ctx.render("host_keep.html", token=token, host_name=name, done=True)
+
+
 def delete_page(ctx: Context, host_id: int) -> str:
     return ctx.render("host_delete.html", host=_own_host(ctx, host_id))
 
@@ -260,5 +283,8 @@ def register(app: bottle.Bottle) -> None:
     app.route("/hosts/<host_id:int>/dns", "POST", set_dns, **user)
     app.route("/hosts/<host_id:int>/secret", "POST", regenerate_secret, **user)
     app.route("/hosts/<host_id:int>/clear-faults", "POST", clear_faults, **user)
+    app.route("/hosts/<host_id:int>/keep", "POST", keep, **user)
+    app.route("/hosts/keep/<token>", "GET", keep_link_page)
+    app.route("/hosts/keep/<token>", "POST", keep_link)
     app.route("/hosts/<host_id:int>/delete", "GET", delete_page, **user)
     app.route("/hosts/<host_id:int>/delete", "POST", delete, **user)
