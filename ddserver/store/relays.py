@@ -40,7 +40,8 @@ class Relay:
     sent_generation: int
     stopped: bool
     attempts: int
-    due_at: float
+    #: When it may be tried next (None: nothing to send).
+    due_at: float | None
     last_at: int | None
     last_result: str | None
     last_detail: str | None
@@ -55,7 +56,8 @@ class Relay:
     def from_tuple(cls, row: Sequence[Any]) -> Relay:
         return cls(
             int(row[0]), int(row[1]), row[2], row[3], row[4], row[5], row[6], int(row[7]), int(row[8]),
-            int(row[9]), bool(row[10]), int(row[11]), float(row[12]), row[13], row[14], row[15], row[16],
+            int(row[9]), bool(row[10]), int(row[11]), None if row[12] is None else float(row[12]), row[13], row[14],
+            row[15], row[16],
         )  # fmt: skip
 
 
@@ -165,7 +167,15 @@ def changed_statements(host_ids: Sequence[int]) -> list[tuple[str, list[Any]]]:
         return []
     ids = sorted(set(host_ids))
     marks = ", ".join("?" for _ in ids)
-    return [(f"UPDATE host_relays SET generation = generation + 1 WHERE host_id IN ({marks})", ids)]
+    # A relay that waits for a retry keeps its wait (a change does not hasten the next try); a stopped one stays
+    # without a due time.
+    return [
+        (
+            "UPDATE host_relays SET generation = generation + 1, due_at = CASE WHEN stopped = 1 THEN NULL "
+            f"ELSE COALESCE(due_at, 0) END WHERE host_id IN ({marks})",
+            ids,
+        )
+    ]
 
 
 def mark_changed_tx(tx: Transaction, host_id: int) -> None:
@@ -196,8 +206,8 @@ def due(db: Database, limit: int) -> list[int]:
     stamp = time.time()
     rows = db.read(
         lambda tx: tx.tuples(
-            "SELECT id FROM host_relays WHERE due_at <= ? AND generation > sent_generation AND stopped = 0 "
-            "AND lease_until < ? ORDER BY due_at, id LIMIT ?",
+            "SELECT id FROM host_relays WHERE due_at IS NOT NULL AND due_at <= ? AND generation > sent_generation "
+            "AND stopped = 0 AND lease_until < ? ORDER BY due_at, id LIMIT ?",
             (stamp, stamp, limit),
         )
     )
@@ -253,16 +263,21 @@ def finish(
     assignments = ["holder = ''", "lease_until = 0"]
     params: list[Any] = []
     if done:
+        # A change during the try is due at once; else nothing is left to send.
         assignments += ["sent_generation = CASE WHEN sent_generation < ? THEN ? ELSE sent_generation END"]
-        assignments += ["attempts = 0", "due_at = 0"]
+        assignments += ["attempts = 0", "due_at = CASE WHEN generation > ? THEN 0 ELSE NULL END"]
+        params += [job.generation, job.generation, job.generation]
+    elif stop:
+        # An edit during the try bumped the generation and set it due: its new settings are tried, not stopped.
+        assignments += [
+            "attempts = attempts + 1",
+            "stopped = CASE WHEN generation = ? THEN 1 ELSE stopped END",
+            "due_at = CASE WHEN generation = ? THEN NULL ELSE due_at END",
+        ]
         params += [job.generation, job.generation]
     else:
         assignments += ["attempts = attempts + 1", "due_at = ?"]
         params += [stamp + retry_in]
-        if stop:
-            # An edit during the try bumped the generation: its new settings are tried, not stopped.
-            assignments += ["stopped = CASE WHEN generation = ? THEN 1 ELSE stopped END"]
-            params += [job.generation]
     if result is not None:
         assignments += ["last_at = ?", "last_result = ?", "last_detail = ?", "last_sent = ?"]
         params += [int(stamp), result[:32], (detail or "")[:255] or None, sent]

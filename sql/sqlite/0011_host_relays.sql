@@ -2,8 +2,9 @@
 -- transactional outbox of its relay: the transaction that changes the host's addresses bumps 'generation',
 -- and a relay worker sends the host's current addresses while 'sent_generation' is behind it (only the
 -- latest state is ever sent). A worker claims a row with a lease (holder, lease_until) before it sends, so
--- of several workers one sends it; failures wait 'due_at' (backoff), and an answer such as badauth sets
--- 'stopped' until the relay is edited. The secret is sealed (ddserver.sealing), never stored in clear.
+-- of several workers one sends it; 'due_at' is when it may be tried (NULL: nothing to send, so that the
+-- workers' look for due relays reads only those), later after failures (backoff); an answer such as badauth
+-- sets 'stopped' until the relay is edited. The secret is sealed (ddserver.sealing), never stored in clear.
 
 CREATE TABLE host_relays (
     id               INTEGER PRIMARY KEY,
@@ -18,7 +19,7 @@ CREATE TABLE host_relays (
     sent_generation  INTEGER NOT NULL DEFAULT 0,
     stopped          INTEGER NOT NULL DEFAULT 0,
     attempts         INTEGER NOT NULL DEFAULT 0,
-    due_at           REAL NOT NULL DEFAULT 0,
+    due_at           REAL DEFAULT 0,
     holder           TEXT NOT NULL DEFAULT '',
     lease_until      REAL NOT NULL DEFAULT 0,
     last_at          INTEGER,

@@ -136,6 +136,8 @@ def test_an_address_change_makes_the_relays_pending_and_only_the_latest_is_sent(
     assert relays.finish(db, job, "w1", done=True, result="good", sent="192.0.2.2,2001:db8::2")
     done = relays.get(db, added.id)
     assert (done.pending, done.last_result, done.last_sent) == (False, "good", "192.0.2.2,2001:db8::2")
+    # Settled relays have no due time: the workers' look for due relays reads none of them.
+    assert done.due_at is None
     assert relays.due(db, 10) == [other.id]
     # A change of nothing (nochg) or of the wildcard alone leaves the relay settled.
     host = updates.read_hosts(db, [site.home.name])[site.home.name]
@@ -151,7 +153,7 @@ def test_a_change_during_the_try_stays_pending(db: Database) -> None:
     assert job is not None
     hosts.set_addresses(db, site.home.id, ipv4="192.0.2.9")
     assert relays.finish(db, job, "w1", done=True, result="good", sent="192.0.2.1")
-    assert relays.get(db, added.id).pending
+    assert relays.get(db, added.id).pending and relays.get(db, added.id).due_at == 0
     job = relays.claim(db, added.id, "w1", 60)
     assert job is not None and job.ipv4 == "192.0.2.9"
 
@@ -189,10 +191,10 @@ def test_failures_wait_and_a_stop_lasts_until_the_relay_is_edited(db: Database) 
     assert job is not None and job.attempts == 1
     relays.finish(db, job, "w1", done=False, stop=True, result="badauth")
     stopped = relays.get(db, added.id)
-    assert stopped.stopped and not stopped.pending and stopped.attempts == 2
+    assert stopped.stopped and not stopped.pending and stopped.attempts == 2 and stopped.due_at is None
     # Further changes are not sent to a stopped relay...
     hosts.set_addresses(db, site.home.id, ipv4="192.0.2.3")
-    assert relays.due(db, 10) == []
+    assert relays.due(db, 10) == [] and relays.get(db, added.id).due_at is None
     # ...until it is edited: then at once, with the settings kept where not given.
     relays.edit(db, added.id, url=added.url, remote_name="h.third.example", username="bob", family="ipv4")
     edited = relays.get(db, added.id)
