@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -143,9 +144,17 @@ class RelayWorker:
     def fetch(self, request: relay.Request) -> relay.Outcome:
         """Send the GET and read the answer; a network error or timeout is a failure to retry."""
         http_request = urllib.request.Request(request.url, headers=request.headers)
+        # The timeout bounds each wait on the socket; the deadline bounds a body that trickles in.
+        deadline = time.monotonic() + self.settings.timeout
         try:
             with self._opener.open(http_request, timeout=self.settings.timeout) as reply:
-                return relay.outcome(reply.status, reply.read(_MAX_ANSWER))
+                body = b""
+                while len(body) < _MAX_ANSWER and time.monotonic() < deadline:
+                    chunk = reply.read1(_MAX_ANSWER - len(body))
+                    if not chunk:
+                        break
+                    body += chunk
+                return relay.outcome(reply.status, body)
         except urllib.error.HTTPError as exc:
             try:
                 body = exc.read(_MAX_ANSWER)

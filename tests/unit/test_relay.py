@@ -186,6 +186,9 @@ def test_failures_wait_and_a_stop_lasts_until_the_relay_is_edited(db: Database) 
     waiting = relays.get(db, added.id)
     assert (waiting.pending, waiting.attempts, waiting.last_detail) == (True, 1, "timed out")
     assert relays.due(db, 10) == [] and relays.claim(db, added.id, "w1", 60) is None
+    # A change during the wait does not hasten the next try.
+    hosts.set_addresses(db, site.home.id, ipv4="192.0.2.2")
+    assert relays.due(db, 10) == [] and relays.get(db, added.id).due_at == waiting.due_at
     db.run(lambda tx: tx.execute("UPDATE host_relays SET due_at = 0 WHERE id = ?", (added.id,)))
     job = relays.claim(db, added.id, "w1", 60)
     assert job is not None and job.attempts == 1
