@@ -24,6 +24,7 @@ from typing import Any
 from ddserver import relay, sealing
 from ddserver.config import Config
 from ddserver.db import Database
+from ddserver.errors import DDServerError
 from ddserver.store import relays as store
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class RelayWorker:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._opener = urllib.request.build_opener(_NoRedirect())
+        #: The last pass failed on the database (its warning is logged once per outage).
+        self._failing = False
 
     def start(self) -> RelayWorker:
         for index in range(self.settings.workers):
@@ -80,16 +83,25 @@ class RelayWorker:
         self._threads.clear()
         try:
             store.release_all(self.db, self.holder)
-        except Exception:  # a database that is gone at shutdown: the leases run out by themselves
-            logger.warning("relay worker: could not give up its leases", exc_info=True)
+        except DDServerError as exc:  # a database that is gone at shutdown: the leases run out by themselves
+            logger.warning("relay worker: could not give up its leases: %s", exc.message)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 worked = self.run_once()
-            except Exception:  # a database outage or a bug must not end the thread: try again later
-                logger.warning("relay worker: pass failed", exc_info=True)
+            except DDServerError as exc:  # the database is away: one line per outage, then try again
+                if not self._failing:
+                    logger.warning("relay worker: %s; trying again", exc.message)
+                self._failing = True
                 worked = False
+            except Exception:  # a bug must not end the thread either
+                logger.exception("relay worker: pass failed")
+                worked = False
+            else:
+                if self._failing:
+                    logger.info("relay worker: the database answers again")
+                self._failing = False
             if not worked:
                 self._stop.wait(self.settings.poll_interval)
 
