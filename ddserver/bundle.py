@@ -38,6 +38,17 @@ def load_updater(config: Config, db: Database) -> bottle.Bottle | None:
     return module.create_app(config, db)  # type: ignore[no-any-return]
 
 
+def start_relay(config: Config, db: Database) -> Any:
+    """The updater's relay worker (``ddserver.updater.relay``), started; None when it is off or not installed."""
+    try:
+        module = importlib.import_module("ddserver.updater.relay")
+    except ImportError as exc:
+        if exc.name not in ("ddserver.updater.relay", "ddserver.updater"):
+            raise
+        return None
+    return module.start(config, db)
+
+
 class Bundle:
     """A WSGI app that hands each request to the updater when it owns the path, else to the interface."""
 
@@ -78,6 +89,7 @@ def serve_quickstart(config: Config, host: str, port: int, dns_port: int | None,
     from ddserver.interface.main import serve
 
     pdns: Any = None
+    relays: Any = None
     if dns_port is not None:
         pdns = _start_pdns(config, dns_port, data_dir)
     stop = threading.Event()
@@ -89,11 +101,15 @@ def serve_quickstart(config: Config, host: str, port: int, dns_port: int | None,
     try:
         print(f"serving the web interface and updater on http://{host if ':' not in host else f'[{host}]'}:{port}/")
         print("press Ctrl-C to stop")
-        serve(create_bundle(config), host, port, config.interface.threads, "ddserver-bundle")
+        db = Database.from_config(config, serving=True)
+        relays = start_relay(config, db)
+        serve(create_bundle(config, db), host, port, config.interface.threads, "ddserver-bundle")
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
+        if relays is not None:
+            relays.close()
         signal.signal(signal.SIGTERM, previous)
         if pdns is not None:
             _stop_pdns(pdns)
@@ -130,7 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         host, port = listen_address(
             args.listen or config.interface.listen, "--listen" if args.listen else "[interface] listen"
         )
-        serve(create_bundle(config), host, port, config.interface.threads, "ddserver-bundle")
+        db = Database.from_config(config, serving=True)
+        relays = start_relay(config, db)
+        try:
+            serve(create_bundle(config, db), host, port, config.interface.threads, "ddserver-bundle")
+        finally:
+            if relays is not None:
+                relays.close()
         return 0
 
     return run(body, "ddserver-bundle")

@@ -9,13 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from ddserver import __version__, sealing, secrets, validate
+from ddserver import __version__, relay, sealing, secrets, validate
 from ddserver.config import DEFAULT_PATH, Config, load_config
 from ddserver.console import EXIT_ERROR, run, setup_logging
 from ddserver.db import Database, DatabaseUrl
 from ddserver.db import migrate as migrations
 from ddserver.errors import ConfigError, Conflict, DDServerError, NotFound, ValidationError
-from ddserver.store import history, hosts, retention, users, zones
+from ddserver.store import history, hosts, relays, retention, users, zones
 from ddserver.store.common import KEEP
 from ddserver.store.retention import Ages
 from ddserver.validate import TSIG_ALGORITHMS
@@ -139,6 +139,23 @@ def build_parser() -> argparse.ArgumentParser:
     unblock.add_argument("name")
     clear = host.add_parser("clear", help="clear a host's fault counters and abuse flag: back in DNS unless blocked")
     clear.add_argument("name")
+    relay_command = host.add_parser("relay", help="forward a host's address changes to third-party dyndns2 services")
+    relay_sub = relay_command.add_subparsers(dest="relay_action", metavar="ACTION", parser_class=_Parser)
+    relay_sub.required = True
+    radd = relay_sub.add_parser("add", help="add a relay (reads its password from standard input or asks)")
+    radd.add_argument("name", help="the host, such as home.dyn.example.org")
+    radd.add_argument("url", help="the third party's update URL, such as https://members.dyndns.org/nic/update")
+    radd.add_argument("--remote-name", required=True, metavar="FQDN", help="the host's name at the third party")
+    radd.add_argument("--user", required=True, metavar="NAME", help="the user name at the third party")
+    radd.add_argument(
+        "--family", default="both", choices=("both", "ipv4", "ipv6"), help="the addresses to send (default both)"
+    )
+    radd.add_argument("--secret-stdin", action="store_true", help="read the password or token from standard input")
+    rlist = relay_sub.add_parser("list", help="one relay a line: id, URL, remote name, user, state, last result")
+    rlist.add_argument("name")
+    rremove = relay_sub.add_parser("remove", help="remove a relay")
+    rremove.add_argument("name")
+    rremove.add_argument("id", help="the relay's id, as relay list shows it")
 
     sub.add_parser(
         "prune",
@@ -665,6 +682,8 @@ def cmd_host(config: Config, args: argparse.Namespace) -> int:
         return 0
     if args.action == "edit":
         return _host_edit(db, host, args)
+    if args.action == "relay":
+        return _host_relay(config, db, host, args)
     ipv4: str | object | None = KEEP
     ipv6: str | object | None = KEEP
     for text in args.addresses:
@@ -681,6 +700,57 @@ def cmd_host(config: Config, args: argparse.Namespace) -> int:
     result = hosts.set_addresses(db, host.id, ipv4=ipv4, ipv6=ipv6)  # type: ignore[arg-type]
     state = "changed" if result.changed else "unchanged"
     print(f"{host.name}\t{result.host.ipv4 or '-'}\t{result.host.ipv6 or '-'}\t{state}")
+    return 0
+
+
+def _relay_state(item: relays.Relay) -> str:
+    if item.stopped:
+        return "stopped"
+    return "pending" if item.pending else "sent"
+
+
+def _host_relay(config: Config, db: Database, host: hosts.Host, args: argparse.Namespace) -> int:
+    """``ddserver host relay add|list|remove``: the secret is read, sealed and never printed."""
+    if args.relay_action == "list":
+        for item in relays.for_host(db, host.id):
+            last = f"{item.last_result} {_format_time(item.last_at)}" if item.last_result else "-"
+            print(f"{item.id}\t{item.url}\t{item.remote_name}\t{item.username}\t{_relay_state(item)}\t{last}")
+        return 0
+    if args.relay_action == "remove":
+        if not args.id.strip().isdigit():
+            raise ValidationError(f"relay {args.id!r}: give the relay's id, as 'ddserver host relay list' shows it")
+        found = [item for item in relays.for_host(db, host.id) if item.id == int(args.id)]
+        if not found:
+            raise NotFound(f"{host.name} has no relay {args.id}")
+        relays.remove(db, found[0].id)
+        _audit(db, f"host {host.name}", f"relay {found[0].id} to {found[0].url} removed")
+        print(f"removed relay {found[0].id} of {host.name}")
+        return 0
+    if not config.relay.max_per_host:
+        raise ValidationError("relays are turned off ([relay] max_per_host = 0)")
+    url = relay.check_url(args.url)
+    remote_name = relay.check_remote_name(args.remote_name)
+    username = relay.check_username(args.user)
+    sealer = sealing.load(config, required=True)
+    if args.secret_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        secret = getpass.getpass("Password or token at the third party: ")
+    else:
+        raise ValidationError("no terminal to ask for the password: use --secret-stdin")
+    secret = relay.check_secret(secret)
+    added = relays.add(
+        db,
+        host.id,
+        url=url,
+        remote_name=remote_name,
+        username=username,
+        sealed_secret=sealer.seal(secret, relays.secret_context(host.id)),
+        family=relay.check_family(args.family).value,
+        limit=config.relay.max_per_host,
+    )
+    _audit(db, f"host {host.name}", f"relay {added.id} to {url} added")
+    print(f"added relay {added.id} of {host.name} to {url} as {remote_name}")
     return 0
 
 

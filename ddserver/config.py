@@ -540,6 +540,44 @@ class Rfc2136Section:
 
 
 @dataclass(frozen=True)
+class RelaySection:
+    """[relay]: forwarding hosts' address changes to third-party dyndns2 services (see docs/updater.md)."""
+
+    enabled: bool = option(
+        True,
+        "Run the relay worker in each updater and bundle process: it sends pending relays after the update "
+        "committed, off the request path. Several processes share the work through a lease per relay. "
+        "Turn it off in updaters that must not reach the internet, as long as another process runs it.",
+    )
+    max_per_host: int = option(3, "Relays a host may have (0: relays are not offered).", minimum=0, maximum=20)
+    workers: int = option(
+        2,
+        "Relays sent at once by one process: a third party that hangs holds one of them for at most timeout.",
+        minimum=1,
+        maximum=32,
+    )
+    poll_interval: float = option(
+        1.0, "Seconds between two looks for pending relays when none is waiting.", minimum=0.05, maximum=60.0
+    )
+    timeout: float = option(
+        15.0,
+        "Seconds to wait for a third party to connect and answer before the try counts as failed.",
+        minimum=0.5,
+        maximum=120.0,
+    )
+    retry_min: float = option(
+        60.0,
+        "Seconds before the first retry of a failed relay (network error, timeout, HTTP error, 911); doubled "
+        "after each failure in a row. After 911 or dnserr at least 30 minutes (within retry_max), as Dyn asks.",
+        minimum=0.05,
+        maximum=86400.0,
+    )
+    retry_max: float = option(
+        3600.0, "Longest wait between two retries of a failing relay.", minimum=0.1, maximum=86400.0
+    )
+
+
+@dataclass(frozen=True)
 class RetentionSection:
     """[retention]: how long personal data is kept; ``ddserver prune`` (a daily timer) deletes what is older."""
 
@@ -603,6 +641,7 @@ class Config:
     updater: UpdaterSection = field(default_factory=UpdaterSection)
     recursor: RecursorSection = field(default_factory=RecursorSection)
     rfc2136: Rfc2136Section = field(default_factory=Rfc2136Section)
+    relay: RelaySection = field(default_factory=RelaySection)
     retention: RetentionSection = field(default_factory=RetentionSection)
     notify: NotifySection = field(default_factory=NotifySection)
     #: The file the configuration was read from, if any.

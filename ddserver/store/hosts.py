@@ -8,7 +8,7 @@ from typing import Any
 
 from ddserver.db import Database, Transaction
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
-from ddserver.store import changes, history, settings, zones
+from ddserver.store import changes, history, relays, settings, zones
 from ddserver.store.common import KEEP, Keep, boolean, for_update, like_pattern, now
 
 _COLUMNS = (
@@ -253,6 +253,7 @@ def set_addresses(
         host = _get(tx, "id", host_id)
         if changed:
             changes.record(tx, host.zone_id, host.zone, host.name)
+            relays.mark_changed_tx(tx, host_id)
         return AddressChange(host, changed)
 
     return db.run(run)

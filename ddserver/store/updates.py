@@ -13,7 +13,7 @@ from typing import Any
 
 from ddserver.db import Database, Transaction
 from ddserver.errors import NotFound
-from ddserver.store import changes, events, history, settings
+from ddserver.store import changes, events, history, relays, settings
 from ddserver.store.common import for_update, now
 
 #: The token kind of account update tokens (made by the web interface, hashed, no expiry).
@@ -395,15 +395,20 @@ def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFou
         results: list[Applied | NotFound] = []
         fed: dict[tuple[int, str], list[str]] = {}
         recorded: list[tuple[Any, ...]] = []
+        #: Hosts whose addresses changed: their relays become pending in this transaction (the outbox).
+        relayed: list[int] = []
         for update in updates:
             host = update.host
             row = rows.get(host.id)
             if row is None:
                 results.append(NotFound(f"no host {host.name}"))
                 continue
+            before = (row.ipv4, row.ipv6)
             applied = _apply_to(row, update, stamp, no_wildcards)
             if applied.changed:
                 fed.setdefault((host.zone_id, host.zone), []).append(host.name)
+            if (applied.ipv4, applied.ipv6) != before:
+                relayed.append(host.id)
             if applied.recorded:
                 recorded.append(
                     history.update_row(
@@ -419,7 +424,7 @@ def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFou
                 )
             results.append(applied)
         # The writes and the commit in one round trip where the connection takes several statements.
-        statements = _write_rows(rows) + history.updates_statements(recorded)
+        statements = _write_rows(rows) + history.updates_statements(recorded) + relays.changed_statements(relayed)
         inserts = []
         for (zone_id, zone), names in sorted(fed.items()):
             inserts.append(len(statements))

@@ -30,9 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def worker_app(config: Config, metrics_dir: str | None = None) -> Any:
     """The app of one worker process, with a database of its own (connections do not survive a fork)."""
+    from ddserver.updater import relay
     from ddserver.updater.app import create_app
 
-    app = create_app(config, Database.from_config(config, serving=True), metrics_dir=metrics_dir)
+    db = Database.from_config(config, serving=True)
+    app = create_app(config, db, metrics_dir=metrics_dir)
+    # Each worker process runs its relay threads; the leases share the relays among them. They end with the
+    # process (daemon threads); a lease left behind runs out.
+    relay.start(config, db)
     console.settle_gc()
     return app
 
@@ -84,10 +89,12 @@ def _alive(pid: int) -> bool:
 def _serve_waitress(config: Config, host: str, port: int) -> None:
     import waitress
 
+    from ddserver.updater import relay
     from ddserver.updater.app import create_app
 
     db = Database.from_config(config, serving=True)
     app = create_app(config, db)
+    relays = relay.start(config, db)
     console.settle_gc()
     # waitress warns about its task queue on every request that waits for a thread: under load that is a log
     # line per request, which costs more than the request. The latency histogram in /metrics tells the same.
@@ -108,6 +115,8 @@ def _serve_waitress(config: Config, host: str, port: int) -> None:
             _quiet=True,
         )
     finally:
+        if relays is not None:
+            relays.close()
         app.config["ddserver.updater"].close()
         db.close_all()
 

@@ -630,3 +630,65 @@ def test_zone_host_rules_and_host_edit(ready, db):
     with pytest.raises(SystemExit) as stop:  # argparse: one or the other
         ready("host", "edit", "pc.lab.example.org", "--ttl", "60", "--zone-ttl")
     assert stop.value.code == 2
+
+
+@pytest.mark.parametrize("dialect", ["sqlite"])
+def test_host_relay_add_list_remove(ready, db, monkeypatch):
+    from ddserver import sealing
+    from ddserver.store import relays
+
+    key = sealing.new_key()
+    monkeypatch.setenv("DDSERVER_AUTH_DATA_KEY", key)
+    ready("host", "add", "alice", "home.dyn.example.org")
+    ready("host", "set-address", "home.dyn.example.org", "192.0.2.1")
+    url = "https://members.dyndns.org/nic/update"
+    args = ("host", "relay", "add", "home.dyn.example.org", url, "--remote-name", "Home.Dyndns.ORG", "--user", "bob")
+    code, out, err = ready(*args, "--secret-stdin", stdin="the-third-party-secret\n")
+    assert (code, err) == (0, "")
+    assert out == f"added relay 1 of home.dyn.example.org to {url} as home.dyndns.org\n"
+    host = hosts.get(db, "home.dyn.example.org")
+    (relay,) = relays.for_host(db, host.id)
+    assert (relay.remote_name, relay.username, relay.family, relay.pending) == ("home.dyndns.org", "bob", "both", True)
+    # Sealed: not in the database in clear, and opened only with the key and in this host's context.
+    stored = db.read(lambda tx: tx.scalar("SELECT secret FROM host_relays WHERE id = ?", (relay.id,)))
+    assert "the-third-party-secret" not in stored and sealing.is_sealed(stored)
+    sealer = sealing.Sealer(sealing.parse_key(key))
+    assert sealer.unseal(stored, relays.secret_context(host.id)) == "the-third-party-secret"
+    code, out, err = ready("host", "relay", "list", "home.dyn.example.org")
+    assert (code, err) == (0, "")
+    assert out == f"1\t{url}\thome.dyndns.org\tbob\tpending\t-\n"
+    assert "the-third-party-secret" not in out
+    # One-line mistakes.
+    for bad, message in [
+        (("host", "relay", "add", "home.dyn.example.org", "ftp://x.example/", "--remote-name", "a.b", "--user", "u"),
+         "must begin with https://"),
+        (("host", "relay", "add", "home.dyn.example.org", url, "--remote-name", "nodot", "--user", "u"),
+         "is not a full host name"),
+        (("host", "relay", "add", "nope.dyn.example.org", url, "--remote-name", "a.b", "--user", "u"),
+         "no host nope.dyn.example.org"),
+        (("host", "relay", "add", "home.dyn.example.org", url, "--remote-name", "a.b", "--user", "u"),
+         "no terminal to ask for the password: use --secret-stdin"),
+        (("host", "relay", "remove", "home.dyn.example.org", "x"), "give the relay's id"),
+        (("host", "relay", "remove", "home.dyn.example.org", "7"), "home.dyn.example.org has no relay 7"),
+    ]:  # fmt: skip
+        code, _, err = ready(*bad)
+        assert code == 1 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
+    code, _, err = ready(*args, "--secret-stdin", stdin="\n")
+    assert code == 1 and "The password or token is empty." in err
+    for _ in range(2):
+        assert ready(*args, "--secret-stdin", stdin="s\n")[0] == 0
+    code, _, err = ready(*args, "--secret-stdin", stdin="s\n")
+    assert code == 1 and "at most 3 relays" in err
+    assert ready("host", "relay", "remove", "home.dyn.example.org", "1") == (
+        0,
+        "removed relay 1 of home.dyn.example.org\n",
+        "",
+    )
+    assert [r.id for r in relays.for_host(db, host.id)] == [2, 3]
+    assert "relay 1 to https://members.dyndns.org/nic/update removed (ddserver command)" in _audit_details(db)[-1]
+    # Without a data key, nothing is stored in clear: the command says what to do.
+    monkeypatch.setenv("DDSERVER_AUTH_DATA_KEY", "")
+    monkeypatch.setenv("DDSERVER_AUTH_DATA_KEY_FILE", str(ready.config_file.parent / "missing.key"))
+    ready("host", "relay", "remove", "home.dyn.example.org", "2")
+    code, _, err = ready(*args, "--secret-stdin", stdin="s\n")
+    assert code == 1 and "data_key" in err and err.count("\n") == 1

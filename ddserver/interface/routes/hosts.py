@@ -1,5 +1,5 @@
 """Hosts of the logged-in user: add, list, status, update history and failed logins, setup help, manual update,
-secret, delete."""
+relays to third-party services, secret, delete."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 import bottle
 import markupsafe
 
-from ddserver import secrets, validate
-from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
+from ddserver import relay, sealing, secrets, validate
+from ddserver.errors import Conflict, DDServerError, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
 from ddserver.interface.web import AuthLevel, Context
-from ddserver.store import history, hosts, listing, notices, records, tokens, zones
+from ddserver.store import history, hosts, listing, notices, records, relays, tokens, zones
 from ddserver.store.common import KEEP
 from ddserver.store.hosts import Host
 
@@ -135,6 +135,7 @@ def _detail(ctx: Context, host: Host, *, secret: str | None = None, status: int 
     url = update_url(ctx)
     values.setdefault("address_form", Form({"ipv4": host.ipv4 or "", "ipv6": host.ipv6 or ""}))
     values.setdefault("description_form", Form({"description": host.description}))
+    values.setdefault("relay_form", Form({"family": "both"}))
     values.setdefault(
         "dns_form", Form({"ttl": "" if host.ttl is None else str(host.ttl), "wildcard": "1" if host.wildcard else ""})
     )
@@ -154,6 +155,8 @@ def _detail(ctx: Context, host: Host, *, secret: str | None = None, status: int 
         updates=history.recent_updates(ctx.db, host.id, ctx.config.updater.history_kept),
         auth_failures=history.recent_auth_failures(ctx.db, host.id, ctx.config.updater.auth_trail_kept),
         stale_warning=notices.open_warning(ctx.db, host.id) is not None,
+        relays=relays.for_host(ctx.db, host.id),
+        relay_limit=ctx.config.relay.max_per_host,
         **values,
     )
 
@@ -222,6 +225,118 @@ def set_dns(ctx: Context, host_id: int) -> str:
     return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The TTL and wildcard are saved."))
 
 
+_RELAY_FIELDS = ("url", "remote_name", "username", "secret", "family")
+
+
+def _relay_form(ctx: Context, *, secret_required: bool) -> tuple[Form, dict[str, Any]]:
+    """The relay form, checked: its errors, and the values to store (``sealed_secret`` None: keep the secret)."""
+    form = Form.from_request(ctx, *_RELAY_FIELDS, secret=("secret",))
+    url = form.check("url", relay.check_url)
+    remote_name = form.check("remote_name", relay.check_remote_name)
+    username = form.check("username", relay.check_username)
+    family = form.check("family", relay.check_family)
+    secret = None
+    if form["secret"] or secret_required:
+        secret = form.check("secret", relay.check_secret)
+    values = {"url": url, "remote_name": remote_name, "username": username}
+    values["family"] = family.value if family is not None else None
+    values["secret"] = secret
+    return form, values
+
+
+def _sealed(ctx: Context, host: Host, secret: str | None, form: Form) -> str | None:
+    """The secret sealed for the relay of ``host`` (None for none); a missing data key is a form error."""
+    if secret is None:
+        return None
+    try:
+        return sealing.load(ctx.config, required=True).seal(secret, relays.secret_context(host.id))
+    except DDServerError:
+        form.error("_form", ctx.gettext("Relays cannot be saved: the service has no data key. Tell its administrator."))
+        return None
+
+
+def _own_relay(ctx: Context, host: Host, relay_id: int) -> relays.Relay:
+    try:
+        found = relays.get(ctx.db, relay_id)
+    except NotFound:
+        raise bottle.HTTPError(404)
+    if found.host_id != host.id:
+        raise bottle.HTTPError(404)
+    return found
+
+
+def add_relay(ctx: Context, host_id: int) -> str:
+    """A relay to a third-party dyndns2 service; the host's current addresses are sent to it at once."""
+    host = _own_host(ctx, host_id)
+    form, values = _relay_form(ctx, secret_required=True)
+    limit = ctx.config.relay.max_per_host
+    if len(relays.for_host(ctx.db, host.id)) >= limit:
+        form.error("_form", ctx.gettext("A host may have at most %(limit)s relays.", limit=limit))
+    sealed = _sealed(ctx, host, values["secret"], form) if form.ok else None
+    if form.ok and sealed is not None:
+        try:
+            added = relays.add(
+                ctx.db,
+                host.id,
+                url=values["url"],
+                remote_name=values["remote_name"],
+                username=values["username"],
+                sealed_secret=sealed,
+                family=values["family"],
+                limit=limit,
+            )
+        except LimitReached:
+            form.error("_form", ctx.gettext("A host may have at most %(limit)s relays.", limit=limit))
+        else:
+            ctx.log_event("host", f"host {host.name}", f"relay {added.id} to {added.url} added")
+            return ctx.redirect(f"/hosts/{host.id}#h-relays", ctx.gettext("The relay is saved."))
+    return _detail(ctx, host, status=400, relay_form=form)
+
+
+def edit_relay_page(ctx: Context, host_id: int, relay_id: int) -> str:
+    host = _own_host(ctx, host_id)
+    found = _own_relay(ctx, host, relay_id)
+    form = Form(
+        {"url": found.url, "remote_name": found.remote_name, "username": found.username, "family": found.family}
+    )
+    return ctx.render("host_relay.html", host=host, relay=found, form=form)
+
+
+def edit_relay(ctx: Context, host_id: int, relay_id: int) -> str:
+    """Change a relay (an empty secret keeps it); it is tried again at once, even after ``badauth``."""
+    host = _own_host(ctx, host_id)
+    found = _own_relay(ctx, host, relay_id)
+    form, values = _relay_form(ctx, secret_required=False)
+    sealed = _sealed(ctx, host, values["secret"], form) if form.ok else None
+    if form.ok:
+        try:
+            relays.edit(
+                ctx.db,
+                found.id,
+                url=values["url"],
+                remote_name=values["remote_name"],
+                username=values["username"],
+                family=values["family"],
+                sealed_secret=sealed,
+            )
+        except NotFound:
+            raise bottle.HTTPError(404)
+        ctx.log_event("host", f"host {host.name}", f"relay {found.id} to {values['url']} edited")
+        return ctx.redirect(f"/hosts/{host.id}#h-relays", ctx.gettext("The relay is saved."))
+    return ctx.render("host_relay.html", status=400, host=host, relay=found, form=form)
+
+
+def remove_relay(ctx: Context, host_id: int, relay_id: int) -> str:
+    host = _own_host(ctx, host_id)
+    found = _own_relay(ctx, host, relay_id)
+    try:
+        relays.remove(ctx.db, found.id)
+    except NotFound:
+        pass  # removed meanwhile
+    ctx.log_event("host", f"host {host.name}", f"relay {found.id} to {found.url} removed")
+    return ctx.redirect(f"/hosts/{host.id}#h-relays", ctx.gettext("The relay is removed."))
+
+
 def regenerate_secret(ctx: Context, host_id: int) -> str:
     host = _own_host(ctx, host_id)
     secret = secrets.new_host_secret()
@@ -286,5 +401,9 @@ def register(app: bottle.Bottle) -> None:
     app.route("/hosts/<host_id:int>/keep", "POST", keep, **user)
     app.route("/hosts/keep/<token>", "GET", keep_link_page)
     app.route("/hosts/keep/<token>", "POST", keep_link)
+    app.route("/hosts/<host_id:int>/relays", "POST", add_relay, **user)
+    app.route("/hosts/<host_id:int>/relays/<relay_id:int>", "GET", edit_relay_page, **user)
+    app.route("/hosts/<host_id:int>/relays/<relay_id:int>", "POST", edit_relay, **user)
+    app.route("/hosts/<host_id:int>/relays/<relay_id:int>/delete", "POST", remove_relay, **user)
     app.route("/hosts/<host_id:int>/delete", "GET", delete_page, **user)
     app.route("/hosts/<host_id:int>/delete", "POST", delete, **user)

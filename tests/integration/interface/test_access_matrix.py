@@ -12,6 +12,7 @@ import re
 import pytest
 
 from ddserver.interface import web
+from ddserver.store import relays
 from tests.integration.interface.conftest import add_host, add_user, add_zone, log_in_as
 
 PUBLIC, USER, OWNER, ADMIN = "public", "user", "owner", "admin"
@@ -61,6 +62,10 @@ ROUTES = {
     ("POST", "/hosts/<host_id:int>/keep"): OWNER,
     ("GET", "/hosts/keep/<token>"): PUBLIC,
     ("POST", "/hosts/keep/<token>"): PUBLIC,
+    ("POST", "/hosts/<host_id:int>/relays"): OWNER,
+    ("GET", "/hosts/<host_id:int>/relays/<relay_id:int>"): OWNER,
+    ("POST", "/hosts/<host_id:int>/relays/<relay_id:int>"): OWNER,
+    ("POST", "/hosts/<host_id:int>/relays/<relay_id:int>/delete"): OWNER,
     ("GET", "/hosts/<host_id:int>/delete"): OWNER,
     ("POST", "/hosts/<host_id:int>/delete"): OWNER,
     ("GET", "/admin"): ADMIN,
@@ -106,8 +111,13 @@ def test_route_by_role(db, client, role: str) -> None:
         admin = add_user(db, f"admin{n}", admin=True, password=None)
         zone = add_zone(db, f"z{n}.example.org")
         host = add_host(db, owner, f"home.z{n}.example.org")
+        relay = relays.add(
+            db, host.id, url="https://x.example/nic/update", remote_name="h.x.example", username="u",
+            sealed_secret="sealed1:x:y", family="both", limit=3,
+        )  # fmt: skip
         values = {
             "host_id": host.id,
+            "relay_id": relay.id,
             "user_id": owner.id,
             "zone_id": zone.id,
             "token": "x" * 32,
