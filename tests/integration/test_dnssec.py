@@ -1,0 +1,146 @@
+"""Signed zones through a real PowerDNS 4.7 (remote backend, remote-dnssec=yes, caches on), validated by delv with
+the zone's KSK as its trust anchor: hosts, NXDOMAIN and NODATA proofs, the apex, an update, and a ZSK rollover
+step by step. The keys are made by the ``ddserver`` command; private key material never appears in its
+output nor in PowerDNS's or the recursor's log."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ddserver import cli, sealing, secrets
+from ddserver.db import Database
+from ddserver.store import dnssec as dnssec_store
+from ddserver.store import hosts, users, zones
+from tests import support
+from tests.pdns import PdnsServer, start_pdns
+
+ZONE = "signed.example.org"
+DATA_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+
+def _populate(db: Database) -> dict[str, hosts.Host]:
+    zones.add(db, ZONE, ["ns1.example.org", "ns2.example.org"], "hostmaster.example.org")
+    alice = users.add(db, "alice", "alice@example.org", password_hash="x")
+
+    def host(name: str, **kw: object) -> hosts.Host:
+        return hosts.add(db, alice.id, name, secrets.hash_host_secret("s"), default_limit=100, **kw)  # type: ignore[arg-type]
+
+    return {
+        "home": host(f"home.{ZONE}", ipv4="192.0.2.1", ipv6="2001:db8::1"),
+        "v4": host(f"v4.{ZONE}", ipv4="192.0.2.2"),
+    }
+
+
+def ddserver(config: Path, *argv: str) -> tuple[int, str]:
+    """Run the ``ddserver`` command in-process: (exit status, stdout and stderr)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = cli.main(["--config", str(config), *argv])
+    return code, out.getvalue()
+
+
+def _anchors(db: Database, folder: Path) -> Path:
+    """A delv anchor file holding the zone's KSKs."""
+    _, _, keys = dnssec_store.state(db, ZONE)
+    lines = [
+        f'  "{ZONE}." static-key {k.flags} 3 {k.algorithm} "{k.public_key}";' for k in keys if k.flags == 257
+    ]
+    path = folder / "anchors.conf"
+    path.write_text("trust-anchors {\n" + "\n".join(lines) + "\n};\n")
+    return path
+
+
+def delv(pdns: PdnsServer, anchors: Path, name: str, rdtype: str) -> str:
+    binary = support.require_binary("delv", "/usr/bin/delv")
+    result = subprocess.run(
+        [binary, f"@{pdns.host}", "-p", str(pdns.port), "-a", str(anchors), f"+root={ZONE}", "+nocrypto",
+         name, rdtype],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    return result.stdout + result.stderr
+
+
+def validated(pdns: PdnsServer, anchors: Path, name: str, rdtype: str, expect: str = "") -> str:
+    """delv's answer, asserting it is fully validated (and holds ``expect``)."""
+    text = delv(pdns, anchors, name, rdtype)
+    assert "fully validated" in text and expect in text, text + "\n" + pdns.log()[-3000:]
+    return text
+
+
+def _private_material(db: Database) -> list[str]:
+    """The base64 of every private key of the zone, opened."""
+    sealer = sealing.Sealer(sealing.parse_key(DATA_KEY))
+    _, _, keys = dnssec_store.state(db, ZONE)
+    found = []
+    for key in keys:
+        text = sealer.unseal(key.private_key, "dnssec:" + ZONE)
+        found.append(text.split("PrivateKey: ")[1].strip())
+    return found
+
+
+@pytest.mark.parametrize("algorithm", ["ecdsa256", "ed25519"])
+def test_signed_answers_validate_and_a_zsk_rollover_keeps_them_valid(
+    algorithm: str, db: Database, db_url: str, tmp_path: Path
+) -> None:
+    if algorithm == "ed25519" and db.dialect != "sqlite":
+        pytest.skip("one dialect is enough for the second algorithm")
+    data = _populate(db)
+    config = support.write_config_file(
+        tmp_path / "ddserver.conf", db_url, f"data_key = {DATA_KEY}\n[recursor]\npoll_interval = 0.1\n"
+    )
+    code, output = ddserver(config, "zone", "dnssec", ZONE, "on", "--algorithm", algorithm)
+    assert code == 0, output
+    assert f"{ZONE}. IN DS " in output
+    code, ds_output = ddserver(config, "zone", "ds", ZONE)
+    assert code == 0 and ds_output.strip() and ds_output.strip() in output
+    secrets_in_db = _private_material(db)
+    anchors = _anchors(db, tmp_path)
+    with start_pdns(tmp_path / "pdns", config, "remote-socket", cache=True, extra="remote-dnssec=yes\n") as pdns:
+        validated(pdns, anchors, f"home.{ZONE}", "A", "192.0.2.1")
+        validated(pdns, anchors, f"home.{ZONE}", "AAAA", "2001:db8::1")
+        validated(pdns, anchors, f"missing.{ZONE}", "A", "NXDOMAIN")
+        validated(pdns, anchors, f"v4.{ZONE}", "AAAA", "NXRRSET")
+        validated(pdns, anchors, ZONE, "SOA", "hostmaster.example.org")
+        validated(pdns, anchors, ZONE, "NS", "ns2.example.org")
+        # An update, with PowerDNS's caches on: the signed new address soon.
+        hosts.set_addresses(db, data["home"].id, ipv4="203.0.113.9")
+        support.wait_until(
+            lambda: "203.0.113.9" in delv(pdns, anchors, f"home.{ZONE}", "A"), 10, what="the signed new address"
+        )
+        validated(pdns, anchors, f"home.{ZONE}", "A", "203.0.113.9")
+
+        # ZSK rollover, pre-publish: a new ZSK published but not signing; then signing instead of the old
+        # one (still published); then the old one removed. Every step validates.
+        _, _, keys = dnssec_store.state(db, ZONE)
+        (old_zsk,) = [k for k in keys if k.flags == 256]
+        code, output = ddserver(config, "zone", "key", "add", ZONE)
+        assert code == 0, output
+        _, _, keys = dnssec_store.state(db, ZONE)
+        (new_zsk,) = [k for k in keys if k.flags == 256 and k.id != old_zsk.id]
+        assert not new_zsk.active and new_zsk.published
+        support.wait_until(
+            lambda: str(new_zsk.tag) in delv(pdns, anchors, ZONE, "DNSKEY"), 10, what="the new ZSK published"
+        )
+        validated(pdns, anchors, f"home.{ZONE}", "A", "203.0.113.9")
+        assert ddserver(config, "zone", "key", "activate", ZONE, str(new_zsk.id))[0] == 0
+        assert ddserver(config, "zone", "key", "deactivate", ZONE, str(old_zsk.id))[0] == 0
+        support.wait_until(
+            lambda: f" {new_zsk.tag} {ZONE}. " in delv(pdns, anchors, f"v4.{ZONE}", "A"), 10, what="the new ZSK signing"
+        )
+        validated(pdns, anchors, f"v4.{ZONE}", "A", "192.0.2.2")
+        validated(pdns, anchors, f"home.{ZONE}", "AAAA", "2001:db8::1")
+        assert ddserver(config, "zone", "key", "remove", ZONE, str(old_zsk.id))[0] == 0
+        support.wait_until(
+            lambda: str(old_zsk.tag) not in delv(pdns, anchors, ZONE, "DNSKEY"), 10, what="the old ZSK gone"
+        )
+        validated(pdns, anchors, ZONE, "DNSKEY", str(new_zsk.tag))
+        validated(pdns, anchors, f"home.{ZONE}", "A", "203.0.113.9")
+        validated(pdns, anchors, f"gone.{ZONE}", "A", "NXDOMAIN")
+        log = pdns.log()
+    for material in secrets_in_db:
+        assert material not in output + ds_output + log
