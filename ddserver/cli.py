@@ -16,8 +16,8 @@ from ddserver.db import Database, DatabaseUrl
 from ddserver.db import migrate as migrations
 from ddserver.errors import ConfigError, Conflict, DDServerError, NotFound, ValidationError
 from ddserver.store import history, hosts, retention, users, zones
-from ddserver.store.dnssec import ZoneKey
 from ddserver.store.common import KEEP
+from ddserver.store.dnssec import ZoneKey
 from ddserver.store.retention import Ages
 from ddserver.validate import TSIG_ALGORITHMS
 

@@ -65,7 +65,9 @@ def state(db: Database, zone: str) -> tuple[bool, str, list[ZoneKey]]:
 
 
 def keys_tx(tx: Transaction, zone_id: int) -> list[ZoneKey]:
-    return [_key(r) for r in tx.tuples(f"SELECT {_KEY_COLUMNS} FROM zone_keys WHERE zone_id = ? ORDER BY id", (zone_id,))]
+    return [
+        _key(r) for r in tx.tuples(f"SELECT {_KEY_COLUMNS} FROM zone_keys WHERE zone_id = ? ORDER BY id", (zone_id,))
+    ]
 
 
 @dataclass(frozen=True)
@@ -79,17 +81,17 @@ class KeyToAdd:
     published: bool = True
 
 
+_INSERT_KEY = (
+    "INSERT INTO zone_keys (zone_id, flags, algorithm, tag, active, published, public_key, private_key, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def _add_keys(tx: Transaction, zone_id: int, keys: Iterable[KeyToAdd]) -> list[int]:
     ids = []
     for key in keys:
-        ids.append(
-            tx.insert(
-                "INSERT INTO zone_keys (zone_id, flags, algorithm, tag, active, published, public_key, private_key, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (zone_id, key.flags, key.algorithm, key.tag, int(key.active), int(key.published), key.public_key,
-                 key.sealed_private_key, now()),
-            )  # fmt: skip
-        )
+        values = (zone_id, key.flags, key.algorithm, key.tag, int(key.active), int(key.published), key.public_key)
+        ids.append(tx.insert(_INSERT_KEY, (*values, key.sealed_private_key, now())))
     return ids
 
 
@@ -139,7 +141,9 @@ def add_key(db: Database, zone: str, key: KeyToAdd) -> ZoneKey:
     return db.run(run)
 
 
-def set_key(db: Database, zone: str, key_id: int, *, active: bool | None = None, published: bool | None = None) -> ZoneKey:
+def set_key(
+    db: Database, zone: str, key_id: int, *, active: bool | None = None, published: bool | None = None
+) -> ZoneKey:
     """Activate or deactivate, publish or unpublish one of the zone's keys.
 
     :raises NotFound: if the zone has no such key.
@@ -190,5 +194,7 @@ def keys_for_zones(tx: Transaction, ids: list[int] | None) -> dict[int, tuple[tu
             rows.extend(tx.tuples(sql + f" WHERE zone_id IN ({marks}) ORDER BY id", chunk))
     found: dict[int, list[tuple[int, int, bool, bool, str]]] = {}
     for zone_id, key_id, flags, active, published, private in rows:
-        found.setdefault(int(zone_id), []).append((int(key_id), int(flags), boolean(active), boolean(published), private))
+        found.setdefault(int(zone_id), []).append(
+            (int(key_id), int(flags), boolean(active), boolean(published), private)
+        )
     return {zone_id: tuple(keys) for zone_id, keys in found.items()}

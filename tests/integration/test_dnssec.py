@@ -47,9 +47,7 @@ def ddserver(config: Path, *argv: str) -> tuple[int, str]:
 def _anchors(db: Database, folder: Path) -> Path:
     """A delv anchor file holding the zone's KSKs."""
     _, _, keys = dnssec_store.state(db, ZONE)
-    lines = [
-        f'  "{ZONE}." static-key {k.flags} 3 {k.algorithm} "{k.public_key}";' for k in keys if k.flags == 257
-    ]
+    lines = [f'  "{ZONE}." static-key {k.flags} 3 {k.algorithm} "{k.public_key}";' for k in keys if k.flags == 257]
     path = folder / "anchors.conf"
     path.write_text("trust-anchors {\n" + "\n".join(lines) + "\n};\n")
     return path
