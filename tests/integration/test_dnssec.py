@@ -10,6 +10,7 @@ import io
 import subprocess
 from pathlib import Path
 
+import dns.xfr
 import pytest
 
 from ddserver import cli, sealing, secrets
@@ -61,6 +62,13 @@ def delv(pdns: PdnsServer, anchors: Path, name: str, rdtype: str) -> str:
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     return result.stdout + result.stderr
+
+
+def pdnsutil(pdns: PdnsServer, *argv: str) -> subprocess.CompletedProcess[str]:
+    binary = support.require_binary("pdnsutil", "/usr/bin/pdnsutil")
+    return subprocess.run(
+        [binary, f"--config-dir={pdns.folder}", *argv], capture_output=True, text=True, timeout=30, check=False
+    )
 
 
 def validated(pdns: PdnsServer, anchors: Path, name: str, rdtype: str, expect: str = "") -> str:
@@ -139,6 +147,20 @@ def test_signed_answers_validate_and_a_zsk_rollover_keeps_them_valid(
         validated(pdns, anchors, ZONE, "DNSKEY", str(new_zsk.tag))
         validated(pdns, anchors, f"home.{ZONE}", "A", "203.0.113.9")
         validated(pdns, anchors, f"gone.{ZONE}", "A", "NXDOMAIN")
+        # PowerDNS's own tool reads the keys through the recursor and is refused when it would change them.
+        shown = pdnsutil(pdns, "show-zone", ZONE)
+        assert shown.returncode == 0 and "NARROW hashed NSEC3" in shown.stdout, shown.stdout
+        # PowerDNS derived the key tags and the DS from the private keys it was given: ours agree.
+        assert f"tag = {new_zsk.tag}," in shown.stdout
+        ds = ddserver(config, "zone", "ds", ZONE)[1].strip()
+        assert f"IN DS {ds.split(' IN DS ')[1].lower()} ; ( SHA256 digest )" in shown.stdout
+        refused = pdnsutil(pdns, "deactivate-zone-key", ZONE, str(new_zsk.id))
+        assert refused.returncode != 0 or "ddserver zone key deactivate" in pdns.log()
+        support.wait_until(lambda: "use 'ddserver zone key deactivate'" in pdns.log(), 10, what="the refusal logged")
+        assert dnssec_store.state(db, ZONE)[2][-1].active
+        # NSEC3 narrow has no chain to transfer: PowerDNS refuses AXFR of the signed zone (docs/dnssec.md).
+        with pytest.raises(dns.xfr.TransferError):
+            pdns.axfr(ZONE)
         log = pdns.log()
     for material in secrets_in_db:
         assert material not in output + ds_output + log
