@@ -164,3 +164,22 @@ def test_signed_answers_validate_and_a_zsk_rollover_keeps_them_valid(
         log = pdns.log()
     for material in secrets_in_db:
         assert material not in output + ds_output + log
+
+
+def test_pipe_backend_serves_a_signed_zone_unsigned_and_says_so(tmp_path: Path) -> None:
+    """A node whose recursor speaks the pipe protocol cannot sign: it answers (unsigned) and logs an error
+    naming the zone, rather than staying silent."""
+    url = support.new_database_url("sqlite", tmp_path)
+    db = support.create_database(url)
+    _populate(db)
+    config = support.write_config_file(tmp_path / "ddserver.conf", url, f"data_key = {DATA_KEY}\n")
+    assert ddserver(config, "zone", "dnssec", ZONE, "on")[0] == 0
+    with start_pdns(tmp_path / "pdns", config, "pipe-socket") as pdns:
+        answer = pdns.query(f"home.{ZONE}", "A")
+        assert [r.to_text() for rrset in answer.answer for r in rrset] == ["192.0.2.1"]
+        support.wait_until(
+            lambda: f"zone {ZONE} has DNSSEC on, but the pipe backend cannot serve signatures" in pdns.log(),
+            10,
+            what="the error in the recursor's log",
+        )
+    db.close_all()
