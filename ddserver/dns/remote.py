@@ -312,6 +312,8 @@ class RemoteHandler:
                     content = self._unseal(sealed, context)
                 except Exception as exc:  # noqa: BLE001 - sealing.SealingError, kept out of this pure module
                     return self._unopenable(row.name, str(exc))
+                if len(self._opened) >= 1000:
+                    self._opened.clear()  # keys removed long ago need not stay open in memory
                 self._opened[sealed] = content
             keys.append({"id": key_id, "flags": flags, "active": active, "published": published, "content": content})
         self._unopened.discard(row.name)
