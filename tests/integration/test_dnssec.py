@@ -183,3 +183,50 @@ def test_pipe_backend_serves_a_signed_zone_unsigned_and_says_so(tmp_path: Path) 
             what="the error in the recursor's log",
         )
     db.close_all()
+
+
+def test_keys_are_served_from_the_snapshot_while_the_database_is_down(tmp_path: Path) -> None:
+    """The snapshot holds the keys (sealed): a recursor started while the database is unreachable still gives
+    PowerDNS the keys, so the zone stays signed."""
+    import json
+    import os
+
+    from ddserver.recursor import snapshot
+    from ddserver.recursor.follower import Follower
+
+    (tmp_path / "db").mkdir()
+    url = support.new_database_url("sqlite", tmp_path / "db")
+    db = support.create_database(url)
+    _populate(db)
+    config = support.write_config_file(tmp_path / "ddserver.conf", url, f"data_key = {DATA_KEY}\n")
+    assert ddserver(config, "zone", "dnssec", ZONE, "on")[0] == 0
+    private = _private_material(db)
+    follower = Follower(db)
+    follower.load()
+    folder = tmp_path / "snapshots"
+    folder.mkdir(mode=0o700)
+    assert follower.index is not None
+    snapshot.write(snapshot.snapshot_path(folder, url), follower.index, follower.cursor)
+    assert not any(p.encode() in snapshot.snapshot_path(folder, url).read_bytes() for p in private)  # sealed
+    db.close_all()
+    (tmp_path / "db").rename(tmp_path / "gone")
+    requests = [
+        {"method": "initialize", "parameters": {}},
+        {"method": "getDomainKeys", "parameters": {"name": f"{ZONE}."}},
+        {"method": "getAllDomainMetadata", "parameters": {"name": f"{ZONE}."}},
+    ]
+    result = subprocess.run(
+        [support.console_script("ddserver-recursor"), "--config", str(config), "--remote-pipe"],
+        input="".join(json.dumps(r) + "\n" for r in requests).encode(),
+        capture_output=True,
+        timeout=60,
+        env=dict(os.environ, DDSERVER_RECURSOR_SNAPSHOT_DIR=str(folder), DDSERVER_RECURSOR_PURGE="none"),
+    )
+    answers = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    keys = answers[1]["result"]
+    assert sorted(k["flags"] for k in keys) == [256, 257], result.stderr.decode()
+    assert all(k["content"].startswith("Private-key-format: v1.2\n") for k in keys)
+    assert answers[2]["result"] == {"NSEC3PARAM": ["1 0 0 -"], "NSEC3NARROW": ["1"]}
+    stderr = result.stderr.decode()
+    assert "serving STALE data from the snapshot" in stderr
+    assert not any(p in stderr for p in private)
