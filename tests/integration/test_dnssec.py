@@ -89,12 +89,20 @@ def _private_material(db: Database) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("algorithm", ["ecdsa256", "ed25519"])
-def test_signed_answers_validate_and_a_zsk_rollover_keeps_them_valid(
-    algorithm: str, db: Database, db_url: str, tmp_path: Path
-) -> None:
-    if algorithm == "ed25519" and db.dialect != "sqlite":
-        pytest.skip("one dialect is enough for the second algorithm")
+def test_signed_answers_validate_and_a_zsk_rollover_keeps_them_valid(db: Database, db_url: str, tmp_path: Path) -> None:
+    check_signed_zone(db, db_url, tmp_path, "ecdsa256")
+
+
+def test_ed25519_validates_too(tmp_path: Path) -> None:
+    url = support.new_database_url("sqlite", tmp_path)
+    db = support.create_database(url)
+    check_signed_zone(db, url, tmp_path, "ed25519")
+    db.close_all()
+
+
+def check_signed_zone(db: Database, db_url: str, tmp_path: Path, algorithm: str) -> None:
+    """Sign with ``algorithm`` and check every kind of answer through PowerDNS with delv, an update, a ZSK
+    rollover step by step, PowerDNS's own view of the keys, and that no private key shows anywhere."""
     data = _populate(db)
     config = support.write_config_file(
         tmp_path / "ddserver.conf", db_url, f"data_key = {DATA_KEY}\n[recursor]\npoll_interval = 0.1\n"
