@@ -17,6 +17,7 @@ from ddserver.db import migrate as migrations
 from ddserver.errors import ConfigError, Conflict, DDServerError, NotFound, ValidationError
 from ddserver.store import history, hosts, relays, retention, users, zones
 from ddserver.store.common import KEEP
+from ddserver.store.dnssec import ZoneKey
 from ddserver.store.retention import Ages
 from ddserver.validate import TSIG_ALGORITHMS
 
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("name")
     delete.add_argument("--with-hosts", action="store_true", help="delete the zone's hosts with it")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _dnssec_arguments(zone)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(
         dest="action", metavar="ACTION", parser_class=_Parser
@@ -366,6 +368,8 @@ def cmd_zone(config: Config, args: argparse.Namespace) -> int:
         return _zone_rfc2136(db, config, args)
     if args.action == "delete":
         return _zone_delete(db, args)
+    if args.action in ("dnssec", "ds", "key"):
+        return _zone_dnssec(db, config, args)
     counts = zones.host_counts(db)
     for zone in zones.list_all(db):
         line = f"{zone.name}\tserial {zone.serial}\tns {','.join(zone.nameservers)}\thosts {counts.get(zone.id, 0)}"
@@ -377,6 +381,86 @@ def cmd_zone(config: Config, args: argparse.Namespace) -> int:
             line += f"\trfc2136 {_describe_rfc2136(zone)}\t{state}"
         print(line)
     return 0
+
+
+def _dnssec_arguments(zone: argparse._SubParsersAction) -> None:
+    sign = zone.add_parser("dnssec", help="sign a zone (on: makes keys, prints the DS for the parent) or stop")
+    sign.add_argument("name")
+    sign.add_argument("state", choices=("on", "off"))
+    sign.add_argument("--algorithm", default="ecdsa256", help="ecdsa256 (the default, algorithm 13) or ed25519 (15)")
+    sign.add_argument(
+        "--confirm-ds-removed",
+        action="store_true",
+        help="off: the DS records are gone from the parent (and their TTL has passed): delete the keys",
+    )
+    ds = zone.add_parser("ds", help="print the DS records of a signed zone for its parent")
+    ds.add_argument("name")
+    key = zone.add_parser("key", help="a signed zone's keys: list, add (a rollover), activate, deactivate, ...")
+    key.add_argument("key_action", metavar="KEY-ACTION",
+                     choices=("list", "add", "activate", "deactivate", "publish", "unpublish", "remove"))  # fmt: skip
+    key.add_argument("name")
+    key.add_argument("id", nargs="?", type=int, help="the key's id (see list)")
+    key.add_argument("--ksk", action="store_true", help="add: a key-signing key (default: a zone-signing key)")
+    key.add_argument("--active", action="store_true", help="add: signing at once (default: published only)")
+
+
+def _zone_dnssec(db: Database, config: Config, args: argparse.Namespace) -> int:
+    """``zone dnssec``, ``zone ds`` and ``zone key``: never a private key in the output."""
+    from ddserver import signing
+    from ddserver.store import dnssec as dnssec_store
+
+    name = validate.zone_name(args.name)
+    zones.get(db, name)  # NotFound: a clear error
+    if args.action == "dnssec" and args.state == "on":
+        algorithm = signing.algorithm_of(args.algorithm)
+        keys = signing.enable(db, config, name, algorithm)
+        _audit(db, f"zone {name}", "DNSSEC on")
+        print(f"{name}: DNSSEC on, NSEC3 narrow; keys: " + ", ".join(_describe_key(k) for k in keys))
+        print(f"{name}: give the parent zone these DS records:")
+        for ds in signing.ds_records(db, name):
+            print(ds.text)
+        return 0
+    if args.action == "dnssec":
+        count = signing.disable(db, name, args.confirm_ds_removed)
+        _audit(db, f"zone {name}", f"DNSSEC off, {count} keys deleted")
+        print(f"{name}: DNSSEC off, {_count(count, 'key')} deleted")
+        return 0
+    if args.action == "ds":
+        records = signing.ds_records(db, name)
+        if not records:
+            raise ValidationError(f"zone {name} is not signed")
+        for ds in records:
+            print(ds.text)
+        return 0
+    action = args.key_action
+    if action == "list":
+        on, nsec3param, keys = dnssec_store.state(db, name)
+        print(f"{name}: DNSSEC {'on' if on else 'off'}, NSEC3PARAM {nsec3param} (narrow)")
+        for key in keys:
+            print(f"{_describe_key(key)}\t{signing.dnskey_record(name, key)}")
+        return 0
+    if action == "add":
+        key = signing.add_key(db, config, name, ksk=args.ksk, active=args.active)
+        _audit(db, f"zone {name}", f"DNSSEC key {key.id} added")
+        print(f"{name}: added {_describe_key(key)}")
+        return 0
+    if args.id is None:
+        raise ValidationError(f"zone key {action}: give the key's id (ddserver zone key list {name})")
+    if action == "remove":
+        dnssec_store.remove_key(db, name, args.id)
+        print(f"{name}: key {args.id} removed")
+    else:
+        flag = {"activate": ("active", True), "deactivate": ("active", False),
+                "publish": ("published", True), "unpublish": ("published", False)}[action]  # fmt: skip
+        key = dnssec_store.set_key(db, name, args.id, **{flag[0]: flag[1]})
+        print(f"{name}: {_describe_key(key)}")
+    _audit(db, f"zone {name}", f"DNSSEC key {args.id}: {action}")
+    return 0
+
+
+def _describe_key(key: ZoneKey) -> str:
+    state = ("active" if key.active else "inactive") + (", published" if key.published else ", unpublished")
+    return f"key {key.id} {key.role} algorithm {key.algorithm} tag {key.tag} ({state})"
 
 
 def _describe_rfc2136(zone: zones.Zone) -> str:

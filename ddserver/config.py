@@ -458,6 +458,13 @@ class RecursorSection:
     """[recursor]: the PowerDNS backend (ddserver-recursor)."""
 
     poll_interval: float = option(0.2, "Seconds between two reads of the change feed.", minimum=0.01, maximum=60.0)
+    backend: str = option(
+        "remote",
+        "The PowerDNS backend this site's recursors serve: remote (--remote-socket, --remote-pipe) or pipe "
+        "(--pipe, --pipe-socket). The pipe backend cannot serve DNSSEC, so 'ddserver zone dnssec' refuses to "
+        "sign a zone when this is pipe.",
+        choices=("remote", "pipe"),
+    )
     purge: str = option(
         "socket",
         "How changed names are purged from PowerDNS's caches after each change: socket (the control "

@@ -78,6 +78,8 @@ class PipeSession:
         self.commands = commands or {}
         #: Called with (qtype, number of records) for each answered query (metrics).
         self.on_query = on_query
+        #: Signed zones already reported as served unsigned by this session.
+        self._unsigned: set[str] = set()
 
     def handle(self, line: str) -> str:
         """The full answer to one request line (without its newline)."""
@@ -132,6 +134,14 @@ class PipeSession:
         zone, records = index.lookup(name, qtype)
         if self.on_query is not None:
             self.on_query(qtype, -1 if zone is None else len(records))
+        if zone is not None and zone.signed and zone.name not in self._unsigned:
+            self._unsigned.add(zone.name)
+            logger.error(
+                "zone %s has DNSSEC on, but the pipe backend cannot serve signatures: its answers are UNSIGNED "
+                "and fail validation once its DS is at the parent. Serve it through the remote backend "
+                "(docs/dnssec.md)",
+                zone.name,
+            )
         if not records:
             return _END_BYTES
         zid = zone.id  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ with a log entry, which PowerDNS treats as "nothing here" or as a failure, never
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the command line answers the handshake before the index module is loaded
     from ddserver.dns.zoneindex import Zone, ZoneIndex
+    from ddserver.store.dnsdata import ZoneRow
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,21 @@ class Method(enum.StrEnum):
     GET_ALL_DOMAIN_METADATA = "getalldomainmetadata"
     GET_DOMAIN_METADATA = "getdomainmetadata"
     DIRECT_BACKEND_CMD = "directbackendcmd"
+    GET_DOMAIN_KEYS = "getdomainkeys"
+    GET_BEFORE_AND_AFTER_NAMES_ABSOLUTE = "getbeforeandafternamesabsolute"
+
+
+#: Calls with which PowerDNS's tools (pdnsutil, the HTTP API) would change keys or metadata. The recursor
+#: only reads the database: these are refused, pointing at the command that does it.
+REFUSED_WRITES = {
+    "adddomainkey": "ddserver zone key add",
+    "removedomainkey": "ddserver zone key remove",
+    "activatedomainkey": "ddserver zone key activate",
+    "deactivatedomainkey": "ddserver zone key deactivate",
+    "publishdomainkey": "ddserver zone key publish",
+    "unpublishdomainkey": "ddserver zone key unpublish",
+    "setdomainmetadata": "ddserver zone dnssec",
+}
 
 
 #: How PowerDNS (json11: keys sorted, ": " and ", " between them) starts a lookup request.
@@ -70,12 +87,23 @@ def _domain(zone: Zone) -> str:
     )  # fmt: skip
 
 
+def metadata_for(zone: ZoneRow) -> dict[str, list[str]]:
+    """A zone's domain metadata, as PowerDNS asks for it (``getAllDomainMetadata``, ``getDomainMetadata``):
+    derived from the zone's settings, never stored as such (ddserver manages it; ``setDomainMetadata`` is
+    refused)."""
+    from ddserver.dns import dnssec  # the handshake path never needs it
+
+    return dnssec.metadata_for(zone.dnssec, zone.nsec3param, zone.keys)
+
+
 class RemoteHandler:
     """Answers remote backend messages from the current index.
 
     :param index: returns the current index, or None while nothing is loaded (lookups then fail).
     :param commands: answers to ``directBackendCmd``: name -> function returning lines.
     :param on_query: called with (qtype, number of records, -1 for a foreign name) for metrics.
+    :param unseal: opens a sealed DNSSEC private key: ``unseal(sealed, context)`` (``sealing.Sealer.unseal``);
+        None: no keys are given to PowerDNS (its zones are served unsigned, logged).
     """
 
     def __init__(
@@ -83,10 +111,16 @@ class RemoteHandler:
         index: Callable[[], ZoneIndex | None],
         commands: dict[str, Callable[[list[str]], list[str]]] | None = None,
         on_query: Callable[[str, int], None] | None = None,
+        unseal: Callable[[str, str], str] | None = None,
     ) -> None:
         self._index = index
         self.commands = commands or {}
         self.on_query = on_query
+        self._unseal = unseal
+        #: Private keys opened, by sealed text (opening one costs a few microseconds, but PowerDNS asks often).
+        self._opened: dict[str, str] = {}
+        #: Zones whose keys could not be opened, logged once each.
+        self._unopened: set[str] = set()
         #: getAllDomains was refused before the first load: PowerDNS's zone cache is empty until told.
         self.refused_domains = False
         self._methods: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -95,10 +129,15 @@ class RemoteHandler:
             Method.LIST.value: self._list,
             Method.GET_ALL_DOMAINS.value: self._all_domains,
             Method.GET_DOMAIN_INFO.value: self._domain_info,
-            Method.GET_ALL_DOMAIN_METADATA.value: lambda p: '{"result":{}}',
-            Method.GET_DOMAIN_METADATA.value: lambda p: EMPTY_LIST,
+            Method.GET_ALL_DOMAIN_METADATA.value: self._all_metadata,
+            Method.GET_DOMAIN_METADATA.value: self._metadata,
             Method.DIRECT_BACKEND_CMD.value: self._command,
+            Method.GET_DOMAIN_KEYS.value: self._domain_keys,
+            # NSEC3 narrow: PowerDNS computes the neighbours itself and never needs the order of names.
+            Method.GET_BEFORE_AND_AFTER_NAMES_ABSOLUTE.value: lambda p: false("NSEC3 narrow only: no ordering"),
         }
+        for method, command in REFUSED_WRITES.items():
+            self._methods[method] = functools.partial(self._refuse, method, command)
 
     def handle(self, message: bytes | str) -> str:
         """The answer (one JSON object, no newline) to one request."""
@@ -232,3 +271,64 @@ class RemoteHandler:
         handler = self.commands.get(words[0].lower()) if words else None
         text = "commands: " + ", ".join(sorted(self.commands)) if handler is None else "\n".join(handler(words[1:]))
         return '{"result":' + _js(text) + "}"
+
+    # -- DNSSEC -----------------------------------------------------------------------------------------
+
+    def _zone_row(self, params: dict[str, Any]) -> ZoneRow | None:
+        index = self._index()
+        if index is None:
+            return None
+        zone = self._find_zone(index, params, "name")
+        return None if zone is None else zone.row
+
+    def _all_metadata(self, params: dict[str, Any]) -> str:
+        row = self._zone_row(params)
+        if row is None:
+            return '{"result":{}}'
+        return json.dumps({"result": metadata_for(row)}, separators=(",", ":"))
+
+    def _metadata(self, params: dict[str, Any]) -> str:
+        row = self._zone_row(params)
+        kind = params.get("kind")
+        if row is None or not isinstance(kind, str):
+            return EMPTY_LIST
+        return json.dumps({"result": metadata_for(row).get(kind.upper(), [])}, separators=(",", ":"))
+
+    def _domain_keys(self, params: dict[str, Any]) -> str:
+        """The zone's keys with their private key text, as PowerDNS signs with them; none for a zone that is
+        not signed. A key that cannot be opened (no data key, another one) leaves the zone unsigned, logged
+        once: PowerDNS cannot sign without it."""
+        row = self._zone_row(params)
+        if row is None or not row.dnssec or not row.keys:
+            return EMPTY_LIST
+        keys = []
+        context = "dnssec:" + row.name
+        for key_id, flags, active, published, sealed in row.keys:
+            content = self._opened.get(sealed)
+            if content is None:
+                if self._unseal is None:
+                    return self._unopenable(row.name, "no data key configured ([auth] data_key)")
+                try:
+                    content = self._unseal(sealed, context)
+                except Exception as exc:  # noqa: BLE001 - sealing.SealingError, kept out of this pure module
+                    return self._unopenable(row.name, str(exc))
+                if len(self._opened) >= 1000:
+                    self._opened.clear()  # keys removed long ago need not stay open in memory
+                self._opened[sealed] = content
+            keys.append({"id": key_id, "flags": flags, "active": active, "published": published, "content": content})
+        self._unopened.discard(row.name)
+        return json.dumps({"result": keys}, separators=(",", ":"))
+
+    def _unopenable(self, zone: str, why: str) -> str:
+        if zone not in self._unopened:
+            self._unopened.add(zone)
+            logger.error("DNSSEC keys of zone %s cannot be opened (%s): PowerDNS serves it UNSIGNED", zone, why)
+        return false(f"DNSSEC keys of {zone} cannot be opened")
+
+    def _refuse(self, method: str, command: str, params: dict[str, Any]) -> str:
+        name = str(params.get("name", ""))[:255]
+        logger.warning(
+            "remote: %s for %s refused: ddserver keeps DNSSEC keys and metadata in its database (use '%s')",
+            method, name, command,
+        )  # fmt: skip
+        return false(f"{method} refused: ddserver manages keys and metadata; use '{command}'")

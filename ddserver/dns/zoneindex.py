@@ -32,13 +32,15 @@ _ANY = QType.ANY.value
 class Zone:
     """A served zone with its apex records rendered once."""
 
-    __slots__ = ("apex", "host_ttl", "id", "name", "row", "serial", "soa")
+    __slots__ = ("apex", "host_ttl", "id", "name", "row", "serial", "signed", "soa")
 
     def __init__(self, row: ZoneRow, default_ttl: int) -> None:
         self.row = row
         self.id = row.id
         self.name = row.name
         self.serial = row.serial
+        #: DNSSEC is on and the zone has keys: PowerDNS signs its answers (remote backend only).
+        self.signed = row.dnssec and bool(row.keys)
         #: TTL of hosts that set none: the zone's, else the configured default.
         self.host_ttl = row.ttl if row.ttl is not None else default_ttl
         mname = row.nameservers[0] if row.nameservers else row.name

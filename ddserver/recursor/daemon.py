@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ddserver import console
+from ddserver import console, sealing
 from ddserver.config import Config, parse_listen
 from ddserver.db import Database
 from ddserver.dns import pipe, remote
@@ -399,10 +399,12 @@ def run_remote_pipe(
     purger: Purger,
     handshake: Handshake,
     timeout: float = 0.0,
+    unseal: Callable[[str, str], str] | None = None,
 ) -> int:
-    """Serve PowerDNS's remote backend over its pipe connector; ``timeout``: see :func:`watchdog`."""
+    """Serve PowerDNS's remote backend over its pipe connector; ``timeout``: see :func:`watchdog`; ``unseal``
+    opens the zones' DNSSEC private keys (``sealing.Sealer.unseal``)."""
     clock = StreamClock(handshake.at)
-    handler = remote.RemoteHandler(first_load_index(follower, clock), commands(follower))
+    handler = remote.RemoteHandler(first_load_index(follower, clock), commands(follower), unseal=unseal)
 
     def start() -> None:
         if first is not None:
@@ -471,6 +473,7 @@ def run_socket(
     protocol: str = "remote",
     snapshot_path: Path | None = None,
     snapshot_interval: float = 0.0,
+    unseal: Callable[[str, str], str] | None = None,
 ) -> int:
     """Serve the remote backend protocol (``protocol="remote"``) or the pipe backend protocol (``"pipe"``)
     on a unix socket, from one index shared by every PowerDNS connection; ``snapshot_path``: see
@@ -482,7 +485,7 @@ def run_socket(
         server = SocketServer(path, _pipe_sessions(follower, cache),
                               pipe.fail("request line too long").encode(), pipe.MAX_LINE, mode)  # fmt: skip
     else:
-        handler = remote.RemoteHandler(lambda: follower.index, commands(follower))
+        handler = remote.RemoteHandler(lambda: follower.index, commands(follower), unseal=unseal)
         respond = _remote_responder(handler, cache)
         ask = cache.asker(handler.query)
         server = SocketServer(path, lambda: (respond, ask), remote.false("message too long").encode() + b"\n",
@@ -540,9 +543,10 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
         timeout = config.recursor.coprocess_timeout
         if args.pipe:
             return run_pipe(follower, _snapshot_start(follower, config, rediscover=False), handshake, timeout)
+        unseal = sealing.load(config).unseal
         if args.remote_pipe:
             first = _snapshot_start(follower, config, rediscover=True)
-            return run_remote_pipe(follower, first, purger, handshake, timeout)
+            return run_remote_pipe(follower, first, purger, handshake, timeout, unseal)
         mode = int(config.recursor.socket_mode, 8)
         if args.pipe_socket:
             path, protocol = args.pipe_socket, "pipe"
@@ -560,6 +564,7 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
             protocol,
             snapshot_at,
             config.recursor.snapshot_interval,
+            unseal,
         )
 
     return console.run(body, "ddserver-recursor")

@@ -29,6 +29,8 @@ disable-syslog=yes
 security-poll-suffix=
 launch=remote
 remote-connection-string=unix:path={socket},timeout=2000
+# Zones signed with 'ddserver zone dnssec' are signed by PowerDNS (docs/dnssec.md).
+remote-dnssec=yes
 # Caches on (PowerDNS defaults); the recursor purges changed names, so updates show at once.
 cache-ttl=20
 query-cache-ttl=20

@@ -29,7 +29,7 @@ from ddserver.store.dnsdata import ZoneRow
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3  # 3: zones carry their DNSSEC state and keys (sealed)
 #: The lasting folder tried first when ``[recursor] snapshot_dir`` is empty.
 DEFAULT_DIR = "/var/lib/ddserver/recursor"
 #: A snapshot older than this is still used (the feed fills the gap) but a fresh one is built for next time.

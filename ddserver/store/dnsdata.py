@@ -36,6 +36,11 @@ class ZoneRow:
     minimum: int
     zone_ttl: int
     ttl: int | None
+    #: DNSSEC: signed or not, the NSEC3PARAM text, and the keys as ``(id, flags, active, published, sealed
+    #: private key)`` (store/dnssec.py).
+    dnssec: bool = False
+    nsec3param: str = "1 0 0 -"
+    keys: tuple[tuple[int, int, bool, bool, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

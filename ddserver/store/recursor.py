@@ -8,11 +8,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ddserver.db import Database, Transaction
-from ddserver.store import dnsdata
+from ddserver.store import dnsdata, dnssec
 from ddserver.store.dnsdata import ZoneRow
 
 _ZONE_SQL = (
-    "SELECT id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl FROM zones"
+    "SELECT id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl, dnssec, "
+    "nsec3param FROM zones"
 )
 _ACTIVE = "h.blocked = 0 AND h.abuse = 0 AND u.is_disabled = 0"
 # Hosts alone, in primary key order: with a join to users, MariaDB began at the users table and sorted every
@@ -37,22 +38,25 @@ _RECORDS_SQL = (
 )
 
 
-def _zone(row: tuple) -> ZoneRow:
+def _zone(row: tuple, keys: dict[int, tuple]) -> ZoneRow:
     return ZoneRow(
-        row[0], row[1], tuple(row[2].split()), row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10]
-    )
+        row[0], row[1], tuple(row[2].split()), row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
+        bool(row[11]), row[12], keys.get(row[0], ()),
+    )  # fmt: skip
 
 
 def zones(tx: Transaction, ids: Iterable[int] | None = None) -> list[ZoneRow]:
-    """All zones, or those with the given ids, as index rows."""
+    """All zones, or those with the given ids, as index rows (with their DNSSEC keys, still sealed)."""
     if ids is None:
-        return [_zone(row) for row in tx.tuples(_ZONE_SQL)]
+        keys = dnssec.keys_for_zones(tx, None)
+        return [_zone(row, keys) for row in tx.tuples(_ZONE_SQL)]
     ids = list(ids)
+    keys = dnssec.keys_for_zones(tx, ids)
     found: list[ZoneRow] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" for _ in chunk)
-        found.extend(_zone(row) for row in tx.tuples(_ZONE_SQL + f" WHERE id IN ({marks})", chunk))
+        found.extend(_zone(row, keys) for row in tx.tuples(_ZONE_SQL + f" WHERE id IN ({marks})", chunk))
     return found
 
 

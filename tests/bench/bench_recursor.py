@@ -145,12 +145,12 @@ class Target:
         }
 
 
-def dnsperf(port: int, queries: Path, seconds: int, clients: int) -> dict[str, float]:
+def dnsperf(port: int, queries: Path, seconds: int, clients: int, extra: list[str] | None = None) -> dict[str, float]:
     """Run dnsperf once: qps, questions completed, lost, average latency (ms), its own CPU seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds),
-         "-c", str(clients), "-q", "100", "-t", "5"],
+         "-c", str(clients), "-q", "100", "-t", "5", *(extra or [])],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

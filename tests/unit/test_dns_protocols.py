@@ -168,7 +168,7 @@ def test_remote_methods() -> None:
     assert call("getDomainMetadata", name="dyn.example.org.", kind="PRESIGNED") == {"result": []}
     listed = call("list", zonename="dyn.example.org.", domain_id=3)["result"]
     assert listed[0]["qtype"] == "SOA" and {r["qname"] for r in listed} == {"dyn.example.org.", "home.dyn.example.org."}
-    assert call("getDomainKeys", name="dyn.example.org.")["result"] is False
+    assert call("getDomainKeys", name="dyn.example.org.")["result"] == []  # not signed
     assert call("LOOKUP", qtype="a", qname="home.dyn.example.org.")["result"][0]["qtype"] == "A"
 
 

@@ -10,13 +10,15 @@ from typing import Any
 
 import bottle
 
-from ddserver import validate
+from ddserver import signing, validate
 from ddserver.config import parse_listen
-from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
+from ddserver.dns import dnssec
+from ddserver.errors import ConfigError, Conflict, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
 from ddserver.interface.routes import page_args, safe_next, send_mail
 from ddserver.interface.web import AuthLevel, Context
 from ddserver.store import audit, changes, hosts, listing, retention, rfc2136, sessions, tokens, users, zones
+from ddserver.store import dnssec as dnssec_store
 from ddserver.store.users import User
 from ddserver.store.zones import Zone
 
@@ -444,6 +446,49 @@ def zone_delete(ctx: Context, zone_id: int) -> str:
     return ctx.redirect("/admin/zones", ctx.gettext("The zone %(name)s is deleted.", name=zone.name))
 
 
+# -- DNSSEC ----------------------------------------------------------------------------------------
+
+
+def _dnssec_page(ctx: Context, zone: Zone, status: int = 200, error: str = "") -> str:
+    on, nsec3param, keys = dnssec_store.state(ctx.db, zone.name)
+    return ctx.render(
+        "admin/zone_dnssec.html",
+        status=status,
+        zone=zone,
+        on=on,
+        nsec3param=nsec3param,
+        keys=keys,
+        ds_records=signing.ds_records(ctx.db, zone.name),
+        pipe=ctx.config.recursor.backend == "pipe",
+        algorithms=list(dnssec.ALGORITHM_NAMES),
+        error=error,
+    )
+
+
+def zone_dnssec_page(ctx: Context, zone_id: int) -> str:
+    return _dnssec_page(ctx, _zone(ctx, zone_id))
+
+
+def zone_dnssec(ctx: Context, zone_id: int) -> str:
+    """Turn signing on (keys made, DS shown) or off (only once the admin says the DS is gone)."""
+    zone = _zone(ctx, zone_id)
+    try:
+        if ctx.form("state") == "on":
+            signing.enable(ctx.db, ctx.config, zone.name, signing.algorithm_of(ctx.form("algorithm", "ecdsa256")))
+            ctx.log_event(AUDIT, f"zone {zone.name}", "DNSSEC on")
+            message = ctx.gettext("DNSSEC is on for %(name)s: give the parent zone its DS records.", name=zone.name)
+        else:
+            if ctx.form("ds_removed") != "1":
+                error = ctx.gettext("Remove the DS records at the parent first, then confirm that they are gone.")
+                return _dnssec_page(ctx, zone, 400, error)
+            count = signing.disable(ctx.db, zone.name, ds_removed=True)
+            ctx.log_event(AUDIT, f"zone {zone.name}", f"DNSSEC off, {count} keys deleted")
+            message = ctx.gettext("DNSSEC is off for %(name)s; its keys are deleted.", name=zone.name)
+    except (ValidationError, Conflict, ConfigError) as exc:
+        return _dnssec_page(ctx, zone, 400, str(exc))
+    return ctx.redirect(f"/admin/zones/{zone.id}/dnssec", message)
+
+
 # -- hosts -----------------------------------------------------------------------------------------
 
 
@@ -503,6 +548,8 @@ def register(app: bottle.Bottle) -> None:
     app.route("/admin/zones/<zone_id:int>", "POST", zone_edit, **admin)
     app.route("/admin/zones/<zone_id:int>/delete", "GET", zone_delete_page, **admin)
     app.route("/admin/zones/<zone_id:int>/delete", "POST", zone_delete, **admin)
+    app.route("/admin/zones/<zone_id:int>/dnssec", "GET", zone_dnssec_page, **admin)
+    app.route("/admin/zones/<zone_id:int>/dnssec", "POST", zone_dnssec, **admin)
     app.route("/admin/hosts", "GET", host_list, **admin)
     app.route("/admin/hosts/<host_id:int>", "POST", host_action, **admin)
     app.route("/admin/audit", "GET", audit_page, **admin)

@@ -84,6 +84,8 @@ ROUTES = {
     ("POST", "/admin/zones/<zone_id:int>"): ADMIN,
     ("GET", "/admin/zones/<zone_id:int>/delete"): ADMIN,
     ("POST", "/admin/zones/<zone_id:int>/delete"): ADMIN,
+    ("GET", "/admin/zones/<zone_id:int>/dnssec"): ADMIN,
+    ("POST", "/admin/zones/<zone_id:int>/dnssec"): ADMIN,
     ("GET", "/admin/hosts"): ADMIN,
     ("POST", "/admin/hosts/<host_id:int>"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,

@@ -239,3 +239,31 @@ def test_admin_deletes_a_user_and_the_audit_keeps_a_pseudonym(db, client) -> Non
         (pseudonym, "deleted with 1 hosts", "root"),
         (pseudonym, "disable", "root"),
     ]
+
+
+def test_zone_dnssec_page_signs_shows_the_ds_and_turns_off_only_when_confirmed(db, make_app) -> None:
+    from ddserver.store import dnssec as dnssec_store
+
+    client = make_app(auth={"data_key": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="})
+    admin = add_user(db, "root", admin=True, password=None)
+    zone = add_zone(db)
+    log_in_as(client, admin)
+    url = f"/admin/zones/{zone.id}/dnssec"
+    assert url in client.get(f"/admin/zones/{zone.id}").text
+    page = client.get(url)
+    assert "not signed" in page.text
+    form = form_for(page, url)
+    form["algorithm"] = "ed25519"
+    page = form.submit().follow()
+    on, _, keys = dnssec_store.state(db, zone.name)
+    assert on and {k.algorithm for k in keys} == {15}
+    assert "dyn.example.org. IN DS " in page.text and "PrivateKey" not in page.text
+    assert client.post(url, {"state": "off"}, status=403)  # no CSRF token
+    form = form_for(page, url)
+    page = form.submit(status=400)
+    assert "Remove the DS records" in page.text and dnssec_store.state(db, zone.name)[0]
+    form = form_for(page, url)
+    form["ds_removed"] = True
+    assert "not signed" in form.submit().follow().text
+    assert dnssec_store.state(db, zone.name) == (False, "1 0 0 -", [])
+    assert ("zone dyn.example.org", "DNSSEC on", "root") in [(e.subject, e.detail, e.actor) for e in audit.recent(db)]

@@ -1,0 +1,139 @@
+"""DNSSEC for PowerDNS's live signing (pure): zone keys in PowerDNS's private key format, their DNSKEY and DS
+records, and the domain metadata a signed zone needs.
+
+PowerDNS signs a zone when its backend gives it active keys (``getDomainKeys``) and reads how to deny
+existence from the zone's metadata (``getDomainMetadata``); ddserver keeps both in its database, so every
+PowerDNS node signs with the same keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from ddserver.errors import ValidationError
+
+
+class Algorithm(enum.IntEnum):
+    """The DNSKEY algorithms ddserver makes keys for."""
+
+    ECDSAP256SHA256 = 13
+    ED25519 = 15
+
+
+#: Names on the command line and in the interface.
+ALGORITHM_NAMES = {"ecdsa256": Algorithm.ECDSAP256SHA256, "ed25519": Algorithm.ED25519}
+
+
+class Flags(enum.IntEnum):
+    """DNSKEY flags: a key-signing key (SEP bit set) or a zone-signing key."""
+
+    KSK = 257
+    ZSK = 256
+
+
+#: NSEC3 with SHA-1, no opt-out, no extra iterations, no salt (RFC 9276).
+DEFAULT_NSEC3PARAM = "1 0 0 -"
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key just made: the private key text (PowerDNS's v1.2 format: seal it before storing) and the public
+    parts."""
+
+    flags: int
+    algorithm: int
+    private_text: str
+    public_key: str  # base64, as in the DNSKEY record
+    tag: int
+
+    def __repr__(self) -> str:  # the private key never enters a log or a traceback's locals dump
+        return f"NewKey(flags={self.flags}, algorithm={self.algorithm}, tag={self.tag})"
+
+
+def generate(flags: int, algorithm: int) -> NewKey:
+    """A new key pair for a zone.
+
+    :raises ValidationError: for an algorithm ddserver does not make keys for.
+    """
+    if algorithm == Algorithm.ECDSAP256SHA256:
+        private = ec.generate_private_key(ec.SECP256R1())
+        scalar = private.private_numbers().private_value.to_bytes(32, "big")
+        numbers = private.public_key().public_numbers()
+        public = numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
+        text = private_text(algorithm, "ECDSAP256SHA256", scalar)
+    elif algorithm == Algorithm.ED25519:
+        edkey = ed25519.Ed25519PrivateKey.generate()
+        seed = edkey.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        public = edkey.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        text = private_text(algorithm, "ED25519", seed)
+    else:
+        raise ValidationError(f"DNSSEC algorithm {algorithm} is not supported (13 or 15)")
+    encoded = base64.b64encode(public).decode("ascii")
+    return NewKey(flags, int(algorithm), text, encoded, key_tag(flags, algorithm, public))
+
+
+def private_text(algorithm: int, name: str, key: bytes) -> str:
+    """A private key as ``pdnsutil export-zone-key`` prints it and PowerDNS reads it (BIND's v1.2 format)."""
+    return (
+        f"Private-key-format: v1.2\nAlgorithm: {algorithm} ({name})\n"
+        f"PrivateKey: {base64.b64encode(key).decode('ascii')}\n"
+    )
+
+
+def dnskey_rdata(flags: int, algorithm: int, public: bytes) -> bytes:
+    return struct.pack("!HBB", flags, 3, algorithm) + public
+
+
+def key_tag(flags: int, algorithm: int, public: bytes) -> int:
+    """The key tag of RFC 4034, appendix B."""
+    data = dnskey_rdata(flags, algorithm, public)
+    total = 0
+    for i, byte in enumerate(data):
+        total += byte << 8 if i % 2 == 0 else byte
+    total += (total >> 16) & 0xFFFF
+    return total & 0xFFFF
+
+
+def wire_name(name: str) -> bytes:
+    """A name in canonical wire form (lower case)."""
+    out = b""
+    for label in name.lower().rstrip(".").split("."):
+        if label:
+            raw = label.encode("ascii")
+            out += bytes([len(raw)]) + raw
+    return out + b"\0"
+
+
+def dnskey_text(flags: int, algorithm: int, public_key: str) -> str:
+    """The DNSKEY record's data in zone-file form."""
+    return f"{flags} 3 {algorithm} {public_key}"
+
+
+def ds_text(zone: str, flags: int, algorithm: int, public_key: str) -> str:
+    """The DS record's data (SHA-256 digest) for the parent zone."""
+    public = base64.b64decode(public_key)
+    rdata = dnskey_rdata(flags, algorithm, public)
+    digest = hashlib.sha256(wire_name(zone) + rdata).hexdigest().upper()
+    return f"{key_tag(flags, algorithm, public)} {algorithm} 2 {digest}"
+
+
+#: A zone key as the recursor holds it: (id, flags, active, published, sealed private key text).
+KeyRow = tuple[int, int, bool, bool, str]
+
+
+def metadata_for(dnssec: bool, nsec3param: str, keys: tuple[KeyRow, ...]) -> dict[str, list[str]]:
+    """The DNSSEC domain metadata of a zone, as PowerDNS asks for it (``getAllDomainMetadata``): NSEC3 in
+    narrow mode (hashes computed per answer, so no ordering of names is stored and the zone cannot be
+    walked) when the zone is signed; nothing for an unsigned zone. PRESIGNED is never set: PowerDNS signs."""
+    if not dnssec or not keys:
+        return {}
+    return {"NSEC3PARAM": [nsec3param], "NSEC3NARROW": ["1"]}
