@@ -46,7 +46,6 @@ def judge(zone: str, found: Iterable[str] | None, expected: Iterable[str]) -> Ve
     if foreign:
         return Verdict(
             False,
-            f"The parent zone delegates {zone} to {', '.join(names)}; "
-            f"it must name only {', '.join(sorted(wanted))}.",
+            f"The parent zone delegates {zone} to {', '.join(names)}; it must name only {', '.join(sorted(wanted))}.",
         )
     return Verdict(True)

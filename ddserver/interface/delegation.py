@@ -97,7 +97,9 @@ def _through(zone: str, host: str, port: int, timeout: float) -> list[str] | Non
         if found.rcode == dns.rcode.NXDOMAIN:
             continue
         if found.rcode != dns.rcode.NOERROR:
-            raise CheckFailed(f"the resolver answered {dns.rcode.to_text(found.rcode)} for the NS records of {parent}")
+            raise CheckFailed(
+                f"the resolver answered {dns.rcode.to_text(dns.rcode.Rcode(found.rcode))} for the NS records of {parent}"
+            )
         parent_ns = _names(found.answer, parent, "NS")
         if not parent_ns:
             continue  # not a zone cut: look further up

@@ -105,7 +105,7 @@ def add(
 
     :param limit: zones a user may own (-1: any number).
     :raises LimitReached: the owner has as many zones as they may.
-    :raises Conflict: the zone exists, or it is above or below a zone served here.
+    :raises Conflict: the zone exists, or it is above or below a zone of this service.
     :raises NotFound: the owner is gone.
     """
 
@@ -128,7 +128,7 @@ def add(
         if clash is not None:
             if clash == name:
                 raise Conflict(f"zone {name} exists already")
-            raise Conflict(f"{name} overlaps the zone {clash}, which is served here")
+            raise Conflict(f"{name} overlaps the zone {clash} of this service")
         zone_id = tx.insert(
             "INSERT INTO zones (name, nameservers, hostmaster, serial, is_public, created_at, owner_id, served, "
             "approved) VALUES (?, ?, ?, ?, 0, ?, ?, 0, ?)",
@@ -150,7 +150,9 @@ def add(
 
 def owned_by(db: Database, owner_id: int) -> list[Zone]:
     """The user's zones, by name."""
-    rows = db.read(lambda tx: tx.all(f"SELECT {zones.COLUMNS} FROM zones WHERE owner_id = ? ORDER BY name", (owner_id,)))
+    rows = db.read(
+        lambda tx: tx.all(f"SELECT {zones.COLUMNS} FROM zones WHERE owner_id = ? ORDER BY name", (owner_id,))
+    )
     return [Zone.from_row(row) for row in rows]
 
 
@@ -214,7 +216,9 @@ def approve(db: Database, zone_id: int, grace: int) -> Zone:
 
 def awaiting_approval(db: Database) -> list[Zone]:
     rows = db.read(
-        lambda tx: tx.all(f"SELECT {zones.COLUMNS} FROM zones WHERE owner_id IS NOT NULL AND approved = 0 ORDER BY name")
+        lambda tx: tx.all(
+            f"SELECT {zones.COLUMNS} FROM zones WHERE owner_id IS NOT NULL AND approved = 0 ORDER BY name"
+        )
     )
     return [Zone.from_row(row) for row in rows]
 
