@@ -82,11 +82,6 @@ def state_of(zone: Zone) -> ZoneState:
     return ZoneState.ACTIVE
 
 
-def related(name: str, other: str) -> bool:
-    """Whether one of two zone names is the other or below it."""
-    return name == other or name.endswith("." + other) or other.endswith("." + name)
-
-
 # -- queries ---------------------------------------------------------------------------------------
 
 
