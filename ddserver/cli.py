@@ -367,8 +367,9 @@ def cmd_zone(config: Config, args: argparse.Namespace) -> int:
         print(f"{zone.name}: approved, {_describe_owned(zone)}")
         return 0
     counts = zones.host_counts(db)
-    owners = {user.id: user.username for user in users.list_all(db)} if ownzones.all_owned(db) else {}
-    for zone in zones.list_all(db):
+    listed = zones.list_all(db)
+    owners = {uid: users.get(db, uid).username for uid in {z.owner_id for z in listed if z.owner_id is not None}}
+    for zone in listed:
         line = f"{zone.name}\tserial {zone.serial}\tns {','.join(zone.nameservers)}\thosts {counts.get(zone.id, 0)}"
         line += f"\t{_describe_rules(zone)}"
         if zone.owner_id is not None:
