@@ -3,6 +3,8 @@ served, check now, let other users add hosts in it, delete it."""
 
 from __future__ import annotations
 
+import time
+
 import bottle
 
 from ddserver import validate
@@ -107,8 +109,17 @@ def detail(ctx: Context, zone_id: int, status: int = 200, grant_form: Form | Non
     )
 
 
+#: Seconds between two checks of one zone asked for from its page: each check sends queries to the servers
+#: of a domain the user chose.
+CHECK_INTERVAL = 10
+
+
 def check_now(ctx: Context, zone_id: int) -> str:
     zone = _own_zone(ctx, zone_id)
+    if zone.delegation_checked_at is not None and 0 <= time.time() - zone.delegation_checked_at < CHECK_INTERVAL:
+        return ctx.redirect(
+            f"/zones/{zone.id}", ctx.gettext("Checked a moment ago: try again in a few seconds."), "warning"
+        )
     checked = delegation.check_and_record(ctx.db, ctx.config.zones, zone)
     if checked.delegation_error:
         return ctx.redirect(f"/zones/{zone.id}", checked.delegation_error, "warning")

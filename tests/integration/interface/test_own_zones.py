@@ -52,7 +52,15 @@ def test_a_user_adds_a_zone_and_hosts_in_it(db, app_for, parent: NamedServer) ->
     assert not other.served
     assert f'value="{other.id}"' not in client.get("/hosts/new").text  # not offered for hosts yet
     set_delegation(parent, "other.example.com", SERVICE_NS)
-    page = form_for(client.get(f"/zones/{other.id}"), f"/zones/{other.id}/check").submit().follow()
+    check = form_for(client.get(f"/zones/{other.id}"), f"/zones/{other.id}/check")
+    assert "Checked a moment ago" in check.submit().follow().text  # checked when added, seconds ago
+    assert not zones.get(db, "other.example.com").served
+    db.run(
+        lambda tx: tx.execute(
+            "UPDATE zones SET delegation_checked_at = delegation_checked_at - 60 WHERE id = ?", (other.id,)
+        )
+    )
+    page = check.submit().follow()
     assert "The delegation is in place." in page.text and zones.get(db, "other.example.com").served
 
     # The limit (2 by default), bad names and overlaps.
