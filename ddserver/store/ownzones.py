@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ddserver.db import Database, Transaction
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.store import changes, zones
-from ddserver.store.common import for_update, now
+from ddserver.store.common import for_update, like_pattern, now
 from ddserver.store.zones import Zone
 
 # -- the rules (pure) ------------------------------------------------------------------------------
@@ -115,10 +115,10 @@ def add(
         # The zones that could be above it (its parents) or below it (their names end with it).
         parents = [".".join(labels[i:]) for i in range(len(labels))]
         marks = ", ".join("?" for _ in parents)
-        pattern = "%." + name.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        below = like_pattern("." + name).removesuffix("%")  # names ending with ".<name>"
         clash = tx.scalar(
             f"SELECT name FROM zones WHERE name IN ({marks}) OR name LIKE ? ESCAPE '!' ORDER BY name LIMIT 1",
-            (*parents, pattern),
+            (*parents, below),
         )
         if clash is not None:
             if clash == name:
