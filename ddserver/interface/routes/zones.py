@@ -122,7 +122,7 @@ def check_now(ctx: Context, zone_id: int) -> str:
         )
     checked = delegation.check_and_record(ctx.db, ctx.config.zones, zone)
     if checked.delegation_error:
-        return ctx.redirect(f"/zones/{zone.id}", checked.delegation_error, "warning")
+        return ctx.redirect(f"/zones/{zone.id}", ctx.gettext("The delegation was not found: see why below."), "warning")
     return ctx.redirect(f"/zones/{zone.id}", ctx.gettext("The delegation is in place."))
 
 
