@@ -17,9 +17,10 @@ EXTRAS = {
     # gunicorn and granian serve the updater with several worker processes ([updater] server): one Python
     # process holds one core at most, and routers' updates are many small requests.
     "updater": WEB + PASSWORDS + ["gunicorn>=22", "granian>=2.0"],
-    "interface": WEB + PASSWORDS + ["jinja2>=3.1"],
+    # dnspython: the delegation checks of users' own zones ("check now", and 'ddserver zone check-delegations').
+    "interface": WEB + PASSWORDS + ["jinja2>=3.1", "dnspython>=2.4"],
     "rfc2136": ["dnspython>=2.4"],
-    "admin": PASSWORDS,
+    "admin": [*PASSWORDS, "dnspython>=2.4"],
 }
 EXTRAS["bundle"] = sorted(set(EXTRAS["updater"] + EXTRAS["interface"]))
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})

@@ -7,6 +7,7 @@ import getpass
 import os
 import sys
 import time
+import types
 from pathlib import Path
 
 from ddserver import __version__, relay, sealing, secrets, validate
@@ -15,7 +16,7 @@ from ddserver.console import EXIT_ERROR, run, setup_logging
 from ddserver.db import Database, DatabaseUrl
 from ddserver.db import migrate as migrations
 from ddserver.errors import ConfigError, Conflict, DDServerError, NotFound, ValidationError
-from ddserver.store import history, hosts, relays, retention, users, zones
+from ddserver.store import history, hosts, ownzones, relays, retention, users, zones
 from ddserver.store.common import KEEP
 from ddserver.store.dnssec import ZoneKey
 from ddserver.store.retention import Ages
@@ -52,17 +53,29 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--ns",
         action="append",
-        required=True,
         metavar="NAME",
-        help="a nameserver of the zone (repeat for each)",
+        help="a nameserver of the zone (repeat for each; with --owner: [zones] nameservers)",
     )
-    add.add_argument("--hostmaster", required=True, metavar="EMAIL", help="hostmaster address, for the SOA")
+    add.add_argument(
+        "--hostmaster", metavar="EMAIL", help="hostmaster address, for the SOA (with --owner: [zones] hostmaster)"
+    )
+    add.add_argument(
+        "--owner",
+        metavar="USER",
+        help="a user's own zone: served once its parent delegates it to [zones] nameservers (checked at once)",
+    )
     add.add_argument("--ttl", type=int, metavar="SECONDS", help="TTL of host records (default: [dns] default_ttl)")
     add.add_argument("--private", action="store_true", help="only admins (and users granted it) may add hosts")
     add.add_argument("--description", default="", help="shown to users in the zone picker")
     _host_rule_arguments(add)
     _rfc2136_arguments(add)
     zone.add_parser("list", help="list zones with their serial, nameservers and hosts")
+    zone.add_parser(
+        "check-delegations",
+        help="check every user's zone's delegation: serve, keep in its grace period, suspend (an hourly timer)",
+    )
+    approve = zone.add_parser("approve", help="approve a user's zone (when [zones] approval is on)")
+    approve.add_argument("name")
     edit = zone.add_parser("edit", help="change a zone's host TTL range, wildcards, RFC 2136 primary and TSIG key")
     edit.add_argument("name")
     _host_rule_arguments(edit)
@@ -347,7 +360,11 @@ def _rfc2136_settings(args: argparse.Namespace) -> dict[str, str | None]:
 
 def cmd_zone(config: Config, args: argparse.Namespace) -> int:
     db = open_database(config)
+    if args.action == "add" and args.owner:
+        return _zone_add_owned(db, config, args)
     if args.action == "add":
+        if not args.ns or not args.hostmaster:
+            raise ValidationError("zone add: give --ns and --hostmaster (or --owner USER for a user's own zone)")
         name = validate.zone_name(args.name)
         nameservers = [validate.hostname(ns) for ns in args.ns]
         ttl = validate.ttl(args.ttl) if args.ttl is not None else None
@@ -370,10 +387,21 @@ def cmd_zone(config: Config, args: argparse.Namespace) -> int:
         return _zone_delete(db, args)
     if args.action in ("dnssec", "ds", "key"):
         return _zone_dnssec(db, config, args)
+    if args.action == "check-delegations":
+        return _check_delegations(db, config)
+    if args.action == "approve":
+        zone = ownzones.approve(db, zones.get(db, validate.zone_name(args.name)).id, config.zones.grace_period)
+        _audit(db, f"zone {zone.name}", "approved")
+        print(f"{zone.name}: approved, {_describe_owned(zone)}")
+        return 0
     counts = zones.host_counts(db)
-    for zone in zones.list_all(db):
+    listed = zones.list_all(db)
+    owners = {uid: users.get(db, uid).username for uid in {z.owner_id for z in listed if z.owner_id is not None}}
+    for zone in listed:
         line = f"{zone.name}\tserial {zone.serial}\tns {','.join(zone.nameservers)}\thosts {counts.get(zone.id, 0)}"
         line += f"\t{_describe_rules(zone)}"
+        if zone.owner_id is not None:
+            line += f"\towner {owners.get(zone.owner_id, zone.owner_id)}\t{_describe_owned(zone)}"
         if zone.rfc2136_server:
             state = "pending" if zone.rfc2136_ok_at is None else f"ok at {_format_time(zone.rfc2136_ok_at)}"
             if zone.rfc2136_error:
@@ -461,6 +489,58 @@ def _zone_dnssec(db: Database, config: Config, args: argparse.Namespace) -> int:
 def _describe_key(key: ZoneKey) -> str:
     state = ("active" if key.active else "inactive") + (", published" if key.published else ", unpublished")
     return f"key {key.id} {key.role} algorithm {key.algorithm} tag {key.tag} ({state})"
+
+
+def _delegation() -> types.ModuleType:
+    """The delegation checks (they need dnspython)."""
+    try:
+        from ddserver.interface import delegation
+    except ImportError:
+        from ddserver.errors import MissingDependency
+
+        raise MissingDependency("dnspython is not installed: pip install 'ddserver[admin]'")
+    return delegation
+
+
+def _describe_owned(zone: zones.Zone) -> str:
+    """A user's zone's state as admins and owners read it: served or not, and why."""
+    state = ownzones.state_of(zone)
+    text = state.value
+    if state is ownzones.ZoneState.GRACE and zone.delegation_failing_since is not None:
+        text += f" since {_format_time(zone.delegation_failing_since)}"
+    if zone.delegation_error and state is not ownzones.ZoneState.ACTIVE:
+        text += f": {zone.delegation_error}"
+    return text
+
+
+def _zone_add_owned(db: Database, config: Config, args: argparse.Namespace) -> int:
+    """A zone a user brings, with the service's nameservers; checked at once, served once delegated."""
+    name = validate.zone_name(args.name)
+    owner = users.get_by_name(db, args.owner)
+    nameservers = [validate.hostname(ns) for ns in (args.ns or config.zones.nameservers)]
+    if not nameservers:
+        raise ValidationError("zone add --owner: set [zones] nameservers (the service's nameservers) or give --ns")
+    contact = args.hostmaster or config.zones.hostmaster
+    hostmaster = validate.hostmaster(contact) if contact else f"hostmaster.{name}"
+    zone = ownzones.add(db, owner.id, name, nameservers, hostmaster, limit=-1, approved=True)
+    _audit(db, f"zone {zone.name}", f"added for {owner.username}")
+    zone = _delegation().check_and_record(db, config.zones, zone)
+    print(
+        f"added zone {zone.name} for {owner.username} (nameservers {', '.join(zone.nameservers)}): {_describe_owned(zone)}"
+    )
+    return 0
+
+
+def _check_delegations(db: Database, config: Config) -> int:
+    """Check every user's zone (``ddserver-delegations.timer``): one line each, its state after the check."""
+    delegation = _delegation()
+    for zone in ownzones.all_owned(db):
+        try:
+            checked = delegation.check_and_record(db, config.zones, zone)
+        except NotFound:
+            continue  # deleted meanwhile
+        print(f"{checked.name}\t{_describe_owned(checked)}")
+    return 0
 
 
 def _describe_rfc2136(zone: zones.Zone) -> str:

@@ -10,6 +10,7 @@ import configparser
 import dataclasses
 import ipaddress
 import os
+import re
 import sys
 import typing
 from collections.abc import Callable, Mapping
@@ -215,6 +216,69 @@ class DnsSection:
         "Seconds that entries of the change feed are kept. A follower (recursor, RFC 2136 worker) that "
         "falls further behind reloads in full.",
         minimum=60,
+    )
+
+
+def parse_server(value: str, default_port: int = 53) -> tuple[str, int]:
+    """Split ``HOST``, ``HOST:PORT``, ``V6`` or ``[V6]:PORT`` into a host and a port (``default_port`` when none).
+
+    :raises ValueError: when the value is not of that form.
+    """
+    value = value.strip()
+    if not value:
+        raise ValueError(value)
+    if value.startswith("[") or value.count(":") == 1:
+        return parse_listen(value)
+    if ":" in value:
+        ipaddress.IPv6Address(value)
+    return value, default_port
+
+
+def _check_servers(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        try:
+            parse_server(value)
+        except ValueError:
+            return "addresses such as 127.0.0.1:53, [::1]:53 or 192.0.2.1 (port 53)"
+    return None
+
+
+def _check_hostnames(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        if not re.fullmatch(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}\.?", value.lower()):
+            return "host names such as ns1.example.org, comma-separated"
+    return None
+
+
+@dataclass(frozen=True)
+class ZonesSection:
+    """[zones]: zones that users bring (their own domain, delegated to this service's nameservers)."""
+
+    nameservers: tuple[str, ...] = option(
+        (),
+        "The service's nameservers, comma-separated (ns1.example.org, ns2.example.org): the NS records of "
+        "users' zones, and what the parent of such a zone must delegate it to. Empty: users cannot add zones.",
+        check=_check_hostnames,
+    )
+    delegation_resolver: tuple[str, ...] = option(
+        ("127.0.0.1:53",),
+        "Resolvers asked for a user zone's delegation (HOST:PORT, comma-separated, tried in turn): the parent's "
+        "NS records, then the parent's servers for the zone's NS. A server authoritative for the parent may "
+        "be given instead (it is then asked directly).",
+        check=_check_servers,
+    )
+    check_timeout: float = option(3.0, "Seconds to wait for one answer during a delegation check.", minimum=0.1)
+    max_per_user: int = option(2, "Zones a user may own (0: users cannot add zones; -1: unlimited).", minimum=-1)
+    approval: bool = option(False, "Whether an admin must approve a user's zone before it is served.")
+    grace_period: int = option(
+        259200,
+        "Seconds that a user zone whose delegation went away is still served (its owner sees why) before "
+        "'ddserver zone check-delegations' suspends it; it is served again once the delegation is back.",
+        minimum=0,
+    )
+    hostmaster: str = option(
+        "",
+        "SOA contact of users' zones (an e-mail address). Empty: hostmaster@ the zone itself.",
     )
 
 
@@ -639,6 +703,7 @@ class Config:
     database: DatabaseSection = field(default_factory=DatabaseSection)
     auth: AuthSection = field(default_factory=AuthSection)
     dns: DnsSection = field(default_factory=DnsSection)
+    zones: ZonesSection = field(default_factory=ZonesSection)
     signup: SignupSection = field(default_factory=SignupSection)
     mail: MailSection = field(default_factory=MailSection)
     captcha: CaptchaSection = field(default_factory=CaptchaSection)

@@ -198,7 +198,8 @@ if [ ! -e /etc/ddserver/secret.key ]; then
 fi
 
 # 7. The systemd units of the components, pointing at $prefix, running as $user.
-units=(ddserver-prune.service ddserver-prune.timer ddserver-notify.service ddserver-notify.timer)
+units=(ddserver-prune.service ddserver-prune.timer ddserver-notify.service ddserver-notify.timer
+       ddserver-delegations.service ddserver-delegations.timer)
 for component in "${components[@]}"; do units+=("ddserver-$component.service"); done
 for unit in "${units[@]}"; do
   sed -e "s|/opt/ddserver/|$prefix/|g" -e "s|^User=ddserver\$|User=$user|" -e "s|^Group=ddserver\$|Group=$group|" \
@@ -218,4 +219,4 @@ fi
 services=()
 for component in "${components[@]}"; do services+=("ddserver-$component.service"); done
 echo "install: installed ${components[*]} ($version) in $prefix/releases/$release"
-echo "install: next: check $conf, then: systemctl enable --now ${services[*]} (and on one machine: ddserver-prune.timer, and ddserver-notify.timer where the interface or bundle is)"
+echo "install: next: check $conf, then: systemctl enable --now ${services[*]} (and on one machine: ddserver-prune.timer, ddserver-notify.timer where the interface or bundle is, and ddserver-delegations.timer if users may bring zones)"

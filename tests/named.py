@@ -190,3 +190,42 @@ def named(tmp_path: Path) -> Iterator[NamedServer]:
     """A started ``named`` serving dyn.example.org, stopped whatever happens."""
     with started(NamedServer(tmp_path / "named")) as server:
         yield server
+
+
+#: The service's nameservers in the tests of users' own zones (``[zones] nameservers``).
+SERVICE_NS = ("ns1.example.org", "ns2.example.org")
+
+
+def parent_server(folder: Path, delegations: dict[str, tuple[str, ...]]) -> NamedServer:
+    """A ``named`` acting as the parent zone ``example.com`` (not started), delegating each child label of
+    ``delegations`` (``{"dyn": SERVICE_NS}``) to the NS names given; change it later with ``update``."""
+    server = NamedServer(folder, zones=("example.com",))
+    lines = [
+        "$TTL 60",
+        "@ IN SOA ns.example.com. hostmaster.example.com. 1 3600 600 604800 60",
+        "@ IN NS ns.example.com.",
+        "ns IN A 127.0.0.1",
+    ]
+    for label, names in delegations.items():
+        lines += [f"{label} IN NS {name}." for name in names]
+    server.zone_file("example.com").write_text("\n".join(lines) + "\n")
+    return server
+
+
+@pytest.fixture
+def parent(tmp_path: Path) -> Iterator[NamedServer]:
+    """BIND as the parent ``example.com``: ``dyn`` delegated to the service, ``other`` elsewhere, nothing else."""
+    server = parent_server(tmp_path / "parent", {"dyn": SERVICE_NS, "other": ("ns.elsewhere.example.net",)})
+    with started(server) as running:
+        yield running
+
+
+def set_delegation(server: NamedServer, child: str, names: tuple[str, ...]) -> None:
+    """Replace the NS records of ``child`` (a name below example.com) in the parent (none: no delegation)."""
+
+    def build(update: dns.update.UpdateMessage) -> None:
+        update.delete(child + ".", "NS")
+        for name in names:
+            update.add(child + ".", 60, "NS", name + ".")
+
+    server.update("example.com", build)

@@ -16,7 +16,7 @@ from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.errors import ConfigError, DatabaseError
 from ddserver.interface import i18n, web
-from ddserver.interface.routes import account, admin, hosts, pages
+from ddserver.interface.routes import account, admin, hosts, pages, zones
 from ddserver.store import updates
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
     db = db if db is not None else Database.from_config(config, serving=True)
     env = make_environment()
     env.globals["site_name"] = config.interface.site_name
+    # Users may bring zones of their own ("Your zones" in the menu).
+    env.globals["own_zones"] = bool(config.zones.nameservers) and config.zones.max_per_user != 0
     env.globals["captcha"] = config.captcha
     static_version = str(int(max(p.stat().st_mtime for p in STATIC_DIR.rglob("*") if p.is_file())))
     env.globals["static_version"] = static_version
@@ -170,6 +172,6 @@ def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
     for code in (400, 403, 404, 405, 500):
         app.error(code)(error_page)
 
-    for module in (pages, account, hosts, admin):
+    for module in (pages, account, hosts, zones, admin):
         module.register(app)
     return app

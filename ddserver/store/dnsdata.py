@@ -1,6 +1,7 @@
 """What DNS serves: the zones, and the hosts and records that are in DNS, for the recursor and RFC 2136.
 
-A host is in DNS unless it is blocked, flagged for abuse, or its owner is disabled.
+A host is in DNS unless it is blocked, flagged for abuse, its owner is disabled, or its zone is not served
+(a user's zone awaiting approval or its delegation, or suspended: ``store.ownzones``).
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from dataclasses import dataclass
 
 from ddserver.db import Transaction
 
-_ACTIVE = "h.blocked = 0 AND h.abuse = 0 AND u.is_disabled = 0"
+_ACTIVE = "h.blocked = 0 AND h.abuse = 0 AND u.is_disabled = 0 AND z.served = 1"
 _HOST_SQL = (
     "SELECT h.name, h.zone_id, h.ipv4, h.ipv6, h.ttl, h.wildcard FROM hosts h JOIN users u ON u.id = h.user_id "
-    f"WHERE {_ACTIVE}"
+    f"JOIN zones z ON z.id = h.zone_id WHERE {_ACTIVE}"
 )
 _RECORD_SQL = (
     "SELECT r.name, r.zone_id, r.type, r.content, r.ttl FROM records r JOIN hosts h ON h.id = r.host_id "
-    f"JOIN users u ON u.id = h.user_id WHERE {_ACTIVE}"
+    f"JOIN users u ON u.id = h.user_id JOIN zones z ON z.id = h.zone_id WHERE {_ACTIVE}"
 )
 
 

@@ -11,13 +11,15 @@ from ddserver.db import Database, Transaction
 from ddserver.store import dnsdata, dnssec
 from ddserver.store.dnsdata import ZoneRow
 
+# Only the zones DNS serves (a user's zone is not while it awaits approval or its delegation, or is suspended).
 _ZONE_SQL = (
     "SELECT id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl, dnssec, "
-    "nsec3param FROM zones"
+    "nsec3param FROM zones WHERE served = 1"
 )
-_ACTIVE = "h.blocked = 0 AND h.abuse = 0 AND u.is_disabled = 0"
+_ACTIVE = "h.blocked = 0 AND h.abuse = 0 AND u.is_disabled = 0 AND z.served = 1"
 # Hosts alone, in primary key order: with a join to users, MariaDB began at the users table and sorted every
-# remaining host for each page (44 s for a million hosts). Hosts of disabled users are left out in Python.
+# remaining host for each page (44 s for a million hosts). Hosts of disabled users and of zones not served
+# are left out in Python.
 _HOST_PAGE_SQL = (
     "SELECT id, name, zone_id, ipv4, ipv6, ttl, wildcard, user_id FROM hosts "
     "WHERE id > ? AND blocked = 0 AND abuse = 0 ORDER BY id LIMIT ?"
@@ -34,7 +36,7 @@ _HOST_PAGE_TEXT_SQL = (
 TEXT_PAGE = 20000
 _RECORDS_SQL = (
     "SELECT h.name, r.name, r.type, r.content, r.ttl FROM records r JOIN hosts h ON h.id = r.host_id "
-    f"JOIN users u ON u.id = h.user_id WHERE {_ACTIVE}"
+    f"JOIN users u ON u.id = h.user_id JOIN zones z ON z.id = h.zone_id WHERE {_ACTIVE}"
 )
 
 
@@ -56,7 +58,7 @@ def zones(tx: Transaction, ids: Iterable[int] | None = None) -> list[ZoneRow]:
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" for _ in chunk)
-        found.extend(_zone(row, keys) for row in tx.tuples(_ZONE_SQL + f" WHERE id IN ({marks})", chunk))
+        found.extend(_zone(row, keys) for row in tx.tuples(_ZONE_SQL + f" AND id IN ({marks})", chunk))
     return found
 
 
@@ -64,14 +66,15 @@ def iter_all_hosts(db: Database, page: int = 50000) -> Iterator[tuple]:
     """Every host in DNS as ``(name, zone_id, ipv4, ipv6, ttl, wildcard)``, read in pages by id so a
     million hosts never sit in the driver's buffers at once."""
     disabled = set(db.read(disabled_users))
+    unserved = set(db.read(unserved_zones))
     if db.dialect == "mysql":
-        yield from _iter_host_text(db, disabled)
+        yield from _iter_host_text(db, disabled, unserved)
         return
     after = 0
     while True:
         rows = db.read(functools.partial(_host_page, params=(after, page)))
         for row in rows:
-            if not disabled or row[7] not in disabled:
+            if (not disabled or row[7] not in disabled) and (not unserved or row[2] not in unserved):
                 yield row[1:7]
         if len(rows) < page:
             return
@@ -87,7 +90,12 @@ def disabled_users(tx: Transaction) -> list[int]:
     return [row[0] for row in tx.tuples("SELECT id FROM users WHERE is_disabled <> 0")]
 
 
-def _iter_host_text(db: Database, disabled: set[int]) -> Iterator[tuple]:
+def unserved_zones(tx: Transaction) -> list[int]:
+    """Ids of the zones DNS does not serve, whose hosts are out of DNS."""
+    return [row[0] for row in tx.tuples("SELECT id FROM zones WHERE served = 0")]
+
+
+def _iter_host_text(db: Database, disabled: set[int], unserved: set[int]) -> Iterator[tuple]:
     after = 0
     while True:
         count, high, text = db.read(functools.partial(_host_text_page, after=after))
@@ -100,6 +108,8 @@ def _iter_host_text(db: Database, disabled: set[int]) -> Iterator[tuple]:
             for line in text.split("\n"):  # type: ignore[union-attr]
                 name, zone_id, ipv4, ipv6, ttl, wildcard, user = line.split("\t")
                 if disabled and int(user) in disabled:
+                    continue
+                if unserved and int(zone_id) in unserved:
                     continue
                 yield name, int(zone_id), ipv4 or None, ipv6 or None, int(ttl) if ttl else None, wildcard == "1"
         if count < TEXT_PAGE:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ddserver.db import Database, Transaction
 from ddserver.errors import LimitReached
-from ddserver.store import changes, events, sessions, tokens
+from ddserver.store import changes, events, ownzones, sessions, tokens
 from ddserver.store.audit import ADMIN
 from ddserver.store.common import now
 from ddserver.store.users import _admin_count, _get, _record_host_changes
@@ -140,8 +140,8 @@ def delete_account(
     """Delete an account and everything that names it, in one transaction; the one function every way of
     deleting an account (web interface, admin pages, command line, prune) goes through.
 
-    Deleted: the user row, its sessions, tokens, zone memberships, hosts and records (with change-feed
-    entries so that DNS drops the names), its own account and host events, the rate-limit facts and
+    Deleted: the user row, its sessions, tokens, zone memberships, the zones it brought (with every host in
+    them), hosts and records (with change-feed entries so that DNS drops the names), its own account and host events, the rate-limit facts and
     counters about its name, e-mail, id, sessions and hosts. Anonymised: audit entries of admin actions
     about it or by it keep a pseudonym instead of its name and hosts; any other event keeps no client
     address the account logged in or updated from. Kept: facts counted against a client address
@@ -230,6 +230,8 @@ def delete_account(
         tx.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
         tx.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
         tx.execute("DELETE FROM zone_users WHERE user_id = ?", (user_id,))
+        # The zones it brought go, with every host in them (other users' too), each through the feed.
+        ownzones.delete_owned_tx(tx, user_id)
         _record_host_changes(tx, user_id)
         tx.execute("DELETE FROM records WHERE host_id IN (SELECT id FROM hosts WHERE user_id = ?)", (user_id,))
         tx.execute("DELETE FROM hosts WHERE user_id = ?", (user_id,))

@@ -22,7 +22,7 @@ class Lease:
 
 def pushed_zones(db: Database) -> list[zones.Zone]:
     """The zones served by an external primary (``rfc2136_server`` set), by name."""
-    return [zone for zone in zones.list_all(db) if zone.rfc2136_server]
+    return [zone for zone in zones.list_all(db) if zone.rfc2136_server and zone.served]
 
 
 def _ensure_row(tx: Transaction, zone_id: int) -> None:

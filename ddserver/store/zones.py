@@ -15,8 +15,11 @@ from ddserver.store.common import boolean, for_update, now
 _COLUMNS = (
     "id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl, is_public, "
     "description, rfc2136_server, rfc2136_transport, tsig_name, tsig_algorithm, tsig_secret, "
-    "rfc2136_position, rfc2136_error, rfc2136_error_at, rfc2136_ok_at, created_at, min_ttl, max_ttl, allow_wildcards"
+    "rfc2136_position, rfc2136_error, rfc2136_error_at, rfc2136_ok_at, created_at, min_ttl, max_ttl, allow_wildcards, "
+    "owner_id, served, approved, delegation_checked_at, delegation_ok_at, delegation_failing_since, delegation_error"
 )
+#: Every column of a zone row, for the other store modules.
+COLUMNS = _COLUMNS
 
 #: Columns an admin may change with ``update``.
 EDITABLE = {
@@ -73,6 +76,15 @@ class Zone:
     max_ttl: int = 86400
     #: Whether owners may make a host a wildcard.
     allow_wildcards: bool = True
+    #: The user who brought the zone (None: a zone the admins run); see ``store.ownzones``.
+    owner_id: int | None = None
+    #: Whether DNS serves it (always for admins' zones; for a user's, while approved and delegated).
+    served: bool = True
+    approved: bool = True
+    delegation_checked_at: int | None = None
+    delegation_ok_at: int | None = None
+    delegation_failing_since: int | None = None
+    delegation_error: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Zone:
@@ -80,6 +92,8 @@ class Zone:
         row["nameservers"] = tuple(row["nameservers"].split())
         row["is_public"] = boolean(row["is_public"])
         row["allow_wildcards"] = boolean(row["allow_wildcards"])
+        row["served"] = boolean(row["served"])
+        row["approved"] = boolean(row["approved"])
         return cls(**row)
 
     def host_ttl(self, default: int) -> int:
@@ -217,21 +231,26 @@ def find_for_name(tx: Transaction, fqdn: str) -> Zone | None:
 
 
 def usable_by(db: Database, user_id: int, is_admin: bool) -> list[Zone]:
-    """Zones in which this user may create hosts: public ones, those granted to them, all for admins."""
+    """Zones in which this user may create hosts: public ones, their own and those granted to them while
+    served; all for admins."""
     if is_admin:
         return list_all(db)
     rows = db.read(
         lambda tx: tx.all(
-            f"SELECT {_COLUMNS} FROM zones WHERE is_public = 1 "
-            "OR id IN (SELECT zone_id FROM zone_users WHERE user_id = ?) ORDER BY name",
-            (user_id,),
+            f"SELECT {_COLUMNS} FROM zones WHERE served = 1 AND (is_public = 1 OR owner_id = ? "
+            "OR id IN (SELECT zone_id FROM zone_users WHERE user_id = ?)) ORDER BY name",
+            (user_id, user_id),
         )
     )
     return [Zone.from_row(row) for row in rows]
 
 
 def may_use(tx: Transaction, zone: Zone, user_id: int, is_admin: bool) -> bool:
-    if is_admin or zone.is_public:
+    if is_admin:
+        return True
+    if not zone.served:
+        return False
+    if zone.is_public or zone.owner_id == user_id:
         return True
     return bool(tx.scalar("SELECT COUNT(*) FROM zone_users WHERE zone_id = ? AND user_id = ?", (zone.id, user_id)))
 
@@ -303,23 +322,24 @@ def delete(db: Database, zone_id: int, *, with_hosts: bool = True) -> int:
     :returns: how many hosts went with it.
     :raises Conflict: the zone has hosts and ``with_hosts`` is False.
     """
+    return db.run(lambda tx: delete_tx(tx, zone_id, with_hosts=with_hosts))
 
-    def run(tx: Transaction) -> int:
-        # The zone's row lock first: a host being added to the zone (its foreign key check reads the row)
-        # either committed before and is counted, or waits and then finds the zone gone.
-        tx.scalar(f"SELECT id FROM zones WHERE id = ?{for_update(tx)}", (zone_id,))
-        zone = _get(tx, "id", zone_id)
-        count = int(tx.scalar("SELECT COUNT(*) FROM hosts WHERE zone_id = ?", (zone_id,)))
-        if count and not with_hosts:
-            raise Conflict(f"zone {zone.name} has {count} host{'s' if count != 1 else ''}")
-        # The serial bump in record() must happen before the row goes; the change stays in the feed.
-        changes.record(tx, zone.id, zone.name, zone.name)
-        tx.execute("DELETE FROM records WHERE zone_id = ?", (zone_id,))
-        tx.execute("DELETE FROM hosts WHERE zone_id = ?", (zone_id,))
-        tx.execute("DELETE FROM zones WHERE id = ?", (zone_id,))
-        return count
 
-    return db.run(run)
+def delete_tx(tx: Transaction, zone_id: int, *, with_hosts: bool = True) -> int:
+    """``delete`` in a transaction under way."""
+    # The zone's row lock first: a host being added to the zone (its foreign key check reads the row)
+    # either committed before and is counted, or waits and then finds the zone gone.
+    tx.scalar(f"SELECT id FROM zones WHERE id = ?{for_update(tx)}", (zone_id,))
+    zone = _get(tx, "id", zone_id)
+    count = int(tx.scalar("SELECT COUNT(*) FROM hosts WHERE zone_id = ?", (zone_id,)))
+    if count and not with_hosts:
+        raise Conflict(f"zone {zone.name} has {count} host{'s' if count != 1 else ''}")
+    # The serial bump in record() must happen before the row goes; the change stays in the feed.
+    changes.record(tx, zone.id, zone.name, zone.name)
+    tx.execute("DELETE FROM records WHERE zone_id = ?", (zone_id,))
+    tx.execute("DELETE FROM hosts WHERE zone_id = ?", (zone_id,))
+    tx.execute("DELETE FROM zones WHERE id = ?", (zone_id,))
+    return count
 
 
 def set_rfc2136_state(

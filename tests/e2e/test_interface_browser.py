@@ -48,7 +48,10 @@ def site(tmp_path: Path, dialect: str) -> Iterator[dict[str, Any]]:
         tmp_path / "ddserver.conf",
         url,
         f"[signup]\nmode = semi-automatic\n\n[mail]\nhost = 127.0.0.1\nport = {smtp_port}\n"
-        f"sender = ddserver@example.org\n\n[http]\nbase_url = {base}\n\n[interface]\nreverse_dns = no\n",
+        f"sender = ddserver@example.org\n\n[http]\nbase_url = {base}\n\n[interface]\nreverse_dns = no\n"
+        # Users may bring zones; the resolver does not answer here, so a new zone stays pending.
+        f"\n[zones]\nnameservers = ns1.example.org, ns2.example.org\n"
+        f"delegation_resolver = 127.0.0.1:{support.free_port()}\ncheck_timeout = 0.3\n",
     )
     process = support.Process(
         [support.console_script("ddserver-bundle"), "--config", str(config), "--listen", f"127.0.0.1:{port}"],
@@ -189,4 +192,14 @@ def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any],
     shot(page, "host")
     page.goto(base + "/account")
     shot(page, "account")
+
+    # A zone of the user's own: pending until its parent delegates it here, and the page says why.
+    page.get_by_role("link", name="Your zones").click()
+    page.get_by_label("Zone name").fill("dyn.example.com")
+    page.get_by_role("button", name="Add the zone").click()
+    page.get_by_text("The zone dyn.example.com is added.").wait_for()
+    assert "pending delegation" in page.content() and "could not be checked" in page.content()
+    shot(page, "zone")
+    page.goto(base + "/zones")
+    shot(page, "zones")
     assert not errors, errors

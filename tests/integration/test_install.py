@@ -157,10 +157,11 @@ def test_install_script_then_every_unit_runs_as_it_says(tmp_path: Path, wheels: 
         # systemd accepts every unit as installed, commands and documentation included.
         unit_dir = box.path("/etc/systemd/system")
         names = sorted(p.name for p in unit_dir.glob("ddserver-*"))
-        assert names == sorted([f"ddserver-{c}.service" for c in COMPONENTS] + ["ddserver-prune.service",
-                                                                                "ddserver-prune.timer",
-                                                                                "ddserver-notify.service",
-                                                                                "ddserver-notify.timer"])  # fmt: skip
+        timers = ["ddserver-prune", "ddserver-notify", "ddserver-delegations"]
+        expected = [f"ddserver-{c}.service" for c in COMPONENTS] + [
+            f"{t}.{k}" for t in timers for k in ("service", "timer")
+        ]
+        assert names == sorted(expected)
         verify = box.run("systemd-analyze", "verify", "--man=no", *names, check=False)
         assert verify.returncode == 0 and not (verify.stdout + verify.stderr).strip(), verify.stdout + verify.stderr
         units = {name: Unit(unit_dir / name) for name in names}
@@ -220,6 +221,10 @@ def test_install_script_then_every_unit_runs_as_it_says(tmp_path: Path, wheels: 
         notify = units["ddserver-notify.service"]
         notified = box.run(*box_user(notify), *notify.argv, check=False)
         assert notified.returncode == 0 and "queued 0 notices" in notified.stdout, notified.stdout + notified.stderr
+        # The hourly check of users' zones (none here): the admin environment has dnspython for it.
+        checks = units["ddserver-delegations.service"]
+        checked = box.run(*box_user(checks), *checks.argv, check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 #: What the test changes in etc/pdns/pdns-remote.conf: a port a user may bind without privileges.
@@ -336,7 +341,8 @@ def test_install_with_another_user_and_prefix(tmp_path: Path, wheels: Path) -> N
         assert stat(box, "/var/lib/ddserver/ddserver.sqlite3").endswith(" dyndns dyndns")
         assert box.run("getent", "passwd", "ddserver", check=False).returncode != 0
         names = ["ddserver-rfc2136.service", "ddserver-prune.service", "ddserver-prune.timer",
-                 "ddserver-notify.service", "ddserver-notify.timer"]  # fmt: skip
+                 "ddserver-notify.service", "ddserver-notify.timer",
+                 "ddserver-delegations.service", "ddserver-delegations.timer"]  # fmt: skip
         verify = box.run("systemd-analyze", "verify", "--man=no", *names, check=False)
         assert verify.returncode == 0 and not (verify.stdout + verify.stderr).strip(), verify.stdout + verify.stderr
         unit = Unit(box.path("/etc/systemd/system/ddserver-rfc2136.service"))

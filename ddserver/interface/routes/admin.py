@@ -17,7 +17,19 @@ from ddserver.errors import ConfigError, Conflict, LimitReached, NotFound, Valid
 from ddserver.interface.forms import Form
 from ddserver.interface.routes import page_args, safe_next, send_mail
 from ddserver.interface.web import AuthLevel, Context
-from ddserver.store import audit, changes, hosts, listing, retention, rfc2136, sessions, tokens, users, zones
+from ddserver.store import (
+    audit,
+    changes,
+    hosts,
+    listing,
+    ownzones,
+    retention,
+    rfc2136,
+    sessions,
+    tokens,
+    users,
+    zones,
+)
 from ddserver.store import dnssec as dnssec_store
 from ddserver.store.users import User
 from ddserver.store.zones import Zone
@@ -181,7 +193,30 @@ def user_new(ctx: Context) -> str:
 
 
 def zone_list(ctx: Context) -> str:
-    return ctx.render("admin/zones.html", zones=zones.list_all(ctx.db), counts=zones.host_counts(ctx.db))
+    found = zones.list_all(ctx.db)
+    owner_ids = {zone.owner_id for zone in found if zone.owner_id is not None}
+    return ctx.render(
+        "admin/zones.html",
+        zones=found,
+        counts=zones.host_counts(ctx.db),
+        owners={uid: users.get(ctx.db, uid).username for uid in owner_ids},
+        states={zone.id: ownzones.state_of(zone) for zone in found},
+    )
+
+
+def zone_approval(ctx: Context, zone_id: int) -> str:
+    """Approve a user's zone (served once its delegation is found) or reject it (it is deleted)."""
+    zone = _zone(ctx, zone_id)
+    action = ctx.form("action")
+    if zone.owner_id is None or action not in ("approve", "reject"):
+        return ctx.redirect("/admin/zones", ctx.gettext("Unknown action."), "danger")
+    if action == "approve":
+        ownzones.approve(ctx.db, zone.id, ctx.config.zones.grace_period)
+        ctx.log_event(AUDIT, f"zone {zone.name}", "approved")
+        return ctx.redirect("/admin/zones", ctx.gettext("The zone %(name)s is approved.", name=zone.name))
+    count = zones.delete(ctx.db, zone.id)
+    ctx.log_event(AUDIT, f"zone {zone.name}", f"rejected, deleted with {count} hosts")
+    return ctx.redirect("/admin/zones", ctx.gettext("The zone %(name)s is rejected and deleted.", name=zone.name))
 
 
 def _zone_form(ctx: Context, form: Form, zone: Zone | None) -> dict[str, object] | None:
@@ -550,6 +585,7 @@ def register(app: bottle.Bottle) -> None:
     app.route("/admin/zones/<zone_id:int>/delete", "POST", zone_delete, **admin)
     app.route("/admin/zones/<zone_id:int>/dnssec", "GET", zone_dnssec_page, **admin)
     app.route("/admin/zones/<zone_id:int>/dnssec", "POST", zone_dnssec, **admin)
+    app.route("/admin/zones/<zone_id:int>/approval", "POST", zone_approval, **admin)
     app.route("/admin/hosts", "GET", host_list, **admin)
     app.route("/admin/hosts/<host_id:int>", "POST", host_action, **admin)
     app.route("/admin/audit", "GET", audit_page, **admin)

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from ddserver.interface import web
-from ddserver.store import relays
+from ddserver.store import ownzones, relays
 from tests.integration.interface.conftest import add_host, add_user, add_zone, log_in_as
 
 PUBLIC, USER, OWNER, ADMIN = "public", "user", "owner", "admin"
@@ -68,6 +68,14 @@ ROUTES = {
     ("POST", "/hosts/<host_id:int>/relays/<relay_id:int>/delete"): OWNER,
     ("GET", "/hosts/<host_id:int>/delete"): OWNER,
     ("POST", "/hosts/<host_id:int>/delete"): OWNER,
+    ("GET", "/zones"): USER,
+    ("POST", "/zones"): USER,
+    ("GET", "/zones/<zone_id:int>"): OWNER,
+    ("POST", "/zones/<zone_id:int>/check"): OWNER,
+    ("POST", "/zones/<zone_id:int>/users"): OWNER,
+    ("POST", "/zones/<zone_id:int>/users/<user_id:int>/remove"): OWNER,
+    ("GET", "/zones/<zone_id:int>/delete"): OWNER,
+    ("POST", "/zones/<zone_id:int>/delete"): OWNER,
     ("GET", "/admin"): ADMIN,
     ("GET", "/admin/users"): ADMIN,
     ("GET", "/admin/users/new"): ADMIN,
@@ -86,11 +94,20 @@ ROUTES = {
     ("POST", "/admin/zones/<zone_id:int>/delete"): ADMIN,
     ("GET", "/admin/zones/<zone_id:int>/dnssec"): ADMIN,
     ("POST", "/admin/zones/<zone_id:int>/dnssec"): ADMIN,
+    ("POST", "/admin/zones/<zone_id:int>/approval"): ADMIN,
     ("GET", "/admin/hosts"): ADMIN,
     ("POST", "/admin/hosts/<host_id:int>"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
 }
 ROLES = ("anonymous", "owner", "other", "admin")
+
+
+@pytest.fixture
+def client(make_app):
+    # "Check now" of a user's zone asks the (absent) resolver: do not wait long for it.
+    return make_app(zones={"check_timeout": 0.2})
+
+
 _names = itertools.count()
 
 
@@ -117,6 +134,10 @@ def test_route_by_role(db, client, role: str) -> None:
             db, host.id, url="https://x.example/nic/update", remote_name="h.x.example", username="u",
             sealed_secret="sealed1:x:y", family="both", limit=3,
         )  # fmt: skip
+        if rule.startswith("/zones/"):  # a zone the owner brought
+            zone = ownzones.add(
+                db, owner.id, f"own{n}.example.net", ["ns1.example.org"], "h.example.net", limit=-1, approved=True
+            )
         values = {
             "host_id": host.id,
             "relay_id": relay.id,
