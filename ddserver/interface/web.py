@@ -67,7 +67,7 @@ def _origin(url: str) -> str:
 
 def content_security_policy(config: Config) -> str:
     """The CSP of every page: no inline scripts or styles, no framing, forms post only to this site."""
-    connect = ["'self'"] + [_origin(u) for u in (config.interface.ipv4_check_url, config.interface.ipv6_check_url)]
+    connect = ["'self'"] + [_origin(config.address_check_url(family)) for family in (4, 6)]
     script = ["'self'"]
     frame = ["'none'"]
     sources = CAPTCHA_SOURCES.get(config.captcha.provider)

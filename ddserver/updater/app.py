@@ -6,6 +6,7 @@ the bundle. Every failure ends as a dyndns2 code: never a 500 page or a tracebac
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import urllib.parse
@@ -36,6 +37,8 @@ UPDATE_PATHS = (
 )
 DELETE_PATHS = ("/nic/delete",)
 IP_PATHS = ("/nic/ip", "/nic/myip", "/myip", "/ip")
+#: The visitor's address as JSON, for the interface's pages (CORS for the interface's origin).
+MYIP_JSON_PATH = "/api/myip"
 ACME_PATHS = ("/nic/acme",)
 _MAX_BODY = 65536
 _TEXT = "text/plain; charset=utf-8"
@@ -62,6 +65,11 @@ def _params(environ: dict[str, Any]) -> dict[str, str]:
     for key, value in pairs:
         params.setdefault(key.strip().lower(), value)
     return params
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 def _text(body: str, status: int = 200, **headers: str) -> bottle.HTTPResponse:
@@ -206,6 +214,23 @@ def create_app(config: Config, db: Database | None = None, *, metrics_dir: str |
 
     for path in IP_PATHS:
         app.route(path, ["GET"], client_ip(None))
+
+    interface_origin = _origin(config.http.base_url)
+
+    @app.route(MYIP_JSON_PATH, ["GET"])
+    def client_ip_json() -> bottle.HTTPResponse:
+        # What the interface's pages ask the updater's IPv4-only and IPv6-only names (docs/interface.md): only
+        # the interface's own origin may read the answer, so no other site learns the visitor's other address.
+        client = request_of(bottle.request.environ).client
+        body = {"address": str(client) if client else "", "family": f"ipv{client.version}" if client else ""}
+        response = bottle.HTTPResponse(json.dumps(body), 200 if client else 500)
+        response.set_header("Content-Type", "application/json")
+        response.set_header("Cache-Control", "no-store")
+        response.set_header("Vary", "Origin")
+        if interface_origin and bottle.request.headers.get("Origin") == interface_origin:
+            response.set_header("Access-Control-Allow-Origin", interface_origin)
+        return response
+
     app.route("/nic/ip4", ["GET"], client_ip(4))
     app.route("/nic/ip6", ["GET"], client_ip(6))
 
