@@ -227,7 +227,8 @@ def create_app(config: Config, db: Database | None = None, *, metrics_dir: str |
         response.set_header("Content-Type", "application/json")
         response.set_header("Cache-Control", "no-store")
         response.set_header("Vary", "Origin")
-        if interface_origin and bottle.request.headers.get("Origin") == interface_origin:
+        # Read raw (not through Bottle, which fails on bytes that are not UTF-8): compared, never decoded.
+        if interface_origin and bottle.request.environ.get("HTTP_ORIGIN") == interface_origin:
             response.set_header("Access-Control-Allow-Origin", interface_origin)
         return response
 
