@@ -288,6 +288,19 @@ class LoggingSection:
 
     level: str = option("info", "Lowest level logged.", choices=("debug", "info", "warning", "error"))
     file: str = option("", "Log file. Empty: standard error (the journal under systemd).")
+    format: str = option(
+        "text",
+        "text: one line per entry for people (time, process, level, logger, message, [request id]); json: one "
+        "JSON object per line for log collectors (ts, level, component, logger, pid, message, and where known "
+        "request_id, client, host, result). Secrets are never logged in either (docs/operations.md).",
+        choices=("text", "json"),
+    )
+    requests: bool = option(
+        False,
+        "Log one line per HTTP request of the interface and the updater (method, route, status, time; for "
+        "updates the host names and answers), at level info. Off by default: at a thousand updates a "
+        "second it is a thousand lines a second.",
+    )
 
 
 @dataclass(frozen=True)
@@ -336,6 +349,16 @@ class InterfaceSection:
         "under [http] update_url_ipv6 when that is set.",
     )
     reverse_dns: bool = option(True, "Show the reverse DNS name of the visitor's address on the start page.")
+    metrics: bool = option(
+        True,
+        "Serve Prometheus metrics at /metrics (requests by route and status, logins, sign-ups); in the bundle "
+        "the page holds the updater's metrics too.",
+    )
+    metrics_allow: tuple[str, ...] = option(
+        ("127.0.0.1", "::1"),
+        "Client addresses or networks allowed to read /metrics (after trusted proxies are resolved).",
+        check=_check_networks,
+    )
 
 
 @dataclass(frozen=True)
@@ -518,6 +541,19 @@ class RecursorSection:
         "--metrics overrides it.",
         check=lambda v: None if not v else _check_listen(v),
     )
+    metrics_textfile_dir: str = option(
+        "",
+        "For pipe-mode coprocesses (--pipe, --remote-pipe), which have no port: the folder of node-exporter's "
+        "textfile collector (such as /var/lib/prometheus/node-exporter), where each coprocess writes its "
+        'metrics as ddserver-recursor-<pid>.prom (labelled process="<pid>"); PowerDNS\'s user must be able '
+        "to write there. Empty: coprocesses write no metrics.",
+    )
+    metrics_textfile_interval: float = option(
+        15.0,
+        "Seconds between two writes of a coprocess's metrics file (metrics_textfile_dir).",
+        minimum=0.1,
+        maximum=3600.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -543,6 +579,12 @@ class Rfc2136Section:
         "over this long after the holder stopped renewing (the machines' clocks must agree, as with NTP).",
         minimum=2.0,
         maximum=3600.0,
+    )
+    metrics: str = option(
+        "",
+        "HOST:PORT where the worker serves Prometheus metrics (updates sent, failures, lag behind the change "
+        "feed) at /metrics. Empty: no metrics.",
+        check=lambda v: None if not v else _check_listen(v),
     )
     gap_timeout: float = option(
         10.0,

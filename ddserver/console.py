@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from ddserver import logs
 from ddserver.config import Config, load_config
 from ddserver.errors import DDServerError
 
@@ -38,7 +39,7 @@ def setup_logging(config: Config, name: str) -> None:
             raise DDServerError(f"config: [logging] file = {config.logging.file!r}: cannot be opened ({exc.strerror})")
     else:
         handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter(f"%(asctime)s {name}[%(process)d] %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logs.formatter(config.logging.format, name))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

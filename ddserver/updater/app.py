@@ -15,6 +15,7 @@ from typing import Any
 
 import bottle
 
+from ddserver import logs
 from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.errors import DatabaseError
@@ -107,12 +108,19 @@ class UpdaterApp(bottle.Bottle):
     a second: those are answered without Bottle's routing, request and response objects (a quarter of the
     CPU time of a ``nochg`` in-process), with the same status, headers and body."""
 
-    def __init__(self) -> None:
+    def __init__(self, json_logs: bool = False) -> None:
         super().__init__()
         #: Exact path -> the answers to a GET request to it.
         self.fast: dict[str, Callable[[dict[str, Any]], list[Answer]]] = {}
+        self.json_logs = json_logs
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        # Every request has an id (X-Request-Id in and out, in the lines it logs).
+        return logs.serve_with_request_id(self._answer, environ, start_response)
+
+    def _answer(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if self.json_logs:
+            environ["wsgi.errors"] = logs.ErrorStream(logger)
         if environ.get("REQUEST_METHOD") == "GET":
             handler = self.fast.get(environ.get("PATH_INFO", ""))
             if handler is not None:
@@ -134,7 +142,8 @@ def create_app(config: Config, db: Database | None = None, *, metrics_dir: str |
     updater = Updater(config, database, on_batch=metrics.observe_batch)
     trusted = protocol.parse_networks(config.http.trusted_proxies)
     metrics_allow = protocol.parse_networks(config.updater.metrics_allow)
-    app = UpdaterApp()
+    app = UpdaterApp(json_logs=config.logging.format == "json")
+    log_requests = config.logging.requests
     app.config["json.enable"] = False
     app.config["ddserver.metrics"] = metrics
     app.config["ddserver.updater"] = updater
@@ -165,15 +174,34 @@ def create_app(config: Config, db: Database | None = None, *, metrics_dir: str |
     ) -> Callable[[dict[str, Any]], list[Answer]]:
         def answer(environ: dict[str, Any]) -> list[Answer]:
             started = time.perf_counter()
+            request: UpdateRequest | None = None
             try:
-                answers = handler(request_of(environ))
+                request = request_of(environ)
+                logs.set_fields(client=request.client_text, host=request.params.get("hostname", "")[:300])
+                answers = handler(request)
             except DatabaseError as exc:
                 logger.error("%s: %s", endpoint, exc)
                 answers = [Answer(Code.SERVER_ERROR)]
             except Exception:  # the one place an unexpected error becomes 911, logged in full
                 logger.exception("%s: unexpected error", endpoint)
                 answers = [Answer(Code.SERVER_ERROR)]
-            metrics.observe(endpoint, (a.code for a in answers), time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            metrics.observe(endpoint, (a.code for a in answers), seconds)
+            if log_requests:
+                result = ",".join(a.code.value for a in answers)
+                logger.info(
+                    "%s %s: %s",
+                    environ.get("REQUEST_METHOD", "")[:16],
+                    endpoint,
+                    result,
+                    extra={
+                        "result": result,
+                        "method": environ.get("REQUEST_METHOD", "")[:16],
+                        "route": environ.get("PATH_INFO", "")[:100],
+                        "status": protocol.render(answers)[0],
+                        "duration_ms": round(seconds * 1000, 1),
+                    },
+                )
             return answers
 
         return answer

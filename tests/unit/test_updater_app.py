@@ -535,6 +535,7 @@ def test_the_fast_path_answers_as_bottle_does(app, site: Site, db: Database) -> 
             "wsgi.input": io.BytesIO(b""),
             "wsgi.errors": sys.stderr,
             "HTTP_AUTHORIZATION": basic(login, secret),
+            "HTTP_X_REQUEST_ID": "req-1",
         }
         replies = []
         for wsgi in (app, app.wsgi):
@@ -545,6 +546,10 @@ def test_the_fast_path_answers_as_bottle_does(app, site: Site, db: Database) -> 
 
             body = b"".join(wsgi(dict(environ), start_response))
             replies.append((started, body))
+        # The app adds the request id (the incoming one, being sane) around Bottle and the fast path alike.
+        (status, headers), *_ = replies[0][0]
+        assert headers[-1] == ("X-Request-Id", "req-1")
+        replies[0] = ([(status, headers[:-1])], replies[0][1])
         assert replies[0] == replies[1], (path, query)
         assert path in app.fast
 
