@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import os
+
 import pytest
 
 from ddserver import passwords, validate
@@ -18,6 +20,7 @@ from ddserver.store import hosts, users, zones
 from tests import support
 from tests.e2e.conftest import chromium
 
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "alice's long password"
 HOST = "home.dyn.example.org"
 V4_NAME, V6_NAME = "ipv4.update.example.test", "ipv6.update.example.test"
@@ -74,7 +77,7 @@ def site(db: Database, db_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
         started["interface"].wait_port("127.0.0.1", web_port)
         started["updater4"].wait_port("127.0.0.1", update_port)
         started["updater6"].wait_port("::1", update_port)
-        yield {"base": base, "db": db, "host": host, "processes": started}
+        yield {"base": base, "db": db, "host": host, "processes": started, "tmp": tmp_path}
     finally:
         for process in started.values():
             process.stop()
@@ -105,6 +108,10 @@ def test_one_click_sets_both_addresses(site: dict[str, Any]) -> None:
         assert page.locator("#status-ipv6").inner_text() == "::1"
         assert page.locator(".alert-warning").count() == 0
         assert not errors, errors  # no CSP violation, no failed request
+        docs = os.environ.get("DDSERVER_SCREENSHOTS") == "1" and db.dialect == "sqlite"
+        shots = ROOT / "docs" / "screenshots" if docs else site["tmp"]
+        page.locator("#h-status").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "host-both-families.png"))
 
         # The IPv6 name stops answering: the IPv4 address is still set, IPv6 is kept, and the page says so.
         site["processes"]["updater6"].stop()
