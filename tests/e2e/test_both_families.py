@@ -6,11 +6,10 @@ Also what the page does when the IPv6 name does not answer, and without JavaScri
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import os
 
 import pytest
 
