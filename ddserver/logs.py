@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import re
 import random
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
