@@ -9,7 +9,7 @@ from typing import Any
 import bottle
 import markupsafe
 
-from ddserver import secrets, validate
+from ddserver import logs, secrets, validate
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
 from ddserver.interface.web import AuthLevel, Context
@@ -27,6 +27,7 @@ def _own_host(ctx: Context, host_id: int) -> Host:
         raise bottle.HTTPError(404)
     if host.user_id != ctx.user.id and not ctx.user.is_admin:
         raise bottle.HTTPError(404)
+    logs.set_fields(host=host.name)
     return host
 
 

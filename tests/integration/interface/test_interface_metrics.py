@@ -37,3 +37,38 @@ def test_every_answer_has_a_request_id(client) -> None:
     made = client.get("/nope", status=404, headers={"X-Request-Id": "x" * 300}).headers["X-Request-Id"]
     assert len(made) == 16
     assert len(client.get("/static/ddserver.css").headers["X-Request-Id"]) == 16
+
+
+def test_request_lines_carry_client_host_and_request_id(db, make_app) -> None:
+    import io
+    import json
+    import logging
+
+    from ddserver import logs
+    from tests.integration.interface.conftest import CLIENT, add_host, add_zone, log_in_as
+
+    client = make_app(logging={"requests": True})
+    alice = add_user(db, "alice", password=None)
+    add_zone(db)
+    host = add_host(db, alice, "home.dyn.example.org")
+    log_in_as(client, alice)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter("ddserver-interface"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        client.get(f"/hosts/{host.id}", headers={"X-Request-Id": "page-7"})
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    line = next(json.loads(text) for text in stream.getvalue().splitlines() if '"page-7"' in text)
+    assert (line["client"], line["host"], line["route"], line["status"]) == (
+        CLIENT,
+        "home.dyn.example.org",
+        "/hosts/<host_id:int>",
+        200,
+    )
+    assert line["message"].startswith("GET /hosts/<host_id:int> 200 ")
