@@ -149,3 +149,28 @@ def test_textfiles_are_labelled_per_process_and_replaced_whole(tmp_path: Path) -
     (tmp_path / "ddserver-recursor-999999999.prom").write_text("a 1\n")  # a process that is gone
     assert exposition.remove_stale_textfiles(tmp_path, "ddserver-recursor-", lambda pid: pid == 1) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddserver-recursor-1.prom"]
+
+
+def test_the_error_that_ends_a_process_is_a_json_line_too(capsys: pytest.CaptureFixture[str]) -> None:
+    from ddserver import console
+    from ddserver.config import load_config
+    from ddserver.errors import DDServerError
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+
+    def body(kind: str) -> int:
+        console.setup_logging(load_config(env={"DDSERVER_LOGGING_FORMAT": kind}), "ddserver-test")
+        raise DDServerError("database: mysql://ddserver:pw-123456@db/x cannot be reached")
+
+    try:
+        assert console.run(lambda: body("json"), "ddserver-test") == 1
+        line = json.loads(capsys.readouterr().err)
+        assert line["level"] == "error" and line["component"] == "ddserver-test"
+        assert line["message"] == "database: mysql://ddserver:(secret)@db/x cannot be reached"
+        assert console.run(lambda: body("text"), "ddserver-test") == 1
+        assert capsys.readouterr().err.startswith("ddserver-test: database: ")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        console._errors_as_json[:] = [False]
