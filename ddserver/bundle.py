@@ -70,7 +70,36 @@ class Bundle:
         return self.interface
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/metrics" and self.updater is not None:
+            return self.metrics(environ, start_response)
         return self.owner(environ)(environ, start_response)
+
+    def metrics(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """``/metrics`` of both: the interface's page, then the updater's (each as its own settings allow)."""
+        answers = []
+        for app in (self.interface, self.updater):
+            assert app is not None
+            seen: dict[str, Any] = {}
+
+            def capture(
+                status: str, headers: list[tuple[str, str]], exc_info: Any = None, seen: dict[str, Any] = seen
+            ) -> None:
+                seen["status"], seen["headers"] = status, headers
+
+            chunks = app(dict(environ), capture)
+            try:
+                body = b"".join(chunks)
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            answers.append((seen["status"], seen["headers"], body))
+        served = [answer for answer in answers if answer[0].startswith("200")]
+        status, headers, _ = served[0] if served else answers[0]
+        body = b"".join(answer[2] for answer in served) if served else answers[0][2]
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        return [body]
 
 
 def create_bundle(config: Config, db: Database | None = None) -> Bundle:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ddserver.errors import ConfigError
 
@@ -63,6 +64,15 @@ def _check_networks(values: tuple[str, ...]) -> str | None:
         except ValueError:
             return "a list of IP addresses or networks, such as 127.0.0.1, 10.0.0.0/8, ::1"
     return None
+
+
+def _check_url(value: str) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc and not parts.query and not parts.fragment:
+        return None
+    return "empty or an http(s) URL such as https://ipv4.update.example.org"
 
 
 def _check_db_url(value: str) -> str | None:
@@ -331,6 +341,20 @@ class HttpSection:
         "http://localhost:8080", "Public URL of the web interface, used in mail and in the setup help."
     )
     update_url: str = option("", "Public URL of the updater, used in the setup help. Empty: the same as base_url.")
+    update_url_ipv4: str = option(
+        "",
+        "Public URL of the updater under a name that has only an A record (such as "
+        "https://ipv4.update.example.org), so that a browser reaches it over IPv4 whatever else it has. With "
+        "update_url_ipv6 set too, a host's page sets both addresses in one click (its script asks each name "
+        "for the visitor's address) and the setup help gives a browser update URL per family. Empty: none.",
+        check=_check_url,
+    )
+    update_url_ipv6: str = option(
+        "",
+        "The same under a name that has only an AAAA record (such as https://ipv6.update.example.org). The "
+        "TLS certificate of the updater must cover both names. Empty: none.",
+        check=_check_url,
+    )
     trusted_proxies: tuple[str, ...] = option(
         ("127.0.0.1", "::1"),
         "Addresses or networks of reverse proxies whose X-Forwarded-For and X-Real-IP headers are believed.",
@@ -344,6 +368,19 @@ class LoggingSection:
 
     level: str = option("info", "Lowest level logged.", choices=("debug", "info", "warning", "error"))
     file: str = option("", "Log file. Empty: standard error (the journal under systemd).")
+    format: str = option(
+        "text",
+        "text: one line per entry for people (time, process, level, logger, message, [request id]); json: one "
+        "JSON object per line for log collectors (ts, level, component, logger, pid, message, and where known "
+        "request_id, client, host, result). Secrets are never logged in either (docs/operations.md).",
+        choices=("text", "json"),
+    )
+    requests: bool = option(
+        False,
+        "Log one line per HTTP request of the interface and the updater (method, route, status, time; for "
+        "updates the host names and answers), at level info. Off by default: at a thousand updates a "
+        "second it is a thousand lines a second.",
+    )
 
 
 @dataclass(frozen=True)
@@ -382,10 +419,26 @@ class InterfaceSection:
     ipv4_check_url: str = option(
         "",
         "URL answering the visitor's address as JSON over IPv4 only (such as https://ipv4.example.org/myip), "
-        "used by the start page to show both addresses. Empty: only the address the page was loaded from.",
+        "used by the start page to show both addresses and by a host's page to set both. Empty: the "
+        "updater's /api/myip under [http] update_url_ipv4 when that is set, else only the address the page "
+        "was loaded from.",
     )
-    ipv6_check_url: str = option("", "The same over IPv6 only (such as https://ipv6.example.org/myip).")
+    ipv6_check_url: str = option(
+        "",
+        "The same over IPv6 only (such as https://ipv6.example.org/myip). Empty: the updater's /api/myip "
+        "under [http] update_url_ipv6 when that is set.",
+    )
     reverse_dns: bool = option(True, "Show the reverse DNS name of the visitor's address on the start page.")
+    metrics: bool = option(
+        True,
+        "Serve Prometheus metrics at /metrics (requests by route and status, logins, sign-ups); in the bundle "
+        "the page holds the updater's metrics too.",
+    )
+    metrics_allow: tuple[str, ...] = option(
+        ("127.0.0.1", "::1"),
+        "Client addresses or networks allowed to read /metrics (after trusted proxies are resolved).",
+        check=_check_networks,
+    )
 
 
 @dataclass(frozen=True)
@@ -575,6 +628,19 @@ class RecursorSection:
         "--metrics overrides it.",
         check=lambda v: None if not v else _check_listen(v),
     )
+    metrics_textfile_dir: str = option(
+        "",
+        "For pipe-mode coprocesses (--pipe, --remote-pipe), which have no port: the folder of node-exporter's "
+        "textfile collector (such as /var/lib/prometheus/node-exporter), where each coprocess writes its "
+        'metrics as ddserver-recursor-<pid>.prom (labelled process="<pid>"); PowerDNS\'s user must be able '
+        "to write there. Empty: coprocesses write no metrics.",
+    )
+    metrics_textfile_interval: float = option(
+        15.0,
+        "Seconds between two writes of a coprocess's metrics file (metrics_textfile_dir).",
+        minimum=0.1,
+        maximum=3600.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -600,6 +666,12 @@ class Rfc2136Section:
         "over this long after the holder stopped renewing (the machines' clocks must agree, as with NTP).",
         minimum=2.0,
         maximum=3600.0,
+    )
+    metrics: str = option(
+        "",
+        "HOST:PORT where the worker serves Prometheus metrics (updates sent, failures, lag behind the change "
+        "feed) at /metrics. Empty: no metrics.",
+        check=lambda v: None if not v else _check_listen(v),
     )
     gap_timeout: float = option(
         10.0,
@@ -727,6 +799,17 @@ class Config:
     @property
     def update_url(self) -> str:
         return (self.http.update_url or self.http.base_url).rstrip("/")
+
+    def update_url_of(self, family: int) -> str:
+        """The updater's public URL under its IPv4-only (4) or IPv6-only (6) name, or "" when not set."""
+        return (self.http.update_url_ipv4 if family == 4 else self.http.update_url_ipv6).rstrip("/")
+
+    def address_check_url(self, family: int) -> str:
+        """Where a browser asks for its address of one family: [interface] ipv4_check_url / ipv6_check_url,
+        else the updater's ``/api/myip`` under its name of that family, else ""."""
+        own = self.interface.ipv4_check_url if family == 4 else self.interface.ipv6_check_url
+        updater = self.update_url_of(family)
+        return own or (updater + "/api/myip" if updater else "")
 
 
 def sections() -> dict[str, type]:

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from ddserver import logs
 from ddserver.config import Config, load_config
 from ddserver.errors import DDServerError
 
@@ -38,10 +39,16 @@ def setup_logging(config: Config, name: str) -> None:
             raise DDServerError(f"config: [logging] file = {config.logging.file!r}: cannot be opened ({exc.strerror})")
     else:
         handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter(f"%(asctime)s {name}[%(process)d] %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logs.formatter(config.logging.format, name))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # An error that ends the process is then a JSON line too, when the JSON lines go to standard error.
+    _errors_as_json[:] = [isinstance(handler, _StderrHandler) and config.logging.format == "json"]
+
+
+#: Whether ``run`` logs the error that ends the process (as JSON on stderr) instead of printing it.
+_errors_as_json: list[bool] = [False]
 
 
 def run(main: Callable[[], int | None], prog: str) -> int:
@@ -49,7 +56,10 @@ def run(main: Callable[[], int | None], prog: str) -> int:
     try:
         return main() or EXIT_OK
     except DDServerError as exc:
-        print(f"{prog}: {exc.message}", file=sys.stderr)
+        if _errors_as_json[0]:
+            logging.getLogger("ddserver").error("%s", exc.message)
+        else:
+            print(f"{prog}: {exc.message}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -11,7 +11,7 @@ want_test=no
 # pdns-server & co. for the private PowerDNS; the rest only for the test suite.
 packages=(python3-venv pdns-server pdns-backend-pipe pdns-backend-remote)
 if [ "$want_test" = yes ]; then
-  packages+=(pdns-backend-mysql bind9 bind9-dnsutils knot systemd ddclient inadyn chromium dnsperf wrk curl wget mariadb-client mariadb-server galera-4 rsync haproxy)
+  packages+=(pdns-backend-mysql bind9 bind9-dnsutils knot systemd ddclient inadyn chromium dnsperf wrk curl wget mariadb-client mariadb-server galera-4 rsync haproxy prometheus-node-exporter)
 fi
 
 missing=()
@@ -27,9 +27,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts its own pdns, named, knot and haproxy when they install; ddserver's tests run their own
+  # Debian starts its own pdns, named, knot, haproxy and node-exporter when they install; ddserver's tests run their own
   # instances (the tests use Debian's MariaDB as their shared database; the cluster runs private ones).
-  for service in pdns named bind9 knot haproxy; do
+  for service in pdns named bind9 knot haproxy prometheus-node-exporter; do
     if command -v invoke-rc.d >/dev/null && [ -e "/etc/init.d/$service" ]; then
       invoke-rc.d "$service" stop >/dev/null 2>&1 || true
     fi

@@ -11,11 +11,12 @@ from typing import Any
 import bottle
 import jinja2
 
-from ddserver import validate
+from ddserver import logs, validate
 from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.errors import ConfigError, DatabaseError
 from ddserver.interface import i18n, web
+from ddserver.interface.metrics import UNROUTED
 from ddserver.interface.routes import account, admin, hosts, pages, zones
 from ddserver.store import updates
 
@@ -88,6 +89,54 @@ def make_environment() -> jinja2.Environment:
     return env
 
 
+class InterfaceApp(bottle.Bottle):
+    """Bottle, with a request id for every request (``X-Request-Id``, in every log line it makes), counted
+    in the metrics by route and status, and logged with ``[logging] requests``."""
+
+    def __init__(self, site: web.Site) -> None:
+        super().__init__(catchall=True)
+        self.site = site
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return logs.serve_with_request_id(self._measured, environ, start_response)
+
+    def _measured(self, environ: dict[str, Any], start_response: Any) -> Any:
+        started = time.perf_counter()
+        seen: dict[str, int] = {}
+        if self.site.config.logging.format == "json":
+            environ["wsgi.errors"] = logs.ErrorStream(logger)
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            seen["status"] = int(status.split(" ", 1)[0])
+            return (
+                start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
+            )
+
+        try:
+            return self.wsgi(environ, start)
+        finally:
+            seconds = time.perf_counter() - started
+            route = environ.get("bottle.route")
+            rule = str(route.rule) if route is not None else UNROUTED
+            method = str(environ.get("REQUEST_METHOD", ""))
+            status = seen.get("status", 500)
+            self.site.metrics.observe(method, rule, status, seconds)
+            if self.site.config.logging.requests:
+                logger.info(
+                    "%s %s %d %.1f ms",
+                    method[:16],
+                    rule,
+                    status,
+                    seconds * 1000,
+                    extra={
+                        "method": method[:16],
+                        "route": rule,
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 1),
+                    },
+                )
+
+
 def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
     """Build the web interface.
 
@@ -115,7 +164,7 @@ def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
         trusted=tuple(ipaddress.ip_network(n, strict=False) for n in config.http.trusted_proxies),
         headers=web.security_headers(config),
     )
-    app = bottle.Bottle(catchall=True)
+    app = InterfaceApp(site)
     app.config["ddserver.site"] = site
     app.install(web.WebPlugin(site))
 
@@ -146,6 +195,24 @@ def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
         return bottle.HTTPResponse("ok\n", 200, {"Content-Type": "text/plain; charset=utf-8"})
 
     app.route("/health", "GET", health, raw=True)
+    metrics_allow = tuple(ipaddress.ip_network(n, strict=False) for n in config.interface.metrics_allow)
+
+    def metrics_page() -> bottle.HTTPResponse:
+        plain = {"Content-Type": "text/plain; charset=utf-8"}
+        if not config.interface.metrics:
+            return bottle.HTTPResponse("not found\n", 404, plain)
+        client = web.Context(site, bottle.request, bottle.response).client
+        try:
+            allowed = any(ipaddress.ip_address(client) in network for network in metrics_allow)
+        except ValueError:
+            allowed = False
+        if not allowed:
+            return bottle.HTTPResponse("forbidden\n", 403, plain)
+        return bottle.HTTPResponse(
+            site.metrics.render(), 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+        )
+
+    app.route("/metrics", "GET", metrics_page, raw=True)
 
     def error_page(error: bottle.HTTPError) -> str:
         add_headers()

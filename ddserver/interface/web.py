@@ -22,10 +22,12 @@ from urllib.parse import urlsplit
 
 import bottle
 
+from ddserver import logs
 from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.errors import DatabaseError, NotFound
 from ddserver.interface import i18n
+from ddserver.interface.metrics import InterfaceMetrics
 from ddserver.store import sessions, users
 from ddserver.store.sessions import Session
 from ddserver.store.users import User
@@ -67,7 +69,7 @@ def _origin(url: str) -> str:
 
 def content_security_policy(config: Config) -> str:
     """The CSP of every page: no inline scripts or styles, no framing, forms post only to this site."""
-    connect = ["'self'"] + [_origin(u) for u in (config.interface.ipv4_check_url, config.interface.ipv6_check_url)]
+    connect = ["'self'"] + [_origin(config.address_check_url(family)) for family in (4, 6)]
     script = ["'self'"]
     frame = ["'none'"]
     sources = CAPTCHA_SOURCES.get(config.captcha.provider)
@@ -167,6 +169,7 @@ class Site:
     trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    metrics: InterfaceMetrics = field(default_factory=InterfaceMetrics)
 
 
 class Context:
@@ -179,6 +182,7 @@ class Context:
         self.request = request
         self.response = response
         self.client = self._client_address()
+        logs.set_fields(client=self.client)
         self.https = self._is_https()
         self.session: Session | None = None
         self.session_token: str | None = None

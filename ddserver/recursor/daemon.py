@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ddserver import console, sealing
+from ddserver import console, exposition, sealing
 from ddserver.config import Config, parse_listen
 from ddserver.db import Database
 from ddserver.dns import pipe, remote
@@ -43,6 +43,10 @@ logger = logging.getLogger("ddserver.recursor")
 #: a machine so busy that the answer itself comes late (eight coprocesses starting at once on two cores did
 #: miss 0.5 s).
 FIRST_LOAD_WAIT = 1.0
+#: Name of a coprocess's metrics file in [recursor] metrics_textfile_dir, before its process id.
+TEXTFILE_PREFIX = "ddserver-recursor-"
+#: What a coprocess does before it leaves, even by ``os._exit`` (its metrics file is removed).
+_AT_END: list[Callable[[], None]] = []
 
 
 class Purge:
@@ -333,9 +337,35 @@ def first_load_index(follower: Follower, clock: StreamClock) -> Callable[[], Zon
     return index
 
 
-def run_pipe(follower: Follower, first: Callable[[], None] | None, handshake: Handshake, timeout: float = 0.0) -> int:
-    """Serve PowerDNS's pipe backend on stdin/stdout; ``timeout``: see :func:`watchdog`."""
-    cache = ResponseCache(follower)  # counting nothing: a coprocess serves no metrics
+def coprocess_metrics(
+    config: Config, follower: Follower, purger: Purger
+) -> tuple[metrics.QueryCounter | None, Callable[[], None]]:
+    """A coprocess's query counter and its metrics file ([recursor] metrics_textfile_dir), started; returns
+    the counter (None without a folder: nothing is counted) and what stops the file."""
+    folder = config.recursor.metrics_textfile_dir
+    if not folder:
+        return None, lambda: None
+    counter = metrics.QueryCounter()
+    textfile = exposition.Textfile(
+        folder,
+        TEXTFILE_PREFIX,
+        config.recursor.metrics_textfile_interval,
+        lambda: metrics_text(follower, counter, purger),
+    ).start()
+    _AT_END.append(textfile.stop)
+    return counter, textfile.stop
+
+
+def run_pipe(
+    follower: Follower,
+    first: Callable[[], None] | None,
+    handshake: Handshake,
+    timeout: float = 0.0,
+    counter: metrics.QueryCounter | None = None,
+) -> int:
+    """Serve PowerDNS's pipe backend on stdin/stdout; ``timeout``: see :func:`watchdog`; ``counter``: counts
+    the answers for the metrics file of :func:`coprocess_metrics`."""
+    cache = ResponseCache(follower, counter)
     clock = StreamClock(handshake.at)
     session = pipe.PipeSession(first_load_index(follower, clock), commands(follower), cache.on_query)
     session.abi = handshake.abi
@@ -387,6 +417,8 @@ def end_coprocess(follower: Follower) -> int:
     second is not waited for: the process ends without the interpreter's finalisation, which a daemon
     thread inside a C extension (sqlite3) can crash with SIGSEGV."""
     follower.stop(timeout=1.0)
+    while _AT_END:
+        _AT_END.pop()()
     if follower.running():
         logging.shutdown()
         os._exit(0)
@@ -400,9 +432,10 @@ def run_remote_pipe(
     handshake: Handshake,
     timeout: float = 0.0,
     unseal: Callable[[str, str], str] | None = None,
+    counter: metrics.QueryCounter | None = None,
 ) -> int:
     """Serve PowerDNS's remote backend over its pipe connector; ``timeout``: see :func:`watchdog`; ``unseal``
-    opens the zones' DNSSEC private keys (``sealing.Sealer.unseal``)."""
+    opens the zones' DNSSEC private keys (``sealing.Sealer.unseal``); ``counter``: as for :func:`run_pipe`."""
     clock = StreamClock(handshake.at)
     handler = remote.RemoteHandler(first_load_index(follower, clock), commands(follower), unseal=unseal)
 
@@ -419,7 +452,7 @@ def run_remote_pipe(
                 logger.warning("cannot ask PowerDNS to rediscover the zones: %s", exc)
 
     follower.start(start)
-    cache = ResponseCache(follower)  # counting nothing: a coprocess serves no metrics
+    cache = ResponseCache(follower, counter)
     with watchdog(timeout) as progress:
         serve_stream(
             _remote_responder(handler, cache),
@@ -541,12 +574,17 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
         if args.write_snapshot:
             return write_snapshot(config, Path(args.write_snapshot), args.rediscover)
         timeout = config.recursor.coprocess_timeout
-        if args.pipe:
-            return run_pipe(follower, _snapshot_start(follower, config, rediscover=False), handshake, timeout)
-        unseal = sealing.load(config).unseal
-        if args.remote_pipe:
-            first = _snapshot_start(follower, config, rediscover=True)
-            return run_remote_pipe(follower, first, purger, handshake, timeout, unseal)
+        if args.pipe or args.remote_pipe:
+            unseal = sealing.load(config).unseal
+            counter, stop_metrics = coprocess_metrics(config, follower, purger)
+            try:
+                if args.pipe:
+                    first = _snapshot_start(follower, config, rediscover=False)
+                    return run_pipe(follower, first, handshake, timeout, counter)
+                first = _snapshot_start(follower, config, rediscover=True)
+                return run_remote_pipe(follower, first, purger, handshake, timeout, unseal, counter)
+            finally:
+                stop_metrics()
         mode = int(config.recursor.socket_mode, 8)
         if args.pipe_socket:
             path, protocol = args.pipe_socket, "pipe"

@@ -6,10 +6,10 @@ Written in the text exposition format by hand (no client library), served by a s
 from __future__ import annotations
 
 import logging
-import socket
-import threading
 from collections.abc import Callable
 from typing import Any
+
+from ddserver import exposition
 
 logger = logging.getLogger(__name__)
 
@@ -50,27 +50,4 @@ def render(counter: QueryCounter, gauges: dict[str, tuple[str, str, float]]) -> 
 
 def serve(host: str, port: int, body: Callable[[], str]) -> Any:
     """Serve ``GET /metrics`` on a daemon thread; returns the server (``shutdown()`` stops it)."""
-    import http.server  # only the socket daemon serves metrics: pipe coprocesses start faster without
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.split("?")[0] not in ("/metrics", "/"):
-                self.send_error(404)
-                return
-            data = body().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            logger.debug("metrics: " + format, *args)
-
-    class Server(http.server.ThreadingHTTPServer):
-        daemon_threads = True
-        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-
-    server = Server((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    return server
+    return exposition.serve(host, port, body)

@@ -9,10 +9,12 @@ import sys
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from ddserver.config import load_config
+from ddserver import exposition
+from ddserver.config import load_config, parse_listen
 from ddserver.console import EXIT_ERROR, run, setup_logging
 from ddserver.db import Database
 from ddserver.db import migrate as migrations
+from ddserver.errors import DDServerError
 
 if TYPE_CHECKING:
     from ddserver.rfc2136.worker import Worker
@@ -64,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        if config.rfc2136.metrics:
+            host, port = parse_listen(config.rfc2136.metrics)
+            try:
+                exposition.serve(host, port, worker.metrics.render)
+            except OSError as exc:
+                raise DDServerError(f"[rfc2136] metrics = {config.rfc2136.metrics}: {exc.strerror or exc}")
+            logger.info("metrics on http://%s/metrics", config.rfc2136.metrics)
         logger.info("following the change feed every %g s as %s", config.rfc2136.poll_interval, worker.holder)
         worker.run_forever()
         return 0

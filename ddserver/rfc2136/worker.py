@@ -24,6 +24,7 @@ from ddserver.dns import rfc2136
 from ddserver.dns.rfc2136 import Rfc2136Error, Target
 from ddserver.errors import DatabaseError
 from ddserver.rfc2136 import client
+from ddserver.rfc2136.metrics import WorkerMetrics
 from ddserver.store import changes
 from ddserver.store import rfc2136 as store
 from ddserver.store import zones as zone_store
@@ -194,6 +195,7 @@ class Worker:
         self.runs: dict[int, ZoneRun] = {}
         self.window = FeedWindow()
         self.stopping = threading.Event()
+        self.metrics = WorkerMetrics()
 
     # -- one pass over every zone
 
@@ -241,9 +243,11 @@ class Worker:
                     continue
             due.append((zone, target, run))
         if not due:
+            self.metrics.pass_done(None)
             return result
         low = min(zone.rfc2136_position for zone, _, _ in due)
         feed, oldest, edge = self.window.read(self.db, low, FEED_LIMIT, self.settings.gap_timeout)
+        self.metrics.pass_done(edge)
         if self.window.diverged:
             for zone in zones:
                 store.request_full_sync(self.db, zone.id)  # compared by the next pass, then cleared
@@ -296,6 +300,7 @@ class Worker:
             self._advance(zone, run, edge, ok=zone.name not in result.errors)
             return
         pending = [c for c in changes if c.zone_id == zone.id and c.id > position and c not in run.done]
+        self.metrics.pending(zone.name, min((c.created_at for c in pending), default=None))
         if not pending:
             if edge > position and time.monotonic() - run.last_advance > IDLE_ADVANCE:
                 self._advance(zone, run, edge, ok=False)
@@ -310,6 +315,7 @@ class Worker:
             self.push(zone, target, managed)
         result.pushed[zone.name] = result.pushed.get(zone.name, 0) + len(managed)
         run.done.update(pending)
+        self.metrics.pending(zone.name, None)
         self._advance(zone, run, edge, ok=zone.name not in result.errors)
         logger.info("%s: pushed %d names for %d changes", target.describe(), len(managed), len(pending))
 
@@ -348,11 +354,13 @@ class Worker:
     def _record(self, zone: Zone, run: ZoneRun, exc: Rfc2136Error, result: PassResult) -> None:
         """Record an error that does not stop the zone's changes (a refused zone transfer)."""
         logger.error("%s", exc.message)
+        self.metrics.failed(zone.name)
         result.errors[zone.name] = exc.message
         zone_store.set_rfc2136_state(self.db, zone.id, error=exc.message)
 
     def _failed(self, zone: Zone, run: ZoneRun, exc: Rfc2136Error, result: PassResult) -> None:
         run.failures += 1
+        self.metrics.failed(zone.name)
         base, ceiling = self.settings.retry_min, self.settings.retry_max
         delay = min(ceiling, base * 2 ** min(run.failures - 1, 30))
         run.next_attempt = time.monotonic() + delay * random.uniform(0.8, 1.2)
@@ -389,6 +397,7 @@ class Worker:
                 try:
                     client.send(target, update, timeout)
                     sent += 1
+                    self.metrics.sent(zone.name, len(chunk))
                     break
                 except rfc2136.ZoneChanged:
                     if attempt == PREREQUISITE_ATTEMPTS:
@@ -445,6 +454,7 @@ class Worker:
                     outage = 0
                 except DatabaseError as exc:
                     outage += 1
+                    self.metrics.pass_done(None, database_up=False)
                     if outage == 1 or outage % 50 == 0:
                         logger.error("database: %s; retrying", exc.message)
                     self.stopping.wait(min(5.0, interval * 2 ** min(outage, 5)))

@@ -6,6 +6,7 @@ the bundle. Every failure ends as a dyndns2 code: never a 500 page or a tracebac
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import urllib.parse
@@ -14,6 +15,7 @@ from typing import Any
 
 import bottle
 
+from ddserver import logs
 from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.errors import DatabaseError
@@ -36,6 +38,8 @@ UPDATE_PATHS = (
 )
 DELETE_PATHS = ("/nic/delete",)
 IP_PATHS = ("/nic/ip", "/nic/myip", "/myip", "/ip")
+#: The visitor's address as JSON, for the interface's pages (CORS for the interface's origin).
+MYIP_JSON_PATH = "/api/myip"
 ACME_PATHS = ("/nic/acme",)
 _MAX_BODY = 65536
 _TEXT = "text/plain; charset=utf-8"
@@ -62,6 +66,11 @@ def _params(environ: dict[str, Any]) -> dict[str, str]:
     for key, value in pairs:
         params.setdefault(key.strip().lower(), value)
     return params
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 def _text(body: str, status: int = 200, **headers: str) -> bottle.HTTPResponse:
@@ -99,12 +108,19 @@ class UpdaterApp(bottle.Bottle):
     a second: those are answered without Bottle's routing, request and response objects (a quarter of the
     CPU time of a ``nochg`` in-process), with the same status, headers and body."""
 
-    def __init__(self) -> None:
+    def __init__(self, json_logs: bool = False) -> None:
         super().__init__()
         #: Exact path -> the answers to a GET request to it.
         self.fast: dict[str, Callable[[dict[str, Any]], list[Answer]]] = {}
+        self.json_logs = json_logs
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        # Every request has an id (X-Request-Id in and out, in the lines it logs).
+        return logs.serve_with_request_id(self._answer, environ, start_response)
+
+    def _answer(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if self.json_logs:
+            environ["wsgi.errors"] = logs.ErrorStream(logger)
         if environ.get("REQUEST_METHOD") == "GET":
             handler = self.fast.get(environ.get("PATH_INFO", ""))
             if handler is not None:
@@ -126,7 +142,8 @@ def create_app(config: Config, db: Database | None = None, *, metrics_dir: str |
     updater = Updater(config, database, on_batch=metrics.observe_batch)
     trusted = protocol.parse_networks(config.http.trusted_proxies)
     metrics_allow = protocol.parse_networks(config.updater.metrics_allow)
-    app = UpdaterApp()
+    app = UpdaterApp(json_logs=config.logging.format == "json")
+    log_requests = config.logging.requests
     app.config["json.enable"] = False
     app.config["ddserver.metrics"] = metrics
     app.config["ddserver.updater"] = updater
@@ -157,15 +174,34 @@ def create_app(config: Config, db: Database | None = None, *, metrics_dir: str |
     ) -> Callable[[dict[str, Any]], list[Answer]]:
         def answer(environ: dict[str, Any]) -> list[Answer]:
             started = time.perf_counter()
+            request: UpdateRequest | None = None
             try:
-                answers = handler(request_of(environ))
+                request = request_of(environ)
+                logs.set_fields(client=request.client_text, host=request.params.get("hostname", "")[:300])
+                answers = handler(request)
             except DatabaseError as exc:
                 logger.error("%s: %s", endpoint, exc)
                 answers = [Answer(Code.SERVER_ERROR)]
             except Exception:  # the one place an unexpected error becomes 911, logged in full
                 logger.exception("%s: unexpected error", endpoint)
                 answers = [Answer(Code.SERVER_ERROR)]
-            metrics.observe(endpoint, (a.code for a in answers), time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            metrics.observe(endpoint, (a.code for a in answers), seconds)
+            if log_requests:
+                result = ",".join(a.code.value for a in answers)
+                logger.info(
+                    "%s %s: %s",
+                    environ.get("REQUEST_METHOD", "")[:16],
+                    endpoint,
+                    result,
+                    extra={
+                        "result": result,
+                        "method": environ.get("REQUEST_METHOD", "")[:16],
+                        "route": environ.get("PATH_INFO", "")[:100],
+                        "status": protocol.render(answers)[0],
+                        "duration_ms": round(seconds * 1000, 1),
+                    },
+                )
             return answers
 
         return answer
@@ -206,6 +242,24 @@ def create_app(config: Config, db: Database | None = None, *, metrics_dir: str |
 
     for path in IP_PATHS:
         app.route(path, ["GET"], client_ip(None))
+
+    interface_origin = _origin(config.http.base_url)
+
+    @app.route(MYIP_JSON_PATH, ["GET"])
+    def client_ip_json() -> bottle.HTTPResponse:
+        # What the interface's pages ask the updater's IPv4-only and IPv6-only names (docs/interface.md): only
+        # the interface's own origin may read the answer, so no other site learns the visitor's other address.
+        client = request_of(bottle.request.environ).client
+        body = {"address": str(client) if client else "", "family": f"ipv{client.version}" if client else ""}
+        response = bottle.HTTPResponse(json.dumps(body), 200 if client else 500)
+        response.set_header("Content-Type", "application/json")
+        response.set_header("Cache-Control", "no-store")
+        response.set_header("Vary", "Origin")
+        # Read raw (not through Bottle, which fails on bytes that are not UTF-8): compared, never decoded.
+        if interface_origin and bottle.request.environ.get("HTTP_ORIGIN") == interface_origin:
+            response.set_header("Access-Control-Allow-Origin", interface_origin)
+        return response
+
     app.route("/nic/ip4", ["GET"], client_ip(4))
     app.route("/nic/ip6", ["GET"], client_ip(6))
 

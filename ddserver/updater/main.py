@@ -123,6 +123,16 @@ def _serve_waitress(config: Config, host: str, port: int) -> None:
 
 def _serve_gunicorn(config: Config, host: str, port: int) -> None:
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
+
+    class ThroughOurLogging(Logger):  # type: ignore[misc]
+        """gunicorn's messages through ddserver's logging set-up ([logging] file, format), not its own."""
+
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for log in (self.error_log, self.access_log):
+                log.handlers.clear()
+                log.propagate = True
 
     settings = config.updater
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -144,6 +154,7 @@ def _serve_gunicorn(config: Config, host: str, port: int) -> None:
                 "forwarded_allow_ips": "",
                 "accesslog": None,
                 "loglevel": "warning",
+                "logger_class": ThroughOurLogging,
             }
             for key, value in values.items():
                 self.cfg.set(key, value)

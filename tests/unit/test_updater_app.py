@@ -535,6 +535,7 @@ def test_the_fast_path_answers_as_bottle_does(app, site: Site, db: Database) -> 
             "wsgi.input": io.BytesIO(b""),
             "wsgi.errors": sys.stderr,
             "HTTP_AUTHORIZATION": basic(login, secret),
+            "HTTP_X_REQUEST_ID": "req-1",
         }
         replies = []
         for wsgi in (app, app.wsgi):
@@ -545,6 +546,10 @@ def test_the_fast_path_answers_as_bottle_does(app, site: Site, db: Database) -> 
 
             body = b"".join(wsgi(dict(environ), start_response))
             replies.append((started, body))
+        # The app adds the request id (the incoming one, being sane) around Bottle and the fast path alike.
+        (status, headers), *_ = replies[0][0]
+        assert headers[-1] == ("X-Request-Id", "req-1")
+        replies[0] = ([(status, headers[:-1])], replies[0][1])
         assert replies[0] == replies[1], (path, query)
         assert path in app.fast
 
@@ -578,3 +583,21 @@ def _wildcard_requests(app: Any, db: Database, site: Site) -> None:
     assert update(app, site, {"myip": "198.51.100.2", "wildcard": "ON"}).body == "good 198.51.100.2\n"
     assert update(app, site, {"myip": "198.51.100.2", "wildcard": "ON"}).body == "nochg 198.51.100.2\n"
     assert not hosts.get(db, HOME).wildcard
+
+
+def test_myip_json_for_the_interfaces_pages(config: Config, db: Database) -> None:
+    app = create_app(updater_config(config).replace("http", base_url="https://ddserver.example.test/"), db)
+    origin = {"Origin": "https://ddserver.example.test"}
+    reply = call(app, "/api/myip", remote="192.0.2.1", headers=origin)
+    assert reply.status == 200 and json.loads(reply.body) == {"address": "192.0.2.1", "family": "ipv4"}
+    assert reply.headers["content-type"] == "application/json" and reply.headers["cache-control"] == "no-store"
+    # Only the interface's own origin may read it: no other site learns the visitor's other address.
+    assert reply.headers["access-control-allow-origin"] == "https://ddserver.example.test"
+    assert reply.headers["vary"] == "Origin"
+    reply = call(app, "/api/myip", remote="2001:db8::1", headers={"Origin": "https://evil.example"})
+    assert json.loads(reply.body) == {"address": "2001:db8::1", "family": "ipv6"}
+    assert "access-control-allow-origin" not in reply.headers
+    # Behind a trusted proxy, the forwarded client; an IPv4-mapped peer is IPv4.
+    forwarded = {"X-Forwarded-For": "2001:db8::7"}
+    assert json.loads(call(app, "/api/myip", remote="127.0.0.1", headers=forwarded).body)["address"] == "2001:db8::7"
+    assert json.loads(call(app, "/api/myip", remote="::ffff:192.0.2.3").body)["family"] == "ipv4"

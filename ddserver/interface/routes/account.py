@@ -52,6 +52,7 @@ def login(ctx: Context) -> str:
         check = passwords.verify_password(form["password"], user.password_hash)
     if user is None or not check.ok:
         guard.failed(ctx, user)
+        ctx.site.metrics.login(False)
         form.error("_form", ctx.gettext("The name or the password is wrong."))
         return ctx.render("login.html", status=401, form=form)
     if check.new_hash:
@@ -74,6 +75,7 @@ def login(ctx: Context) -> str:
     ctx.start_session(user, remember=remember)
     limits.trust_device(ctx, user)
     users.record_login(ctx.db, user.id, ok=True)
+    ctx.site.metrics.login(True)
     return ctx.redirect(target)
 
 
@@ -95,11 +97,13 @@ def totp_login(ctx: Context) -> str:
     if step is None or not accounts.use_totp_step(ctx.db, user.id, step):
         # A code used before (replayed, or typed twice) is refused like a wrong one.
         guard.failed(ctx)
+        ctx.site.metrics.login(False)
         form.error("code", ctx.gettext("This code is not right. Use the current code of your authenticator app."))
         return ctx.render("login_totp.html", status=401, form=form)
     ctx.start_session(user, remember=ctx.session.remember)
     limits.trust_device(ctx, user)
     users.record_login(ctx.db, user.id, ok=True)
+    ctx.site.metrics.login(True)
     return ctx.redirect(safe_next(form["next"]))
 
 
@@ -185,6 +189,7 @@ def signup(ctx: Context) -> str:
 
         later(ctx, job)
         return ctx.render("signup_done.html", email=email)
+    ctx.site.metrics.signup()
     later(ctx, _activation_job(ctx, user, email, mode))
     return ctx.render("signup_done.html", email=email)
 

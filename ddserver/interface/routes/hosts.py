@@ -9,7 +9,7 @@ from typing import Any
 import bottle
 import markupsafe
 
-from ddserver import relay, sealing, secrets, validate
+from ddserver import logs, relay, sealing, secrets, validate
 from ddserver.errors import Conflict, DDServerError, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
 from ddserver.interface.web import AuthLevel, Context
@@ -27,6 +27,7 @@ def _own_host(ctx: Context, host_id: int) -> Host:
         raise bottle.HTTPError(404)
     if host.user_id != ctx.user.id and not ctx.user.is_admin:
         raise bottle.HTTPError(404)
+    logs.set_fields(host=host.name)
     return host
 
 
@@ -151,6 +152,7 @@ def _detail(ctx: Context, host: Host, *, secret: str | None = None, status: int 
         update_url=url,
         update_host=urlsplit(url).netloc,
         update_scheme=urlsplit(url).scheme,
+        family_update_urls=[u + "/nic/update" for u in (ctx.config.update_url_of(4), ctx.config.update_url_of(6)) if u],
         has_update_token=bool(tokens.for_user(ctx.db, host.user_id, "update")),
         updates=history.recent_updates(ctx.db, host.id, ctx.config.updater.history_kept),
         auth_failures=history.recent_auth_failures(ctx.db, host.id, ctx.config.updater.auth_trail_kept),
@@ -165,12 +167,39 @@ def detail(ctx: Context, host_id: int) -> str:
     return _detail(ctx, _own_host(ctx, host_id))
 
 
+def _browser_addresses(ctx: Context, form: Form) -> tuple[Any, Any, list[str]]:
+    """The addresses of "Use my IPv4 and IPv6 addresses": what the page's script learned from the updater's
+    IPv4-only and IPv6-only names (``found_ipv4``, ``found_ipv6``), else the connection's own for its family.
+    A family found neither way is kept as it is, as "Use my current address" keeps it.
+
+    :returns: the IPv4 and IPv6 values for ``hosts.set_addresses`` and the families that were not found.
+    """
+    client = validate.ip_address(ctx.client)
+    found: dict[int, Any] = {}
+    for family, check in ((4, validate.ipv4), (6, validate.ipv6)):
+        name = f"found_ipv{family}"
+        if form[name]:
+            found[family] = form.check(name, check)
+            if found[family] is None:
+                form.error("_form", form.errors.pop(name))
+        elif client.version == family:
+            found[family] = client.compressed
+    missing = [f"IPv{family}" for family in (4, 6) if family not in found]
+    for family in (4, 6):
+        if family in found and found[family] is not None:
+            form.values[f"ipv{family}"] = found[family]
+    return found.get(4, KEEP), found.get(6, KEEP), missing
+
+
 def set_address(ctx: Context, host_id: int) -> str:
     host = _own_host(ctx, host_id)
-    form = Form.from_request(ctx, "ipv4", "ipv6", "use_current")
+    form = Form.from_request(ctx, "ipv4", "ipv6", "use_current", "found_ipv4", "found_ipv6")
     ipv4: Any = KEEP
     ipv6: Any = KEEP
-    if form["use_current"]:
+    missing: list[str] = []
+    if form["use_current"] == "both":
+        ipv4, ipv6, missing = _browser_addresses(ctx, form)
+    elif form["use_current"]:
         address = validate.ip_address(ctx.client)
         if address.version == 4:
             ipv4 = str(address)
@@ -193,6 +222,15 @@ def set_address(ctx: Context, host_id: int) -> str:
         record=ctx.config.updater.history_kept > 0,
     )
     message = ctx.gettext("The addresses are saved.") if change.changed else ctx.gettext("The addresses are unchanged.")
+    if missing:
+        # Only one family was found: the visitor has no address of the other, or its name did not answer.
+        ctx.flash(message, "success")
+        message = ctx.gettext(
+            "No %(family)s address was found for this browser (it may have none, or the %(family)s-only name of "
+            "the updater did not answer): the %(family)s address is unchanged.",
+            family=missing[0],
+        )
+        return ctx.redirect(f"/hosts/{host.id}", message, "warning")
     return ctx.redirect(f"/hosts/{host.id}", message)
 
 

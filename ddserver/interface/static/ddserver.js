@@ -61,9 +61,52 @@
     });
   }
 
+  // Asks one family-specific "my address" URL; resolves to the address, or "" when the name does not answer
+  // (the visitor has no address of that family, or the name is unreachable) within a few seconds.
+  function askAddress(url, family) {
+    var controller = window.AbortController ? new AbortController() : null;
+    var timer = controller ? setTimeout(function () { controller.abort(); }, 5000) : null;
+    var options = { headers: { "Accept": "application/json" }, cache: "no-store" };
+    if (controller) { options.signal = controller.signal; }
+    return fetch(url, options)
+      .then(function (r) { return r.ok ? r.json() : {}; })
+      .then(function (answer) { return answer.family === family ? String(answer.address || "") : ""; })
+      .catch(function () { return ""; })
+      .then(function (address) { if (timer) { clearTimeout(timer); } return address; });
+  }
+
+  // "Use my IPv4 and IPv6 addresses" on a host's page: learn both addresses from the updater's IPv4-only and
+  // IPv6-only names, then post the page's own address form (CSRF token included) with what was found.
+  function bothFamilies() {
+    var button = document.getElementById("use-both");
+    if (!button || !window.fetch || !window.Promise) { return; }
+    var form = button.form;
+    var status = document.getElementById("use-both-status");
+    button.hidden = false;
+    button.addEventListener("click", function (event) {
+      event.preventDefault();
+      button.disabled = true;
+      if (status) { status.textContent = button.getAttribute("data-asking"); }
+      Promise.all([
+        askAddress(button.getAttribute("data-ipv4-url"), "ipv4"),
+        askAddress(button.getAttribute("data-ipv6-url"), "ipv6")
+      ]).then(function (found) {
+        form.elements.found_ipv4.value = found[0];
+        form.elements.found_ipv6.value = found[1];
+        var mode = document.createElement("input");
+        mode.type = "hidden";
+        mode.name = "use_current";
+        mode.value = "both";
+        form.appendChild(mode);
+        form.submit();
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     copyButtons();
     labelCheck();
     addresses();
+    bothFamilies();
   });
 })();

@@ -22,6 +22,7 @@ ROUTES = {
     ("GET", "/api/myip"): PUBLIC,
     ("GET", "/static/<path:path>"): PUBLIC,
     ("GET", "/health"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,  # no login: [interface] metrics_allow decides (a 403 from elsewhere)
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
     ("GET", "/login/totp"): PUBLIC,
