@@ -574,8 +574,8 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
         if args.write_snapshot:
             return write_snapshot(config, Path(args.write_snapshot), args.rediscover)
         timeout = config.recursor.coprocess_timeout
+        unseal = sealing.load(config).unseal
         if args.pipe or args.remote_pipe:
-            unseal = sealing.load(config).unseal
             counter, stop_metrics = coprocess_metrics(config, follower, purger)
             try:
                 if args.pipe:
