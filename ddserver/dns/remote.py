@@ -14,6 +14,8 @@ from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _js  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
+from ddserver.errors import DDServerError
+
 if TYPE_CHECKING:  # the command line answers the handshake before the index module is loaded
     from ddserver.dns.zoneindex import Zone, ZoneIndex
 
@@ -34,6 +36,17 @@ class Method(enum.StrEnum):
     GET_ALL_DOMAIN_METADATA = "getalldomainmetadata"
     GET_DOMAIN_METADATA = "getdomainmetadata"
     DIRECT_BACKEND_CMD = "directbackendcmd"
+    GET_UPDATED_MASTERS = "getupdatedmasters"
+    SET_NOTIFIED = "setnotified"
+    GET_TSIG_KEY = "gettsigkey"
+
+
+class Metadata(enum.StrEnum):
+    """Domain metadata kinds this backend derives from a zone's settings."""
+
+    ALSO_NOTIFY = "ALSO-NOTIFY"
+    TSIG_ALLOW_AXFR = "TSIG-ALLOW-AXFR"
+    ALLOW_AXFR_FROM = "ALLOW-AXFR-FROM"
 
 
 #: How PowerDNS (json11: keys sorted, ": " and ", " between them) starts a lookup request.
@@ -63,11 +76,39 @@ def _record(qname: str, rtype: str, ttl: int, content: str, zone_id: int) -> str
     )  # fmt: skip
 
 
-def _domain(zone: Zone) -> str:
+def _domain(zone: Zone, notified: int | None) -> str:
+    # "master": PowerDNS (primary=yes) notifies the secondaries of zones of this kind; the zone cache reads
+    # only the id and the name, so every zone is served as one.
     return (
-        '{"id":' + str(zone.id) + ',"zone":' + _js(zone.name + ".") + ',"kind":"native","serial":'
-        + str(zone.serial) + "}"
+        '{"id":' + str(zone.id) + ',"zone":' + _js(zone.name + ".") + ',"kind":"master","serial":'
+        + str(zone.serial) + ',"notified_serial":' + str(notified or 0) + ',"masters":[]}'
     )  # fmt: skip
+
+
+def transfer_key_context(name: str) -> str:
+    """The context a transfer key's secret is sealed with (its name, lower case, no final dot)."""
+    return "transfer-tsig:" + name.lower().rstrip(".")
+
+
+def metadata_for(zone: Zone, *, allow_axfr_from: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """The domain metadata PowerDNS reads for a zone (getDomainMetadata, getAllDomainMetadata), derived
+    from the zone's settings; kinds without a value are left out.
+
+    - ALSO-NOTIFY: the addresses notified besides the nameservers' (``address`` or ``address:port``).
+    - TSIG-ALLOW-AXFR: the names of the keys that may transfer the zone; PowerDNS signs its NOTIFY with
+      the first one.
+    - ALLOW-AXFR-FROM: ``allow_axfr_from`` (networks that may transfer unsigned), only for a zone without
+      transfer keys: PowerDNS lets an unsigned request through when its address is in that list.
+    """
+    row = zone.row
+    meta: dict[str, list[str]] = {}
+    if row.also_notify:
+        meta[Metadata.ALSO_NOTIFY.value] = list(row.also_notify)
+    if row.transfer_keys:
+        meta[Metadata.TSIG_ALLOW_AXFR.value] = [key[0] for key in row.transfer_keys]
+    elif allow_axfr_from:
+        meta[Metadata.ALLOW_AXFR_FROM.value] = list(allow_axfr_from)
+    return meta
 
 
 class RemoteHandler:
@@ -76,6 +117,8 @@ class RemoteHandler:
     :param index: returns the current index, or None while nothing is loaded (lookups then fail).
     :param commands: answers to ``directBackendCmd``: name -> function returning lines.
     :param on_query: called with (qtype, number of records, -1 for a foreign name) for metrics.
+    :param unseal: opens a transfer key's sealed secret (``sealed, context``); None: getTSIGKey fails.
+    :param allow_axfr_from: networks that may transfer a zone without transfer keys unsigned.
     """
 
     def __init__(
@@ -83,10 +126,19 @@ class RemoteHandler:
         index: Callable[[], ZoneIndex | None],
         commands: dict[str, Callable[[list[str]], list[str]]] | None = None,
         on_query: Callable[[str, int], None] | None = None,
+        *,
+        unseal: Callable[[str, str], str] | None = None,
+        allow_axfr_from: tuple[str, ...] = (),
     ) -> None:
         self._index = index
         self.commands = commands or {}
         self.on_query = on_query
+        self.unseal = unseal
+        self.allow_axfr_from = allow_axfr_from
+        #: The serial PowerDNS last notified each zone's secondaries of (setNotified), by zone id. Kept in
+        #: memory only, as the recursor never writes to the database: after a restart every zone is
+        #: notified once more, which secondaries answer by checking the serial.
+        self.notified: dict[int, int] = {}
         #: getAllDomains was refused before the first load: PowerDNS's zone cache is empty until told.
         self.refused_domains = False
         self._methods: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -95,9 +147,12 @@ class RemoteHandler:
             Method.LIST.value: self._list,
             Method.GET_ALL_DOMAINS.value: self._all_domains,
             Method.GET_DOMAIN_INFO.value: self._domain_info,
-            Method.GET_ALL_DOMAIN_METADATA.value: lambda p: '{"result":{}}',
-            Method.GET_DOMAIN_METADATA.value: lambda p: EMPTY_LIST,
+            Method.GET_ALL_DOMAIN_METADATA.value: self._all_metadata,
+            Method.GET_DOMAIN_METADATA.value: self._metadata,
             Method.DIRECT_BACKEND_CMD.value: self._command,
+            Method.GET_UPDATED_MASTERS.value: self._updated_masters,
+            Method.SET_NOTIFIED.value: self._set_notified,
+            Method.GET_TSIG_KEY.value: self._tsig_key,
         }
 
     def handle(self, message: bytes | str) -> str:
@@ -216,7 +271,8 @@ class RemoteHandler:
             # PowerDNS to rediscover once the data is loaded.
             self.refused_domains = True
             return false("zone data not loaded yet")
-        return '{"result":[' + ",".join([_domain(z) for z in list(index.zones.values())]) + "]}"
+        notified = self.notified
+        return '{"result":[' + ",".join([_domain(z, notified.get(z.id)) for z in list(index.zones.values())]) + "]}"
 
     def _domain_info(self, params: dict[str, Any]) -> str:
         index = self._index()
@@ -225,7 +281,72 @@ class RemoteHandler:
         zone = self._find_zone(index, params, "name")
         if zone is None:
             return FALSE
-        return '{"result":' + _domain(zone) + "}"
+        return '{"result":' + _domain(zone, self.notified.get(zone.id)) + "}"
+
+    def _zone_metadata(self, params: dict[str, Any]) -> dict[str, list[str]] | None:
+        index = self._index()
+        if index is None:
+            return None
+        zone = self._find_zone(index, params, "name")
+        if zone is None:
+            return {}
+        return metadata_for(zone, allow_axfr_from=self.allow_axfr_from)
+
+    def _all_metadata(self, params: dict[str, Any]) -> str:
+        meta = self._zone_metadata(params)
+        if meta is None:
+            return false("zone data not loaded yet")
+        return json.dumps({"result": meta}, separators=(",", ":"))
+
+    def _metadata(self, params: dict[str, Any]) -> str:
+        kind = params["kind"]
+        if not isinstance(kind, str):
+            raise TypeError("kind must be a string")
+        meta = self._zone_metadata(params)
+        if meta is None:
+            return false("zone data not loaded yet")
+        return json.dumps({"result": meta.get(kind.upper(), [])}, separators=(",", ":"))
+
+    def _updated_masters(self, params: dict[str, Any]) -> str:
+        """The zones whose serial changed since PowerDNS last notified their secondaries (all of them at
+        first): PowerDNS notifies them and then calls setNotified."""
+        index = self._index()
+        if index is None:
+            return false("zone data not loaded yet")
+        notified = self.notified
+        changed = [z for z in list(index.zones.values()) if notified.get(z.id) != z.serial]
+        return '{"result":[' + ",".join([_domain(z, notified.get(z.id)) for z in changed]) + "]}"
+
+    def _set_notified(self, params: dict[str, Any]) -> str:
+        zone_id, serial = params["id"], params["serial"]
+        if not isinstance(zone_id, int | float) or not isinstance(serial, int | float):
+            raise TypeError("id and serial must be numbers")
+        self.notified[int(zone_id)] = int(serial)
+        return TRUE
+
+    def _tsig_key(self, params: dict[str, Any]) -> str:
+        """A transfer key by name: ``{algorithm, content}`` (the secret in base64), for PowerDNS to check a
+        signed transfer request and to sign its NOTIFY."""
+        name = params["name"]
+        if not isinstance(name, str):
+            raise TypeError("name must be a string")
+        index = self._index()
+        if index is None:
+            return false("zone data not loaded yet")
+        wanted = name.lower().rstrip(".")
+        for zone in list(index.zones.values()):
+            for key_name, algorithm, sealed in zone.row.transfer_keys:
+                if key_name != wanted:
+                    continue
+                if self.unseal is None:
+                    return false("no data key to open transfer keys with")
+                try:
+                    secret = self.unseal(sealed, transfer_key_context(key_name))
+                except (DDServerError, ValueError) as exc:  # a key that cannot be opened is refused, logged
+                    logger.warning("remote: transfer key %s cannot be opened: %s", key_name, exc)
+                    return false("transfer key cannot be opened")
+                return '{"result":{"algorithm":' + _js(algorithm) + ',"content":' + _js(secret) + "}}"
+        return false("no such TSIG key")
 
     def _command(self, params: dict[str, Any]) -> str:
         words = str(params.get("query", "")).split()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ddserver import console
+from ddserver import console, sealing
 from ddserver.config import Config, parse_listen
 from ddserver.db import Database
 from ddserver.dns import pipe, remote
@@ -393,16 +393,25 @@ def end_coprocess(follower: Follower) -> int:
     return 0
 
 
+def handler_options(config: Config) -> dict[str, Any]:
+    """The remote handler's settings from the configuration: the data key that opens transfer keys, and the
+    networks that may transfer zones without one."""
+    sealer = sealing.load(config)
+    return {"unseal": sealer.unseal, "allow_axfr_from": config.recursor.allow_axfr_from}
+
+
 def run_remote_pipe(
     follower: Follower,
     first: Callable[[], None] | None,
     purger: Purger,
     handshake: Handshake,
     timeout: float = 0.0,
+    options: dict[str, Any] | None = None,
 ) -> int:
-    """Serve PowerDNS's remote backend over its pipe connector; ``timeout``: see :func:`watchdog`."""
+    """Serve PowerDNS's remote backend over its pipe connector; ``timeout``: see :func:`watchdog`;
+    ``options``: see :func:`handler_options`."""
     clock = StreamClock(handshake.at)
-    handler = remote.RemoteHandler(first_load_index(follower, clock), commands(follower))
+    handler = remote.RemoteHandler(first_load_index(follower, clock), commands(follower), **(options or {}))
 
     def start() -> None:
         if first is not None:
@@ -471,6 +480,7 @@ def run_socket(
     protocol: str = "remote",
     snapshot_path: Path | None = None,
     snapshot_interval: float = 0.0,
+    options: dict[str, Any] | None = None,
 ) -> int:
     """Serve the remote backend protocol (``protocol="remote"``) or the pipe backend protocol (``"pipe"``)
     on a unix socket, from one index shared by every PowerDNS connection; ``snapshot_path``: see
@@ -482,7 +492,7 @@ def run_socket(
         server = SocketServer(path, _pipe_sessions(follower, cache),
                               pipe.fail("request line too long").encode(), pipe.MAX_LINE, mode)  # fmt: skip
     else:
-        handler = remote.RemoteHandler(lambda: follower.index, commands(follower))
+        handler = remote.RemoteHandler(lambda: follower.index, commands(follower), **(options or {}))
         respond = _remote_responder(handler, cache)
         ask = cache.asker(handler.query)
         server = SocketServer(path, lambda: (respond, ask), remote.false("message too long").encode() + b"\n",
@@ -542,7 +552,7 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
             return run_pipe(follower, _snapshot_start(follower, config, rediscover=False), handshake, timeout)
         if args.remote_pipe:
             first = _snapshot_start(follower, config, rediscover=True)
-            return run_remote_pipe(follower, first, purger, handshake, timeout)
+            return run_remote_pipe(follower, first, purger, handshake, timeout, handler_options(config))
         mode = int(config.recursor.socket_mode, 8)
         if args.pipe_socket:
             path, protocol = args.pipe_socket, "pipe"
@@ -560,6 +570,7 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
             protocol,
             snapshot_at,
             config.recursor.snapshot_interval,
+            handler_options(config) if protocol == "remote" else None,
         )
 
     return console.run(body, "ddserver-recursor")

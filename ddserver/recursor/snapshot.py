@@ -29,7 +29,7 @@ from ddserver.store.dnsdata import ZoneRow
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3
 #: The lasting folder tried first when ``[recursor] snapshot_dir`` is empty.
 DEFAULT_DIR = "/var/lib/ddserver/recursor"
 #: A snapshot older than this is still used (the feed fills the gap) but a fresh one is built for next time.
@@ -127,7 +127,7 @@ def read(path: Path, default_ttl: int) -> Snapshot | None:
         return None
     index = ZoneIndex(default_ttl)
     for row in zones:
-        index.set_zone(ZoneRow(row[0], row[1], tuple(row[2]), *row[3:]))
+        index.set_zone(ZoneRow(row[0], row[1], tuple(row[2]), *row[3:11], tuple(row[11]), tuple(map(tuple, row[12]))))
     index.hosts, index.extra, index.owners = hosts, extra, owners
     return Snapshot(index, high, list(gaps), created, (str(mark[0]), float(mark[1])) if mark else None, server)
 

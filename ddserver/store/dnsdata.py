@@ -36,6 +36,10 @@ class ZoneRow:
     minimum: int
     zone_ttl: int
     ttl: int | None
+    #: Secondaries PowerDNS notifies besides the nameservers: addresses, or address:port.
+    also_notify: tuple[str, ...] = ()
+    #: TSIG keys allowed to transfer the zone: (name, algorithm, secret sealed with the data key).
+    transfer_keys: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,10 @@ from ddserver.store import dnsdata
 from ddserver.store.dnsdata import ZoneRow
 
 _ZONE_SQL = (
-    "SELECT id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl FROM zones"
+    "SELECT id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl, also_notify "
+    "FROM zones"
 )
+_KEYS_SQL = "SELECT zone_id, name, algorithm, secret FROM zone_transfer_keys"
 _ACTIVE = "h.blocked = 0 AND h.abuse = 0 AND u.is_disabled = 0"
 # Hosts alone, in primary key order: with a join to users, MariaDB began at the users table and sorted every
 # remaining host for each page (44 s for a million hosts). Hosts of disabled users are left out in Python.
@@ -37,22 +39,32 @@ _RECORDS_SQL = (
 )
 
 
-def _zone(row: tuple) -> ZoneRow:
+def _zone(row: tuple, keys: dict[int, list[tuple[str, str, str]]]) -> ZoneRow:
     return ZoneRow(
-        row[0], row[1], tuple(row[2].split()), row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10]
-    )
+        row[0], row[1], tuple(row[2].split()), row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
+        tuple((row[11] or "").split()), tuple(sorted(keys.get(row[0], ()))),
+    )  # fmt: skip
+
+
+def _keys(rows: Iterable[tuple]) -> dict[int, list[tuple[str, str, str]]]:
+    keys: dict[int, list[tuple[str, str, str]]] = {}
+    for zone_id, name, algorithm, secret in rows:
+        keys.setdefault(zone_id, []).append((name, algorithm, secret))
+    return keys
 
 
 def zones(tx: Transaction, ids: Iterable[int] | None = None) -> list[ZoneRow]:
-    """All zones, or those with the given ids, as index rows."""
+    """All zones, or those with the given ids, as index rows (with their transfer keys, still sealed)."""
     if ids is None:
-        return [_zone(row) for row in tx.tuples(_ZONE_SQL)]
+        keys = _keys(tx.tuples(_KEYS_SQL))
+        return [_zone(row, keys) for row in tx.tuples(_ZONE_SQL)]
     ids = list(ids)
     found: list[ZoneRow] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" for _ in chunk)
-        found.extend(_zone(row) for row in tx.tuples(_ZONE_SQL + f" WHERE id IN ({marks})", chunk))
+        keys = _keys(tx.tuples(_KEYS_SQL + f" WHERE zone_id IN ({marks})", chunk))
+        found.extend(_zone(row, keys) for row in tx.tuples(_ZONE_SQL + f" WHERE id IN ({marks})", chunk))
     return found
 
 
