@@ -478,14 +478,13 @@ def _zone_transfer_key(db: Database, config: Config, args: argparse.Namespace) -
         secret = base64.b64encode(os.urandom(_SECRET_BYTES[args.algorithm])).decode("ascii")
     else:
         try:
-            if args.secret_file == "-":
-                text = sys.stdin.read()
-            else:
-                text = Path(args.secret_file).read_text(encoding="utf-8")
+            text = sys.stdin.read() if args.secret_file == "-" else Path(args.secret_file).read_text("utf-8")
         except OSError as exc:
             raise ValidationError(f"--secret-file {args.secret_file}: {exc.strerror}")
         secret = validate.tsig_secret(text)
-    key = zones.add_transfer_key(db, zone.id, name, args.algorithm, sealer.seal(secret, remote.transfer_key_context(name)))
+    key = zones.add_transfer_key(
+        db, zone.id, name, args.algorithm, sealer.seal(secret, remote.transfer_key_context(name))
+    )
     _audit(db, f"zone {zone.name}", f"transfer key {name} added")
     if generated:
         print(f"{zone.name}: transfer key {key.name} ({key.algorithm}) added; its secret, shown only now:")

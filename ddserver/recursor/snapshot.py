@@ -22,6 +22,7 @@ import tempfile
 import time
 from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import Any
 
 from ddserver.dns.zoneindex import ZoneIndex
 from ddserver.store.changes import FeedCursor
@@ -127,7 +128,10 @@ def read(path: Path, default_ttl: int) -> Snapshot | None:
         return None
     index = ZoneIndex(default_ttl)
     for row in zones:
-        index.set_zone(ZoneRow(row[0], row[1], tuple(row[2]), *row[3:11], tuple(row[11]), tuple(map(tuple, row[12]))))
+        # Lists of names and of keys become tuples again; the other fields are as written.
+        fields: list[Any] = [tuple(v) if n in (2, 11) else v for n, v in enumerate(row)]
+        fields[12] = tuple(tuple(key) for key in row[12])
+        index.set_zone(ZoneRow(*fields))
     index.hosts, index.extra, index.owners = hosts, extra, owners
     return Snapshot(index, high, list(gaps), created, (str(mark[0]), float(mark[1])) if mark else None, server)
 

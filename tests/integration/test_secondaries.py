@@ -9,8 +9,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from ddserver import sealing
 from ddserver.config import load_config
 from ddserver.db import Database
@@ -86,4 +84,3 @@ def test_bind_secondary_transfers_with_tsig_and_follows_notify(
             ixfr = dig(primary, "-y", f"hmac-sha256:{KEY}:{secret}", ZONE, f"IXFR={old_serial}")
             answer = soa_lines(ixfr)
             assert len(answer) == 2 and "203.0.113.9" in ixfr and "192.0.2.1" not in ixfr
-

@@ -211,9 +211,11 @@ def test_remote_secondaries_notify_metadata_and_transfer_keys() -> None:
     assert opened == [("S", "transfer-tsig:xfr.example.org")]
     assert call("getTSIGKey", name="other.example.org.")["result"] is False
     assert call("setNotified", id="x", serial=1)["result"] is False  # malformed: refused, not a crash
-    assert remote.RemoteHandler(lambda: index).handle(
-        json.dumps({"method": "getTSIGKey", "parameters": {"name": "xfr.example.org."}})
-    ).startswith('{"result":false')  # no data key: no secret
+    assert (
+        remote.RemoteHandler(lambda: index)
+        .handle(json.dumps({"method": "getTSIGKey", "parameters": {"name": "xfr.example.org."}}))
+        .startswith('{"result":false')
+    )  # no data key: no secret
 
 
 def powerdns_lookup(qname: str, qtype: str = "ANY", remote_ip: str = "127.0.0.1", zone_id: int = 3) -> bytes:
