@@ -126,6 +126,7 @@ def add(
     min_ttl: int = 60,
     max_ttl: int = 86400,
     allow_wildcards: bool = True,
+    also_notify: list[str] | tuple[str, ...] = (),
 ) -> Zone:
     """Add a zone; ``name``, ``nameservers`` and ``hostmaster`` must be validated already.
 
@@ -141,7 +142,7 @@ def add(
             zone_id = tx.insert(
                 "INSERT INTO zones (name, nameservers, hostmaster, serial, ttl, is_public, description, "
                 "rfc2136_server, rfc2136_transport, tsig_name, tsig_algorithm, tsig_secret, created_at, "
-                "min_ttl, max_ttl, allow_wildcards) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "min_ttl, max_ttl, allow_wildcards, also_notify) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     name,
                     " ".join(nameservers),
@@ -159,6 +160,7 @@ def add(
                     min_ttl,
                     max_ttl,
                     int(allow_wildcards),
+                    " ".join(also_notify),
                 ),
             )
         except Exception as exc:
