@@ -395,9 +395,14 @@ def end_coprocess(follower: Follower) -> int:
 
 def handler_options(config: Config) -> dict[str, Any]:
     """The remote handler's settings from the configuration: the data key that opens transfer keys, and the
-    networks that may transfer zones without one."""
-    sealer = sealing.load(config)
-    return {"unseal": sealer.unseal, "allow_axfr_from": config.recursor.allow_axfr_from}
+    networks that may transfer zones without one. A data key that cannot be read is logged and answering
+    goes on: only transfers signed with a zone's key fail then (PowerDNS gets no secret)."""
+    options: dict[str, Any] = {"allow_axfr_from": config.recursor.allow_axfr_from}
+    try:
+        options["unseal"] = sealing.load(config).unseal
+    except ConfigError as exc:
+        logger.warning("transfer keys cannot be opened: %s", exc)
+    return options
 
 
 def run_remote_pipe(

@@ -84,3 +84,32 @@ def test_bind_secondary_transfers_with_tsig_and_follows_notify(
             ixfr = dig(primary, "-y", f"hmac-sha256:{KEY}:{secret}", ZONE, f"IXFR={old_serial}")
             answer = soa_lines(ixfr)
             assert len(answer) == 2 and "203.0.113.9" in ixfr and "192.0.2.1" not in ixfr
+            # From the current serial: the SOA alone (nothing to transfer).
+            current = dig(primary, "-y", f"hmac-sha256:{KEY}:{secret}", ZONE, f"IXFR={secondary.soa(ZONE)}")
+            assert len(soa_lines(current)) == 1 and "203.0.113.9" not in current
+
+
+def test_an_address_notified_by_ns_record_gets_no_unsigned_transfer(tmp_path: Path) -> None:
+    """PowerDNS lets an address it has just notified transfer a zone unsigned ("recently notified
+    secondary"); 4.7 keeps that address with its port, so the rule never matches and a zone with a transfer
+    key stays closed to unsigned requests from its nameservers' addresses too."""
+    url = support.new_database_url("sqlite", tmp_path)
+    db = support.create_database(url)
+    data_key = sealing.new_key()
+    config = support.write_config_file(tmp_path / "ddserver.conf", url, f"data_key = {data_key}\n")
+    zone = zones.add(db, ZONE, [f"ns.{ZONE}"], "hostmaster.example.org")
+    user = users.add(db, "alice", "alice@example.org", password_hash="x")
+    hosts.add(db, user.id, f"ns.{ZONE}", "h", default_limit=10, ipv4="127.0.0.2")
+    sealer = sealing.load(load_config(str(config)))
+    secret = make_secret("ns")
+    zones.add_transfer_key(db, zone.id, KEY, "hmac-sha256", sealer.seal(secret, remote.transfer_key_context(KEY)))
+    extra = PRIMARY.replace("only-notify=\n", "")  # the nameservers' addresses are notified
+    with start_pdns(tmp_path / "pdns", config, "remote-socket", extra=extra) as pdns:
+        queued = f"Queued notification of domain '{ZONE}' to 127.0.0.2"
+        support.wait_until(lambda: queued in pdns.log(), 30, what="the NOTIFY to the nameserver's address")
+        # The next cycle has begun: the NOTIFY queued in the one before was sent (and its address noted).
+        later = "no primary or producer domains need notifications"
+        support.wait_until(lambda: later in pdns.log().split(queued, 1)[1], 30, what="PowerDNS's next cycle")
+        primary = f"127.0.0.1:{pdns.port}"
+        assert "Transfer failed" in dig(primary, "-b", "127.0.0.2", ZONE, "AXFR")
+        assert len(soa_lines(dig(primary, "-b", "127.0.0.2", "-y", f"hmac-sha256:{KEY}:{secret}", ZONE, "AXFR"))) == 2
