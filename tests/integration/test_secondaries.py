@@ -4,15 +4,20 @@ once the zone has a key, and an IXFR request gets the whole zone."""
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from ddserver import sealing
 from ddserver.config import load_config
 from ddserver.db import Database
 from ddserver.dns import remote
+from ddserver.recursor import snapshot
 from ddserver.store import hosts, users, zones
 from tests import support
 from tests.named import SecondaryServer, make_secret, started
@@ -113,3 +118,42 @@ def test_an_address_notified_by_ns_record_gets_no_unsigned_transfer(tmp_path: Pa
         primary = f"127.0.0.1:{pdns.port}"
         assert "Transfer failed" in dig(primary, "-b", "127.0.0.2", ZONE, "AXFR")
         assert len(soa_lines(dig(primary, "-b", "127.0.0.2", "-y", f"hmac-sha256:{KEY}:{secret}", ZONE, "AXFR"))) == 2
+
+
+def test_a_recursor_started_from_its_snapshot_without_the_database_serves_the_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The also-notify addresses and transfer keys are in the daemon's snapshot: a recursor that starts while
+    its database is unreachable still gives PowerDNS the metadata and the key's secret."""
+    from tests.integration.test_recursor_process import _ask
+    from tests.integration.test_recursor_snapshot import start_socket_recursor
+
+    url = support.new_database_url("sqlite", tmp_path)
+    db = support.create_database(url)
+    monkeypatch.setenv("DDSERVER_AUTH_DATA_KEY", sealing.new_key())  # for this test and the recursors
+    monkeypatch.setenv("DDSERVER_DATABASE_CONNECT_TIMEOUT", "1")
+    zone = zones.add(db, ZONE, ["ns1.example.org"], "hostmaster.example.org", also_notify=["192.0.2.53:5300"])
+    secret = make_secret("snapshot")
+    sealed = sealing.load(load_config(str(support.write_config_file(tmp_path / "c.conf", url)))).seal(
+        secret, remote.transfer_key_context(KEY)
+    )
+    zones.add_transfer_key(db, zone.id, KEY, "hmac-sha512", sealed)
+    recursor, _ = start_socket_recursor(tmp_path, url, "first")
+    recursor.stop()  # it wrote its snapshot once loaded, and again when it stopped
+    # The same snapshot, for a database that does not answer (the file is named after the database's URL).
+    gone = "mysql://ddserver@127.0.0.1:1/ddserver"
+    folder = tmp_path / "snapshots"
+    (first,) = folder.glob("*.snapshot")
+    first.rename(snapshot.snapshot_path(folder, gone))
+    recursor, path = start_socket_recursor(tmp_path, gone, "again")
+    try:
+        assert "serving STALE data from the snapshot" in recursor.log()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(path))
+            ask = lambda method, **p: _ask(sock, json.dumps({"method": method, "parameters": p}).encode())  # noqa: E731
+            assert ask("getAllDomainMetadata", name=f"{ZONE}.")["result"] == {
+                "ALSO-NOTIFY": ["192.0.2.53:5300"], "TSIG-ALLOW-AXFR": [KEY]
+            }  # fmt: skip
+            assert ask("getTSIGKey", name=f"{KEY}.")["result"] == {"algorithm": "hmac-sha512", "content": secret}
+    finally:
+        recursor.stop()
