@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ddserver import console, sealing
+from ddserver import console
 from ddserver.config import Config, parse_listen
 from ddserver.db import Database
 from ddserver.dns import pipe, remote
@@ -394,15 +394,20 @@ def end_coprocess(follower: Follower) -> int:
 
 
 def handler_options(config: Config) -> dict[str, Any]:
-    """The remote handler's settings from the configuration: the data key that opens transfer keys, and the
-    networks that may transfer zones without one. A data key that cannot be read is logged and answering
-    goes on: only transfers signed with a zone's key fail then (PowerDNS gets no secret)."""
-    options: dict[str, Any] = {"allow_axfr_from": config.recursor.allow_axfr_from}
-    try:
-        options["unseal"] = sealing.load(config).unseal
-    except ConfigError as exc:
-        logger.warning("transfer keys cannot be opened: %s", exc)
-    return options
+    """The remote handler's settings from the configuration: what opens transfer keys with the data key, and
+    the networks that may transfer zones without one. The data key is read when PowerDNS first asks for a
+    key (a coprocess starts no slower for it); one that cannot be read fails that answer, logged, and
+    nothing else."""
+    sealer: list[Any] = []
+
+    def unseal(sealed: str, context: str) -> str:
+        if not sealer:
+            from ddserver import sealing  # cryptography: loaded only where keys are asked for
+
+            sealer.append(sealing.load(config))
+        return str(sealer[0].unseal(sealed, context))
+
+    return {"unseal": unseal, "allow_axfr_from": config.recursor.allow_axfr_from}
 
 
 def run_remote_pipe(
