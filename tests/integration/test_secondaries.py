@@ -85,6 +85,9 @@ def test_bind_secondary_transfers_with_tsig_and_follows_notify(
             assert secondary.soa(ZONE) > old_serial
             assert "notify from 127.0.0.1" in secondary.log()
 
+            # A NOTIFY asked for by hand (getDomainInfo): queued for the zone's secondaries.
+            assert "Added to queue" in pdns.control(f"notify {ZONE}")
+
             # IXFR is not implemented: PowerDNS answers an IXFR from an older serial with the whole zone.
             ixfr = dig(primary, "-y", f"hmac-sha256:{KEY}:{secret}", ZONE, f"IXFR={old_serial}")
             answer = soa_lines(ixfr)
