@@ -450,15 +450,8 @@ def _also_notify(args: argparse.Namespace) -> tuple[str, ...] | None:
     return tuple(found)
 
 
-#: Bytes of a new TSIG secret per algorithm: its digest's size, as tsig-keygen makes them.
-_SECRET_BYTES = {"hmac-md5": 16, "hmac-sha1": 20, "hmac-sha224": 28, "hmac-sha256": 32, "hmac-sha384": 48,
-                 "hmac-sha512": 64}  # fmt: skip
-
-
 def _zone_transfer_key(db: Database, config: Config, args: argparse.Namespace) -> int:
     """Add, remove or list the TSIG keys that may transfer a zone from PowerDNS."""
-    import base64
-
     from ddserver.dns import remote
 
     zone = zones.get(db, validate.zone_name(args.name))
@@ -475,7 +468,7 @@ def _zone_transfer_key(db: Database, config: Config, args: argparse.Namespace) -
     sealer = sealing.load(config, required=True)
     generated = args.secret_file is None
     if generated:
-        secret = base64.b64encode(os.urandom(_SECRET_BYTES[args.algorithm])).decode("ascii")
+        secret = secrets.new_tsig_secret(args.algorithm)
     else:
         try:
             text = sys.stdin.read() if args.secret_file == "-" else Path(args.secret_file).read_text("utf-8")

@@ -6,12 +6,11 @@ import base64
 import binascii
 import ipaddress
 import math
-import os
 from typing import Any
 
 import bottle
 
-from ddserver import sealing, validate
+from ddserver import sealing, secrets, validate
 from ddserver.config import parse_listen
 from ddserver.dns import remote
 from ddserver.errors import Conflict, DDServerError, LimitReached, NotFound, ValidationError
@@ -452,11 +451,6 @@ def zone_edit(ctx: Context, zone_id: int) -> str:
     return ctx.redirect("/admin/zones", ctx.gettext("The zone %(name)s is saved.", name=zone.name))
 
 
-#: Bytes of a new TSIG secret per algorithm: its digest's size, as tsig-keygen makes them.
-SECRET_BYTES = {"hmac-md5": 16, "hmac-sha1": 20, "hmac-sha224": 28, "hmac-sha256": 32, "hmac-sha384": 48,
-                "hmac-sha512": 64}  # fmt: skip
-
-
 def zone_key_add(ctx: Context, zone_id: int) -> str:
     """Allow a TSIG key to transfer the zone: the secret given, or a new one shown on this answer only."""
     zone = _zone(ctx, zone_id)
@@ -470,7 +464,7 @@ def zone_key_add(ctx: Context, zone_id: int) -> str:
     sealed = None
     if key_form.ok:
         if secret is None:
-            secret = base64.b64encode(os.urandom(SECRET_BYTES[algorithm])).decode("ascii")
+            secret = secrets.new_tsig_secret(algorithm)
         try:
             sealed = sealing.load(ctx.config).seal(secret, remote.transfer_key_context(name))
         except DDServerError:
