@@ -477,7 +477,10 @@ def zone_key_add(ctx: Context, zone_id: int) -> str:
     if not key_form.ok:
         return _zone_page(ctx, _edit_form(ctx, zone), zone, status=400, key_form=key_form)
     ctx.log_event(AUDIT, f"zone {zone.name}", f"transfer key {name} added")
-    return _zone_page(ctx, _edit_form(ctx, zone), zone, new_key=(str(name), secret) if not given and secret else None)
+    if given:
+        return ctx.redirect(f"/admin/zones/{zone.id}", ctx.gettext("The transfer key %(name)s is added.", name=name))
+    # A new secret: on this answer only (never stored in the clear, never in a redirect's message).
+    return _zone_page(ctx, _edit_form(ctx, zone), zone, new_key=(str(name), str(secret)))
 
 
 def zone_key_remove(ctx: Context, zone_id: int) -> str:

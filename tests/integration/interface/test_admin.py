@@ -281,8 +281,9 @@ def test_zone_form_secondaries_and_transfer_keys(db, make_app) -> None:
     client.post(f"{url}/transfer-keys", {"key_name": "k3.example.org"}, status=403)  # no CSRF token
     given = base64.b64encode(b"a given secret of some length").decode()
     page = client.post(f"{url}/transfer-keys", {"csrf_token": token, "key_name": "k2.example.org",
-                                                "key_algorithm": "hmac-sha512", "key_secret": given})  # fmt: skip
+                                                "key_algorithm": "hmac-sha512", "key_secret": given}).follow()  # fmt: skip
     assert given not in page.text and 'id="transfer-secret"' not in page.text
+    assert "The transfer key k2.example.org is added." in page.text
     assert [k.name for k in zones.transfer_keys(db, zone.id)] == ["k2.example.org", "xfr.example.org"]
     client.post(f"{url}/transfer-keys/remove", {"csrf_token": token, "key_name": "k2.example.org"}).follow()
     assert [k.name for k in zones.transfer_keys(db, zone.id)] == ["xfr.example.org"]
