@@ -86,6 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--tsig-algorithm", choices=TSIG_ALGORITHMS)
     edit.add_argument("--tsig-secret-file", metavar="FILE", help="file holding the base64 TSIG secret")
     edit.add_argument("--no-tsig", action="store_true", help="send updates unsigned (not recommended)")
+    edit.add_argument(
+        "--also-notify",
+        action="append",
+        metavar="ADDRESS[:PORT]",
+        help="a secondary PowerDNS notifies of changes besides the nameservers (repeat for each; replaces the list)",
+    )
+    edit.add_argument("--no-also-notify", action="store_true", help="notify only the nameservers")
+    xfr = zone.add_parser("transfer-key", help="the TSIG keys that secondaries transfer the zone with")
+    xfr.add_argument("name", help="the zone")
+    xfr_action = xfr.add_subparsers(dest="key_action", metavar="ACTION", parser_class=_Parser)
+    xfr_action.required = True
+    xfr_add = xfr_action.add_parser("add", help="allow a key; prints a new secret alone on the last line")
+    xfr_add.add_argument("key", help="the key's name, such as xfr.dyn.example.org")
+    xfr_add.add_argument("--algorithm", choices=TSIG_ALGORITHMS, default="hmac-sha256")
+    xfr_add.add_argument("--secret-file", metavar="FILE", help="take the base64 secret from FILE (-: standard input)")
+    xfr_action.add_parser("remove", help="take a key's right to transfer the zone away").add_argument("key")
+    xfr_action.add_parser("list", help="the zone's transfer keys (never their secrets)")
     check = zone.add_parser("check", help="check that a zone's RFC 2136 primary takes signed updates")
     check.add_argument("name")
     sync = zone.add_parser("sync", help="compare a zone's RFC 2136 primary (AXFR) with the database and fix it")
@@ -383,6 +400,8 @@ def cmd_zone(config: Config, args: argparse.Namespace) -> int:
         return 0
     if args.action in ("edit", "check", "sync"):
         return _zone_rfc2136(db, config, args)
+    if args.action == "transfer-key":
+        return _zone_transfer_key(db, config, args)
     if args.action == "delete":
         return _zone_delete(db, args)
     if args.action in ("dnssec", "ds", "key"):
@@ -402,6 +421,8 @@ def cmd_zone(config: Config, args: argparse.Namespace) -> int:
         line += f"\t{_describe_rules(zone)}"
         if zone.owner_id is not None:
             line += f"\towner {owners.get(zone.owner_id, zone.owner_id)}\t{_describe_owned(zone)}"
+        if zone.also_notify:
+            line += f"\talso-notify {','.join(zone.also_notify)}"
         if zone.rfc2136_server:
             state = "pending" if zone.rfc2136_ok_at is None else f"ok at {_format_time(zone.rfc2136_ok_at)}"
             if zone.rfc2136_error:
@@ -583,12 +604,72 @@ def _zone_edit(db: Database, zone: zones.Zone, args: argparse.Namespace) -> int:
         (args.rfc2136, args.no_rfc2136, args.transport, args.tsig_name, args.tsig_algorithm, args.tsig_secret_file)
     )
     zones.check_ttl_range(int(rules.get("min_ttl", zone.min_ttl)), int(rules.get("max_ttl", zone.max_ttl)))
-    if rfc2136_given or args.no_tsig or not rules:
+    notify = _also_notify(args)
+    if rfc2136_given or args.no_tsig or (not rules and notify is None):
         # First: it checks all its options before it changes anything.
         _zone_edit_rfc2136(db, zone, args)
     if rules:
         updated = zones.update(db, zone.id, **rules)
         print(f"{zone.name}: {_describe_rules(updated)}")
+    if notify is not None:
+        updated = zones.update(db, zone.id, also_notify=notify)
+        print(f"{zone.name}: also-notify {' '.join(updated.also_notify) or 'none'}")
+    return 0
+
+
+def _also_notify(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The also-notify list given (checked), or None when the command leaves it as it is."""
+    if args.no_also_notify and args.also_notify:
+        raise ValidationError("give --also-notify or --no-also-notify, not both")
+    if args.no_also_notify:
+        return ()
+    if not args.also_notify:
+        return None
+    found: list[str] = []
+    for text in args.also_notify:
+        for item in text.replace(",", " ").split():
+            address = validate.notify_address(item)
+            if address not in found:
+                found.append(address)
+    if not found:
+        raise ValidationError("--also-notify: give an address, or --no-also-notify")
+    return tuple(found)
+
+
+def _zone_transfer_key(db: Database, config: Config, args: argparse.Namespace) -> int:
+    """Add, remove or list the TSIG keys that may transfer a zone from PowerDNS."""
+    from ddserver.dns import remote
+
+    zone = zones.get(db, validate.zone_name(args.name))
+    if args.key_action == "list":
+        for key in zones.transfer_keys(db, zone.id):
+            print(f"{key.name}\t{key.algorithm}\tadded {_format_time(key.created_at)}")
+        return 0
+    name = validate.hostname(args.key)
+    if args.key_action == "remove":
+        zones.remove_transfer_key(db, zone.id, name)
+        _audit(db, f"zone {zone.name}", f"transfer key {name} removed")
+        print(f"{zone.name}: transfer key {name} removed")
+        return 0
+    sealer = sealing.load(config, required=True)
+    generated = args.secret_file is None
+    if generated:
+        secret = secrets.new_tsig_secret(args.algorithm)
+    else:
+        try:
+            text = sys.stdin.read() if args.secret_file == "-" else Path(args.secret_file).read_text("utf-8")
+        except OSError as exc:
+            raise ValidationError(f"--secret-file {args.secret_file}: {exc.strerror}")
+        secret = validate.tsig_secret(text)
+    key = zones.add_transfer_key(
+        db, zone.id, name, args.algorithm, sealer.seal(secret, remote.transfer_key_context(name))
+    )
+    _audit(db, f"zone {zone.name}", f"transfer key {name} added")
+    if generated:
+        print(f"{zone.name}: transfer key {key.name} ({key.algorithm}) added; its secret, shown only now:")
+        print(secret)
+    else:
+        print(f"{zone.name}: transfer key {key.name} ({key.algorithm}) added")
     return 0
 
 
@@ -636,8 +717,8 @@ def _zone_edit_rfc2136(db: Database, zone: zones.Zone, args: argparse.Namespace)
             values["tsig_algorithm"] = args.tsig_algorithm
     if not values:
         raise ValidationError(
-            "nothing to change: give --min-ttl, --max-ttl, --wildcards, --no-wildcards, --rfc2136, --transport, "
-            "a TSIG key, --no-tsig or --no-rfc2136"
+            "nothing to change: give --min-ttl, --max-ttl, --wildcards, --no-wildcards, --also-notify, "
+            "--no-also-notify, --rfc2136, --transport, a TSIG key, --no-tsig or --no-rfc2136"
         )
     was_pushed = bool(zone.rfc2136_server)
     updated = zones.update(db, zone.id, **values)

@@ -622,6 +622,13 @@ class RecursorSection:
         "may wait 1 s for the data).",
         check=lambda v: None if v == 0 or 2 <= v <= 3600 else "0 (no limit) or 2 to 3600 seconds",
     )
+    allow_axfr_from: tuple[str, ...] = option(
+        ("127.0.0.0/8", "::1"),
+        "Networks that may transfer a zone without a transfer key unsigned (remote modes: served to PowerDNS "
+        "as the zone's ALLOW-AXFR-FROM; set PowerDNS's allow-axfr-ips empty so that this decides). A zone "
+        "with transfer keys goes only to requests signed with one of them. Empty: no unsigned transfers.",
+        check=_check_networks,
+    )
     metrics: str = option(
         "",
         "HOST:PORT where Prometheus metrics are served (remote-socket mode). Empty: no metrics. "

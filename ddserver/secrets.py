@@ -18,6 +18,18 @@ _ALPHABET = string.ascii_letters + string.digits
 SECRET_LENGTH = 22
 
 
+#: Bytes of a new TSIG secret per algorithm: its digest's size, as tsig-keygen makes them.
+TSIG_SECRET_BYTES = {"hmac-md5": 16, "hmac-sha1": 20, "hmac-sha224": 28, "hmac-sha256": 32, "hmac-sha384": 48,
+                     "hmac-sha512": 64}  # fmt: skip
+
+
+def new_tsig_secret(algorithm: str) -> str:
+    """A new random TSIG secret for ``algorithm``, in base64 (as tsig-keygen prints it)."""
+    import base64
+
+    return base64.b64encode(_random.token_bytes(TSIG_SECRET_BYTES[algorithm])).decode("ascii")
+
+
 def new_host_secret() -> str:
     """A fresh host secret of at least 128 bits."""
     return "".join(_random.choice(_ALPHABET) for _ in range(SECRET_LENGTH))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -212,3 +214,44 @@ def rname_to_email(rname: str) -> str:
     if len(parts) != 2:
         return rname
     return parts[0].replace("\\.", ".") + "@" + parts[1]
+
+
+def notify_address(text: str) -> str:
+    """A secondary's address for NOTIFY: an IP address, ``IPv4:port`` or ``[IPv6]:port``, in the canonical
+    form PowerDNS reads (port 53 when none is given).
+
+    :raises ValidationError: for anything else.
+    """
+    value = text.strip()
+    host, port = value, None
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValidationError(f"{text!r} is not an address or address:port")
+        port = rest[1:] if rest else None
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValidationError(f"{text!r} is not an address or address:port") from None
+    if port is None:
+        return str(address)
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValidationError(f"{text!r}: the port must be a number from 1 to 65535")
+    return f"[{address}]:{int(port)}" if address.version == 6 else f"{address}:{int(port)}"
+
+
+def tsig_secret(text: str) -> str:
+    """A TSIG secret in base64 (as ``tsig-keygen`` prints it), of at least 16 bytes.
+
+    :raises ValidationError: for anything else.
+    """
+    value = "".join(text.split())
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError("the secret is not base64, such as tsig-keygen prints") from None
+    if len(raw) < 16:
+        raise ValidationError("the secret is too short: give at least 16 bytes (128 bits)")
+    return value

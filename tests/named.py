@@ -229,3 +229,36 @@ def set_delegation(server: NamedServer, child: str, names: tuple[str, ...]) -> N
             update.add(child + ".", 60, "NS", name + ".")
 
     server.update("example.com", build)
+
+
+class SecondaryServer(NamedServer):
+    """``named`` as a secondary of ``zones``: it transfers them from ``primary`` (HOST:PORT, set before
+    :meth:`start`) with the TSIG key, and takes NOTIFY from it."""
+
+    def __init__(self, folder: Path, zones: tuple[str, ...], **kwargs: object) -> None:
+        self.primary = ""
+        super().__init__(folder, zones, **kwargs)  # type: ignore[arg-type]
+
+    def _write(self) -> None:
+        super()._write()
+        if not self.primary:
+            return
+        host, port = self.primary.rsplit(":", 1)
+        text = self.conf.read_text()
+        text = text[: text.index('zone "')] if 'zone "' in text else text
+        for zone in self.zones:
+            text += (
+                f'zone "{zone}" {{\n    type secondary;\n    file "{self.folder / (zone + ".secondary")}";\n'
+                f"    primaries {{ {host} port {port} key {self.key_name}; }};\n"
+                f"    allow-notify {{ {host}; }};\n}};\n"
+            )
+        self.conf.write_text(text)
+
+    def zone_file(self, zone: str) -> Path:
+        return self.folder / f"{zone}.unused"
+
+    def start(self) -> None:
+        if not self.primary:
+            raise ValueError("set the primary (HOST:PORT) first")
+        self._write()
+        super().start()

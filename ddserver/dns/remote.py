@@ -15,6 +15,8 @@ from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _js  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
+from ddserver.errors import DDServerError
+
 if TYPE_CHECKING:  # the command line answers the handshake before the index module is loaded
     from ddserver.dns.zoneindex import Zone, ZoneIndex
     from ddserver.store.dnsdata import ZoneRow
@@ -38,6 +40,9 @@ class Method(enum.StrEnum):
     DIRECT_BACKEND_CMD = "directbackendcmd"
     GET_DOMAIN_KEYS = "getdomainkeys"
     GET_BEFORE_AND_AFTER_NAMES_ABSOLUTE = "getbeforeandafternamesabsolute"
+    GET_UPDATED_MASTERS = "getupdatedmasters"
+    SET_NOTIFIED = "setnotified"
+    GET_TSIG_KEY = "gettsigkey"
 
 
 #: Calls with which PowerDNS's tools (pdnsutil, the HTTP API) would change keys or metadata. The recursor
@@ -51,6 +56,14 @@ REFUSED_WRITES = {
     "unpublishdomainkey": "ddserver zone key unpublish",
     "setdomainmetadata": "ddserver zone dnssec",
 }
+
+
+class Metadata(enum.StrEnum):
+    """Domain metadata kinds this backend derives from a zone's settings."""
+
+    ALSO_NOTIFY = "ALSO-NOTIFY"
+    TSIG_ALLOW_AXFR = "TSIG-ALLOW-AXFR"
+    ALLOW_AXFR_FROM = "ALLOW-AXFR-FROM"
 
 
 #: How PowerDNS (json11: keys sorted, ": " and ", " between them) starts a lookup request.
@@ -80,20 +93,43 @@ def _record(qname: str, rtype: str, ttl: int, content: str, zone_id: int) -> str
     )  # fmt: skip
 
 
-def _domain(zone: Zone) -> str:
+def _domain(zone: Zone, notified: int | None) -> str:
+    # "master": PowerDNS (primary=yes) notifies the secondaries of zones of this kind; the zone cache reads
+    # only the id and the name, so every zone is served as one.
     return (
-        '{"id":' + str(zone.id) + ',"zone":' + _js(zone.name + ".") + ',"kind":"native","serial":'
-        + str(zone.serial) + "}"
+        '{"id":' + str(zone.id) + ',"zone":' + _js(zone.name + ".") + ',"kind":"master","serial":'
+        + str(zone.serial) + ',"notified_serial":' + str(notified or 0) + ',"masters":[]}'
     )  # fmt: skip
 
 
-def metadata_for(zone: ZoneRow) -> dict[str, list[str]]:
-    """A zone's domain metadata, as PowerDNS asks for it (``getAllDomainMetadata``, ``getDomainMetadata``):
-    derived from the zone's settings, never stored as such (ddserver manages it; ``setDomainMetadata`` is
-    refused)."""
+def transfer_key_context(name: str) -> str:
+    """The context a transfer key's secret is sealed with (its name, lower case, no final dot)."""
+    return "transfer-tsig:" + name.lower().rstrip(".")
+
+
+def metadata_for(row: ZoneRow, *, allow_axfr_from: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """The domain metadata PowerDNS reads for a zone (getDomainMetadata, getAllDomainMetadata), derived
+    from the zone's settings, never stored as such (ddserver manages it; ``setDomainMetadata`` is refused);
+    kinds without a value are left out.
+
+    - NSEC3PARAM, NSEC3NARROW: for a signed zone (``dns/dnssec.py``).
+
+    - ALSO-NOTIFY: the addresses notified besides the nameservers' (``address`` or ``address:port``).
+    - TSIG-ALLOW-AXFR: the names of the keys that may transfer the zone; PowerDNS signs its NOTIFY with
+      the first one.
+    - ALLOW-AXFR-FROM: ``allow_axfr_from`` (networks that may transfer unsigned), only for a zone without
+      transfer keys: PowerDNS lets an unsigned request through when its address is in that list.
+    """
     from ddserver.dns import dnssec  # the handshake path never needs it
 
-    return dnssec.metadata_for(zone.dnssec, zone.nsec3param, zone.keys)
+    meta = dnssec.metadata_for(row.dnssec, row.nsec3param, row.keys)
+    if row.also_notify:
+        meta[Metadata.ALSO_NOTIFY.value] = list(row.also_notify)
+    if row.transfer_keys:
+        meta[Metadata.TSIG_ALLOW_AXFR.value] = [key[0] for key in row.transfer_keys]
+    elif allow_axfr_from:
+        meta[Metadata.ALLOW_AXFR_FROM.value] = list(allow_axfr_from)
+    return meta
 
 
 class RemoteHandler:
@@ -102,8 +138,10 @@ class RemoteHandler:
     :param index: returns the current index, or None while nothing is loaded (lookups then fail).
     :param commands: answers to ``directBackendCmd``: name -> function returning lines.
     :param on_query: called with (qtype, number of records, -1 for a foreign name) for metrics.
-    :param unseal: opens a sealed DNSSEC private key: ``unseal(sealed, context)`` (``sealing.Sealer.unseal``);
-        None: no keys are given to PowerDNS (its zones are served unsigned, logged).
+    :param unseal: opens a sealed DNSSEC private key or transfer key secret: ``unseal(sealed, context)``
+        (``sealing.Sealer.unseal``); None: no keys are given to PowerDNS (signed zones are served unsigned,
+        logged; getTSIGKey fails).
+    :param allow_axfr_from: networks that may transfer a zone without transfer keys unsigned.
     """
 
     def __init__(
@@ -111,16 +149,23 @@ class RemoteHandler:
         index: Callable[[], ZoneIndex | None],
         commands: dict[str, Callable[[list[str]], list[str]]] | None = None,
         on_query: Callable[[str, int], None] | None = None,
+        *,
         unseal: Callable[[str, str], str] | None = None,
+        allow_axfr_from: tuple[str, ...] = (),
     ) -> None:
         self._index = index
         self.commands = commands or {}
         self.on_query = on_query
-        self._unseal = unseal
         #: Private keys opened, by sealed text (opening one costs a few microseconds, but PowerDNS asks often).
         self._opened: dict[str, str] = {}
         #: Zones whose keys could not be opened, logged once each.
         self._unopened: set[str] = set()
+        self.unseal = unseal
+        self.allow_axfr_from = allow_axfr_from
+        #: The serial PowerDNS last notified each zone's secondaries of (setNotified), by zone id. Kept in
+        #: memory only, as the recursor never writes to the database: after a restart every zone is
+        #: notified once more, which secondaries answer by checking the serial.
+        self.notified: dict[int, int] = {}
         #: getAllDomains was refused before the first load: PowerDNS's zone cache is empty until told.
         self.refused_domains = False
         self._methods: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -135,6 +180,9 @@ class RemoteHandler:
             Method.GET_DOMAIN_KEYS.value: self._domain_keys,
             # NSEC3 narrow: PowerDNS computes the neighbours itself and never needs the order of names.
             Method.GET_BEFORE_AND_AFTER_NAMES_ABSOLUTE.value: lambda p: false("NSEC3 narrow only: no ordering"),
+            Method.GET_UPDATED_MASTERS.value: self._updated_masters,
+            Method.SET_NOTIFIED.value: self._set_notified,
+            Method.GET_TSIG_KEY.value: self._tsig_key,
         }
         for method, command in REFUSED_WRITES.items():
             self._methods[method] = functools.partial(self._refuse, method, command)
@@ -255,7 +303,8 @@ class RemoteHandler:
             # PowerDNS to rediscover once the data is loaded.
             self.refused_domains = True
             return false("zone data not loaded yet")
-        return '{"result":[' + ",".join([_domain(z) for z in list(index.zones.values())]) + "]}"
+        notified = self.notified
+        return '{"result":[' + ",".join([_domain(z, notified.get(z.id)) for z in list(index.zones.values())]) + "]}"
 
     def _domain_info(self, params: dict[str, Any]) -> str:
         index = self._index()
@@ -264,7 +313,72 @@ class RemoteHandler:
         zone = self._find_zone(index, params, "name")
         if zone is None:
             return FALSE
-        return '{"result":' + _domain(zone) + "}"
+        return '{"result":' + _domain(zone, self.notified.get(zone.id)) + "}"
+
+    def _zone_metadata(self, params: dict[str, Any]) -> dict[str, list[str]] | None:
+        index = self._index()
+        if index is None:
+            return None
+        zone = self._find_zone(index, params, "name")
+        if zone is None:
+            return {}
+        return metadata_for(zone.row, allow_axfr_from=self.allow_axfr_from)
+
+    def _all_metadata(self, params: dict[str, Any]) -> str:
+        meta = self._zone_metadata(params)
+        if meta is None:
+            return false("zone data not loaded yet")
+        return json.dumps({"result": meta}, separators=(",", ":"))
+
+    def _metadata(self, params: dict[str, Any]) -> str:
+        kind = params["kind"]
+        if not isinstance(kind, str):
+            raise TypeError("kind must be a string")
+        meta = self._zone_metadata(params)
+        if meta is None:
+            return false("zone data not loaded yet")
+        return json.dumps({"result": meta.get(kind.upper(), [])}, separators=(",", ":"))
+
+    def _updated_masters(self, params: dict[str, Any]) -> str:
+        """The zones whose serial changed since PowerDNS last notified their secondaries (all of them at
+        first): PowerDNS notifies them and then calls setNotified."""
+        index = self._index()
+        if index is None:
+            return false("zone data not loaded yet")
+        notified = self.notified
+        changed = [z for z in list(index.zones.values()) if notified.get(z.id) != z.serial]
+        return '{"result":[' + ",".join([_domain(z, notified.get(z.id)) for z in changed]) + "]}"
+
+    def _set_notified(self, params: dict[str, Any]) -> str:
+        zone_id, serial = params["id"], params["serial"]
+        if not isinstance(zone_id, int | float) or not isinstance(serial, int | float):
+            raise TypeError("id and serial must be numbers")
+        self.notified[int(zone_id)] = int(serial)
+        return TRUE
+
+    def _tsig_key(self, params: dict[str, Any]) -> str:
+        """A transfer key by name: ``{algorithm, content}`` (the secret in base64), for PowerDNS to check a
+        signed transfer request and to sign its NOTIFY."""
+        name = params["name"]
+        if not isinstance(name, str):
+            raise TypeError("name must be a string")
+        index = self._index()
+        if index is None:
+            return false("zone data not loaded yet")
+        wanted = name.lower().rstrip(".")
+        for zone in list(index.zones.values()):
+            for key_name, algorithm, sealed in zone.row.transfer_keys:
+                if key_name != wanted:
+                    continue
+                if self.unseal is None:
+                    return false("no data key to open transfer keys with")
+                try:
+                    secret = self.unseal(sealed, transfer_key_context(key_name))
+                except (DDServerError, ValueError) as exc:  # a key that cannot be opened is refused, logged
+                    logger.warning("remote: transfer key %s cannot be opened: %s", key_name, exc)
+                    return false("transfer key cannot be opened")
+                return '{"result":{"algorithm":' + _js(algorithm) + ',"content":' + _js(secret) + "}}"
+        return false("no such TSIG key")
 
     def _command(self, params: dict[str, Any]) -> str:
         words = str(params.get("query", "")).split()
@@ -281,19 +395,6 @@ class RemoteHandler:
         zone = self._find_zone(index, params, "name")
         return None if zone is None else zone.row
 
-    def _all_metadata(self, params: dict[str, Any]) -> str:
-        row = self._zone_row(params)
-        if row is None:
-            return '{"result":{}}'
-        return json.dumps({"result": metadata_for(row)}, separators=(",", ":"))
-
-    def _metadata(self, params: dict[str, Any]) -> str:
-        row = self._zone_row(params)
-        kind = params.get("kind")
-        if row is None or not isinstance(kind, str):
-            return EMPTY_LIST
-        return json.dumps({"result": metadata_for(row).get(kind.upper(), [])}, separators=(",", ":"))
-
     def _domain_keys(self, params: dict[str, Any]) -> str:
         """The zone's keys with their private key text, as PowerDNS signs with them; none for a zone that is
         not signed. A key that cannot be opened (no data key, another one) leaves the zone unsigned, logged
@@ -306,10 +407,10 @@ class RemoteHandler:
         for key_id, flags, active, published, sealed in row.keys:
             content = self._opened.get(sealed)
             if content is None:
-                if self._unseal is None:
+                if self.unseal is None:
                     return self._unopenable(row.name, "no data key configured ([auth] data_key)")
                 try:
-                    content = self._unseal(sealed, context)
+                    content = self.unseal(sealed, context)
                 except Exception as exc:  # noqa: BLE001 - sealing.SealingError, kept out of this pure module
                     return self._unopenable(row.name, str(exc))
                 if len(self._opened) >= 1000:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ddserver import console, exposition, sealing
+from ddserver import console, exposition
 from ddserver.config import Config, parse_listen
 from ddserver.db import Database
 from ddserver.dns import pipe, remote
@@ -425,19 +425,36 @@ def end_coprocess(follower: Follower) -> int:
     return 0
 
 
+def handler_options(config: Config) -> dict[str, Any]:
+    """The remote handler's settings from the configuration: what opens transfer keys with the data key, and
+    the networks that may transfer zones without one. The data key is read when PowerDNS first asks for a
+    key (a coprocess starts no slower for it); one that cannot be read fails that answer, logged, and
+    nothing else."""
+    sealer: list[Any] = []
+
+    def unseal(sealed: str, context: str) -> str:
+        if not sealer:
+            from ddserver import sealing  # cryptography: loaded only where keys are asked for
+
+            sealer.append(sealing.load(config))
+        return str(sealer[0].unseal(sealed, context))
+
+    return {"unseal": unseal, "allow_axfr_from": config.recursor.allow_axfr_from}
+
+
 def run_remote_pipe(
     follower: Follower,
     first: Callable[[], None] | None,
     purger: Purger,
     handshake: Handshake,
     timeout: float = 0.0,
-    unseal: Callable[[str, str], str] | None = None,
+    options: dict[str, Any] | None = None,
     counter: metrics.QueryCounter | None = None,
 ) -> int:
-    """Serve PowerDNS's remote backend over its pipe connector; ``timeout``: see :func:`watchdog`; ``unseal``
-    opens the zones' DNSSEC private keys (``sealing.Sealer.unseal``); ``counter``: as for :func:`run_pipe`."""
+    """Serve PowerDNS's remote backend over its pipe connector; ``timeout``: see :func:`watchdog`;
+    ``options``: see :func:`handler_options`; ``counter``: as for :func:`run_pipe`."""
     clock = StreamClock(handshake.at)
-    handler = remote.RemoteHandler(first_load_index(follower, clock), commands(follower), unseal=unseal)
+    handler = remote.RemoteHandler(first_load_index(follower, clock), commands(follower), **(options or {}))
 
     def start() -> None:
         if first is not None:
@@ -506,7 +523,7 @@ def run_socket(
     protocol: str = "remote",
     snapshot_path: Path | None = None,
     snapshot_interval: float = 0.0,
-    unseal: Callable[[str, str], str] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> int:
     """Serve the remote backend protocol (``protocol="remote"``) or the pipe backend protocol (``"pipe"``)
     on a unix socket, from one index shared by every PowerDNS connection; ``snapshot_path``: see
@@ -518,7 +535,7 @@ def run_socket(
         server = SocketServer(path, _pipe_sessions(follower, cache),
                               pipe.fail("request line too long").encode(), pipe.MAX_LINE, mode)  # fmt: skip
     else:
-        handler = remote.RemoteHandler(lambda: follower.index, commands(follower), unseal=unseal)
+        handler = remote.RemoteHandler(lambda: follower.index, commands(follower), **(options or {}))
         respond = _remote_responder(handler, cache)
         ask = cache.asker(handler.query)
         server = SocketServer(path, lambda: (respond, ask), remote.false("message too long").encode() + b"\n",
@@ -574,7 +591,6 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
         if args.write_snapshot:
             return write_snapshot(config, Path(args.write_snapshot), args.rediscover)
         timeout = config.recursor.coprocess_timeout
-        unseal = sealing.load(config).unseal
         if args.pipe or args.remote_pipe:
             counter, stop_metrics = coprocess_metrics(config, follower, purger)
             try:
@@ -582,7 +598,7 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
                     first = _snapshot_start(follower, config, rediscover=False)
                     return run_pipe(follower, first, handshake, timeout, counter)
                 first = _snapshot_start(follower, config, rediscover=True)
-                return run_remote_pipe(follower, first, purger, handshake, timeout, unseal, counter)
+                return run_remote_pipe(follower, first, purger, handshake, timeout, handler_options(config), counter)
             finally:
                 stop_metrics()
         mode = int(config.recursor.socket_mode, 8)
@@ -602,7 +618,7 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
             protocol,
             snapshot_at,
             config.recursor.snapshot_interval,
-            unseal,
+            handler_options(config) if protocol == "remote" else None,
         )
 
     return console.run(body, "ddserver-recursor")

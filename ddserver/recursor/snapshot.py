@@ -22,6 +22,7 @@ import tempfile
 import time
 from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import Any
 
 from ddserver.dns.zoneindex import ZoneIndex
 from ddserver.store.changes import FeedCursor
@@ -29,7 +30,7 @@ from ddserver.store.dnsdata import ZoneRow
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 3  # 3: zones carry their DNSSEC state and keys (sealed)
+FORMAT = 4  # 3: zones carry their DNSSEC state and keys (sealed); 4: and their secondaries and transfer keys
 #: The lasting folder tried first when ``[recursor] snapshot_dir`` is empty.
 DEFAULT_DIR = "/var/lib/ddserver/recursor"
 #: A snapshot older than this is still used (the feed fills the gap) but a fresh one is built for next time.
@@ -127,7 +128,11 @@ def read(path: Path, default_ttl: int) -> Snapshot | None:
         return None
     index = ZoneIndex(default_ttl)
     for row in zones:
-        index.set_zone(ZoneRow(row[0], row[1], tuple(row[2]), *row[3:]))
+        # Lists of names and of keys become tuples again; the other fields are as written.
+        fields: list[Any] = [tuple(v) if n in (2, 14) else v for n, v in enumerate(row)]
+        fields[13] = tuple(tuple(key) for key in row[13])
+        fields[15] = tuple(tuple(key) for key in row[15])
+        index.set_zone(ZoneRow(*fields))
     index.hosts, index.extra, index.owners = hosts, extra, owners
     return Snapshot(index, high, list(gaps), created, (str(mark[0]), float(mark[1])) if mark else None, server)
 

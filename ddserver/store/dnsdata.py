@@ -42,6 +42,10 @@ class ZoneRow:
     dnssec: bool = False
     nsec3param: str = "1 0 0 -"
     keys: tuple[tuple[int, int, bool, bool, str], ...] = ()
+    #: Secondaries PowerDNS notifies besides the nameservers: addresses, or address:port.
+    also_notify: tuple[str, ...] = ()
+    #: TSIG keys allowed to transfer the zone: (name, algorithm, secret sealed with the data key).
+    transfer_keys: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,9 @@ from ddserver.store.dnsdata import ZoneRow
 # Only the zones DNS serves (a user's zone is not while it awaits approval or its delegation, or is suspended).
 _ZONE_SQL = (
     "SELECT id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl, dnssec, "
-    "nsec3param FROM zones WHERE served = 1"
+    "nsec3param, also_notify FROM zones WHERE served = 1"
 )
+_KEYS_SQL = "SELECT zone_id, name, algorithm, secret FROM zone_transfer_keys"
 _ACTIVE = "h.blocked = 0 AND h.abuse = 0 AND u.is_disabled = 0 AND z.served = 1"
 # Hosts alone, in primary key order: with a join to users, MariaDB began at the users table and sorted every
 # remaining host for each page (44 s for a million hosts). Hosts of disabled users and of zones not served
@@ -40,25 +41,36 @@ _RECORDS_SQL = (
 )
 
 
-def _zone(row: tuple, keys: dict[int, tuple]) -> ZoneRow:
+def _zone(row: tuple, keys: dict[int, tuple], transfer: dict[int, list[tuple[str, str, str]]]) -> ZoneRow:
     return ZoneRow(
         row[0], row[1], tuple(row[2].split()), row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
         bool(row[11]), row[12], keys.get(row[0], ()),
+        tuple((row[13] or "").split()), tuple(sorted(transfer.get(row[0], ()))),
     )  # fmt: skip
 
 
+def _transfer_keys(rows: Iterable[tuple]) -> dict[int, list[tuple[str, str, str]]]:
+    keys: dict[int, list[tuple[str, str, str]]] = {}
+    for zone_id, name, algorithm, secret in rows:
+        keys.setdefault(zone_id, []).append((name, algorithm, secret))
+    return keys
+
+
 def zones(tx: Transaction, ids: Iterable[int] | None = None) -> list[ZoneRow]:
-    """All zones, or those with the given ids, as index rows (with their DNSSEC keys, still sealed)."""
+    """All zones, or those with the given ids, as index rows (with their DNSSEC and transfer keys, still
+    sealed)."""
     if ids is None:
         keys = dnssec.keys_for_zones(tx, None)
-        return [_zone(row, keys) for row in tx.tuples(_ZONE_SQL)]
+        transfer = _transfer_keys(tx.tuples(_KEYS_SQL))
+        return [_zone(row, keys, transfer) for row in tx.tuples(_ZONE_SQL)]
     ids = list(ids)
     keys = dnssec.keys_for_zones(tx, ids)
     found: list[ZoneRow] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" for _ in chunk)
-        found.extend(_zone(row, keys) for row in tx.tuples(_ZONE_SQL + f" AND id IN ({marks})", chunk))
+        transfer = _transfer_keys(tx.tuples(_KEYS_SQL + f" WHERE zone_id IN ({marks})", chunk))
+        found.extend(_zone(row, keys, transfer) for row in tx.tuples(_ZONE_SQL + f" AND id IN ({marks})", chunk))
     return found
 
 

@@ -16,7 +16,8 @@ _COLUMNS = (
     "id, name, nameservers, hostmaster, serial, refresh, retry, expire, minimum, zone_ttl, ttl, is_public, "
     "description, rfc2136_server, rfc2136_transport, tsig_name, tsig_algorithm, tsig_secret, "
     "rfc2136_position, rfc2136_error, rfc2136_error_at, rfc2136_ok_at, created_at, min_ttl, max_ttl, allow_wildcards, "
-    "owner_id, served, approved, delegation_checked_at, delegation_ok_at, delegation_failing_since, delegation_error"
+    "owner_id, served, approved, delegation_checked_at, delegation_ok_at, delegation_failing_since, delegation_error, "
+    "also_notify"
 )
 #: Every column of a zone row, for the other store modules.
 COLUMNS = _COLUMNS
@@ -41,9 +42,10 @@ EDITABLE = {
     "min_ttl",
     "max_ttl",
     "allow_wildcards",
+    "also_notify",
 }
-#: Of those, the ones that change what DNS answers.
-_DNS_COLUMNS = {"nameservers", "hostmaster", "refresh", "retry", "expire", "minimum", "zone_ttl", "ttl"}
+#: Of those, the ones that change what DNS serves (also_notify: the recursor serves it to PowerDNS).
+_DNS_COLUMNS = {"nameservers", "hostmaster", "refresh", "retry", "expire", "minimum", "zone_ttl", "ttl", "also_notify"}
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,14 @@ class Zone:
     delegation_ok_at: int | None = None
     delegation_failing_since: int | None = None
     delegation_error: str | None = None
+    #: Secondaries PowerDNS notifies besides the nameservers: addresses, or address:port.
+    also_notify: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Zone:
         row = dict(row)
         row["nameservers"] = tuple(row["nameservers"].split())
+        row["also_notify"] = tuple((row.get("also_notify") or "").split())
         row["is_public"] = boolean(row["is_public"])
         row["allow_wildcards"] = boolean(row["allow_wildcards"])
         row["served"] = boolean(row["served"])
@@ -135,6 +140,7 @@ def add(
     min_ttl: int = 60,
     max_ttl: int = 86400,
     allow_wildcards: bool = True,
+    also_notify: list[str] | tuple[str, ...] = (),
 ) -> Zone:
     """Add a zone; ``name``, ``nameservers`` and ``hostmaster`` must be validated already.
 
@@ -150,7 +156,7 @@ def add(
             zone_id = tx.insert(
                 "INSERT INTO zones (name, nameservers, hostmaster, serial, ttl, is_public, description, "
                 "rfc2136_server, rfc2136_transport, tsig_name, tsig_algorithm, tsig_secret, created_at, "
-                "min_ttl, max_ttl, allow_wildcards) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "min_ttl, max_ttl, allow_wildcards, also_notify) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     name,
                     " ".join(nameservers),
@@ -168,6 +174,7 @@ def add(
                     min_ttl,
                     max_ttl,
                     int(allow_wildcards),
+                    " ".join(also_notify),
                 ),
             )
         except Exception as exc:
@@ -276,8 +283,9 @@ def update(db: Database, zone_id: int, **values: Any) -> Zone:
     unknown = set(values) - EDITABLE
     if unknown:
         raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
-    if "nameservers" in values and not isinstance(values["nameservers"], str):
-        values["nameservers"] = " ".join(values["nameservers"])
+    for column in ("nameservers", "also_notify"):
+        if column in values and not isinstance(values[column], str):
+            values[column] = " ".join(values[column])
     for flag in ("is_public", "allow_wildcards"):
         if flag in values:
             values[flag] = int(values[flag])
@@ -362,3 +370,73 @@ def set_rfc2136_state(
             tx.execute("UPDATE zones SET rfc2136_error = NULL, rfc2136_ok_at = ? WHERE id = ?", (now(), zone_id))
 
     db.run(run)
+
+
+@dataclass(frozen=True)
+class TransferKey:
+    """A TSIG key allowed to transfer a zone from PowerDNS; the secret stays sealed."""
+
+    id: int
+    zone_id: int
+    name: str
+    algorithm: str
+    secret: str = dataclasses.field(repr=False)
+    created_at: int = 0
+
+
+def transfer_keys(db: Database, zone_id: int) -> list[TransferKey]:
+    """The zone's transfer keys, by name."""
+    rows = db.read(
+        lambda tx: tx.all(
+            "SELECT id, zone_id, name, algorithm, secret, created_at FROM zone_transfer_keys "
+            "WHERE zone_id = ? ORDER BY name",
+            (zone_id,),
+        )
+    )
+    return [TransferKey(**row) for row in rows]
+
+
+def add_transfer_key(db: Database, zone_id: int, name: str, algorithm: str, sealed_secret: str) -> TransferKey:
+    """Allow a key (its secret sealed already) to transfer the zone; the change enters the feed, so the
+    recursors serve it.
+
+    :raises Conflict: a key of that name exists (for this zone or another: PowerDNS asks by name alone).
+    :raises NotFound: the zone is gone.
+    """
+
+    def run(tx: Transaction) -> TransferKey:
+        zone = _get(tx, "id", zone_id)
+        if tx.scalar("SELECT COUNT(*) FROM zone_transfer_keys WHERE name = ?", (name,)):
+            raise Conflict(f"a transfer key named {name} exists already")
+        try:
+            key_id = tx.insert(
+                "INSERT INTO zone_transfer_keys (zone_id, name, algorithm, secret, created_at) VALUES (?, ?, ?, ?, ?)",
+                (zone.id, name, algorithm, sealed_secret, now()),
+            )
+        except Exception as exc:
+            if db.is_integrity_error(exc):
+                raise Conflict(f"a transfer key named {name} exists already")
+            raise
+        changes.record(tx, zone.id, zone.name, zone.name)
+        row = tx.one("SELECT id, zone_id, name, algorithm, secret, created_at FROM zone_transfer_keys WHERE id = ?",
+                     (key_id,))  # fmt: skip
+        assert row is not None
+        return TransferKey(**row)
+
+    return db.run(run)
+
+
+def remove_transfer_key(db: Database, zone_id: int, name: str) -> None:
+    """Take a key's right to transfer the zone away; the change enters the feed.
+
+    :raises NotFound: the zone has no key of that name.
+    """
+
+    def run(tx: Transaction) -> None:
+        zone = _get(tx, "id", zone_id)
+        if not tx.scalar("SELECT COUNT(*) FROM zone_transfer_keys WHERE zone_id = ? AND name = ?", (zone.id, name)):
+            raise NotFound(f"zone {zone.name} has no transfer key {name}")
+        tx.execute("DELETE FROM zone_transfer_keys WHERE zone_id = ? AND name = ?", (zone.id, name))
+        changes.record(tx, zone.id, zone.name, zone.name)
+
+    return db.run(run)

@@ -692,3 +692,70 @@ def test_host_relay_add_list_remove(ready, db, monkeypatch):
     ready("host", "relay", "remove", "home.dyn.example.org", "2")
     code, _, err = ready(*args, "--secret-stdin", stdin="s\n")
     assert code == 1 and "data_key" in err and err.count("\n") == 1
+
+
+def test_zone_secondaries(ready, db, monkeypatch):
+    """also-notify addresses and transfer keys: checked before anything changes, secrets shown once and
+    stored sealed, one-line errors."""
+    from ddserver import sealing
+    from ddserver.config import load_config
+    from ddserver.dns import remote
+
+    assert ready("zone", "edit", "dyn.example.org", "--also-notify", "192.0.2.7, 2001:db8::7", "--also-notify",
+                 "[2001:DB8::8]:5300") == (0, "dyn.example.org: also-notify 192.0.2.7 2001:db8::7 [2001:db8::8]:5300\n",
+                                           "")  # fmt: skip
+    zone = zones.get(db, "dyn.example.org")
+    assert zone.also_notify == ("192.0.2.7", "2001:db8::7", "[2001:db8::8]:5300")
+    assert "\talso-notify 192.0.2.7,2001:db8::7,[2001:db8::8]:5300" in ready("zone", "list")[1]
+    assert ready("zone", "edit", "dyn.example.org", "--also-notify", "ns1.example.org") == (
+        1, "", "ddserver: 'ns1.example.org' is not an address or address:port\n"
+    )  # fmt: skip
+    assert ready("zone", "edit", "dyn.example.org", "--also-notify", "192.0.2.7:0")[2] == (
+        "ddserver: '192.0.2.7:0': the port must be a number from 1 to 65535\n"
+    )
+    assert ready("zone", "edit", "dyn.example.org", "--no-also-notify") == (
+        0,
+        "dyn.example.org: also-notify none\n",
+        "",
+    )
+
+    key = sealing.new_key()
+    monkeypatch.setenv("DDSERVER_AUTH_DATA_KEY", key)
+    code, out, err = ready("zone", "transfer-key", "dyn.example.org", "add", "XFR.example.org")
+    assert code == 0, err
+    secret = out.splitlines()[-1]
+    assert out.startswith("dyn.example.org: transfer key xfr.example.org (hmac-sha256) added; its secret") and len(
+        secret
+    ) == 44  # fmt: skip
+    (stored,) = zones.transfer_keys(db, zone.id)
+    assert stored.secret.startswith("sealed1:") and secret not in stored.secret
+    sealer = sealing.load(load_config(str(ready.config_file)))
+    assert sealer.unseal(stored.secret, remote.transfer_key_context("xfr.example.org")) == secret
+    assert ready("zone", "transfer-key", "dyn.example.org", "add", "xfr.example.org") == (
+        1, "", "ddserver: a transfer key named xfr.example.org exists already\n"
+    )  # fmt: skip
+    given = "c2VjcmV0IG9mIHNpeHRlZW4gYnl0ZXM="
+    assert ready("zone", "transfer-key", "dyn.example.org", "add", "k2.example.org", "--algorithm", "hmac-sha512",
+                 "--secret-file", "-", stdin=given + "\n") == (
+        0, "dyn.example.org: transfer key k2.example.org (hmac-sha512) added\n", ""
+    )  # fmt: skip
+    assert ready("zone", "transfer-key", "dyn.example.org", "add", "k3.example.org", "--secret-file", "-",
+                 stdin="not base64!") == (
+        1, "", "ddserver: the secret is not base64, such as tsig-keygen prints\n"
+    )  # fmt: skip
+    code, out, _ = ready("zone", "transfer-key", "dyn.example.org", "list")
+    assert [line.split("\t")[:2] for line in out.splitlines()] == [
+        ["k2.example.org", "hmac-sha512"], ["xfr.example.org", "hmac-sha256"]
+    ]  # fmt: skip
+    assert secret not in out and given not in out
+    assert ready("zone", "transfer-key", "dyn.example.org", "remove", "k2.example.org") == (
+        0, "dyn.example.org: transfer key k2.example.org removed\n", ""
+    )  # fmt: skip
+    assert ready("zone", "transfer-key", "dyn.example.org", "remove", "k2.example.org") == (
+        1, "", "ddserver: zone dyn.example.org has no transfer key k2.example.org\n"
+    )  # fmt: skip
+    monkeypatch.setenv("DDSERVER_AUTH_DATA_KEY", "")
+    monkeypatch.setenv("DDSERVER_AUTH_DATA_KEY_FILE", str(ready.config_file.parent / "missing.key"))
+    assert ready("zone", "transfer-key", "dyn.example.org", "add", "k4.example.org")[2] == (
+        "ddserver: config: [auth] data_key: not set and data_key_file missing; run 'ddserver init'\n"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import threading
@@ -160,7 +161,7 @@ def test_remote_methods() -> None:
     assert call("lookup", qtype="A", qname="nope.dyn.example.org.")["result"] == []
     assert call("lookup", qtype="A", qname="www.example.com.")["result"] is False
     assert call("getAllDomains", include_disabled=False)["result"] == [
-        {"id": 3, "zone": "dyn.example.org.", "kind": "native", "serial": 9}
+        {"id": 3, "zone": "dyn.example.org.", "kind": "master", "serial": 9, "notified_serial": 0, "masters": []}
     ]
     assert call("getDomainInfo", name="dyn.example.org.")["result"]["id"] == 3
     assert call("getDomainInfo", name="other.org.")["result"] is False
@@ -170,6 +171,51 @@ def test_remote_methods() -> None:
     assert listed[0]["qtype"] == "SOA" and {r["qname"] for r in listed} == {"dyn.example.org.", "home.dyn.example.org."}
     assert call("getDomainKeys", name="dyn.example.org.")["result"] == []  # not signed
     assert call("LOOKUP", qtype="a", qname="home.dyn.example.org.")["result"][0]["qtype"] == "A"
+
+
+def test_remote_secondaries_notify_metadata_and_transfer_keys() -> None:
+    """PowerDNS's primary mode: getUpdatedMasters lists the zones whose serial moved since setNotified (all at
+    first); the metadata and the TSIG key come from the zone's settings, the secret opened on demand."""
+    row = dataclasses.replace(
+        ROW, also_notify=("192.0.2.7", "192.0.2.8:5300"), transfer_keys=(("xfr.example.org", "hmac-sha256", "S"),)
+    )
+    index = zoneindex.build([row, dataclasses.replace(ROW, id=4, name="other.example.org", serial=5)], [], [])
+    opened: list[tuple[str, str]] = []
+
+    def unseal(sealed: str, context: str) -> str:
+        opened.append((sealed, context))
+        return "c2VjcmV0c2VjcmV0c2VjcmV0"
+
+    h = remote.RemoteHandler(lambda: index, unseal=unseal, allow_axfr_from=("127.0.0.0/8",))
+    call = lambda m, **p: json.loads(h.handle(json.dumps({"method": m, "parameters": p})))  # noqa: E731
+    updated = call("getUpdatedMasters")["result"]
+    assert sorted((d["id"], d["kind"], d["serial"], d["notified_serial"]) for d in updated) == [
+        (3, "master", 9, 0), (4, "master", 5, 0)
+    ]  # fmt: skip
+    assert call("setNotified", id=3, serial=9) == {"result": True}
+    assert [d["id"] for d in call("getUpdatedMasters")["result"]] == [4]
+    assert call("getDomainInfo", name="dyn.example.org.")["result"]["notified_serial"] == 9
+    index.set_zone(dataclasses.replace(row, serial=10))  # a change: notified again
+    assert sorted(d["id"] for d in call("getUpdatedMasters")["result"]) == [3, 4]
+    assert call("getAllDomainMetadata", name="dyn.example.org.")["result"] == {
+        "ALSO-NOTIFY": ["192.0.2.7", "192.0.2.8:5300"], "TSIG-ALLOW-AXFR": ["xfr.example.org"]
+    }  # fmt: skip
+    assert call("getDomainMetadata", name="dyn.example.org.", kind="TSIG-ALLOW-AXFR")["result"] == ["xfr.example.org"]
+    # A zone without keys may be transferred unsigned from the configured networks, and only then.
+    assert call("getAllDomainMetadata", name="other.example.org.")["result"] == {"ALLOW-AXFR-FROM": ["127.0.0.0/8"]}
+    assert call("getDomainMetadata", name="dyn.example.org.", kind="ALLOW-AXFR-FROM")["result"] == []
+    assert call("getDomainMetadata", name="nope.example.org.", kind="ALSO-NOTIFY")["result"] == []
+    assert call("getTSIGKey", name="XFR.example.org.")["result"] == {
+        "algorithm": "hmac-sha256", "content": "c2VjcmV0c2VjcmV0c2VjcmV0"
+    }  # fmt: skip
+    assert opened == [("S", "transfer-tsig:xfr.example.org")]
+    assert call("getTSIGKey", name="other.example.org.")["result"] is False
+    assert call("setNotified", id="x", serial=1)["result"] is False  # malformed: refused, not a crash
+    assert (
+        remote.RemoteHandler(lambda: index)
+        .handle(json.dumps({"method": "getTSIGKey", "parameters": {"name": "xfr.example.org."}}))
+        .startswith('{"result":false')
+    )  # no data key: no secret
 
 
 def powerdns_lookup(qname: str, qtype: str = "ANY", remote_ip: str = "127.0.0.1", zone_id: int = 3) -> bytes:

@@ -13,6 +13,7 @@ import pytest
 from ddserver.dns.zoneindex import ZoneIndex
 from ddserver.recursor import snapshot
 from ddserver.store.changes import FeedCursor
+from ddserver.store.dnsdata import ZoneRow
 
 
 def test_the_default_folder_lasts_when_it_can(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,3 +57,18 @@ def test_the_feed_position_round_trips(tmp_path: Path) -> None:
     assert snapshot.read(path, 60) is None
     path.write_bytes(b"garbage")
     assert snapshot.read(path, 60) is None
+
+
+def test_a_zone_keeps_its_secondaries(tmp_path: Path) -> None:
+    """The also-notify addresses and the transfer keys (still sealed) survive a snapshot: a recursor started
+    from one while the database is away still serves them to PowerDNS."""
+    row = ZoneRow(
+        3, "dyn.example.org", ("ns1.example.org",), "hostmaster.example.org", 9, 3600, 600, 604800, 60, 3600, None,
+        ("192.0.2.7", "[2001:db8::7]:5300"), (("xfr.example.org", "hmac-sha256", "sealed1:abc:def"),),
+    )  # fmt: skip
+    index = ZoneIndex(60)
+    index.set_zone(row)
+    path = tmp_path / "index.snapshot"
+    snapshot.write(path, index, FeedCursor.at(1, [], None, None))
+    snap = snapshot.read(path, 60)
+    assert snap is not None and snap.index.zones["dyn.example.org"].row == row

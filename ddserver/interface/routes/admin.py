@@ -10,10 +10,10 @@ from typing import Any
 
 import bottle
 
-from ddserver import signing, validate
+from ddserver import sealing, secrets, signing, validate
 from ddserver.config import parse_listen
-from ddserver.dns import dnssec
-from ddserver.errors import ConfigError, Conflict, LimitReached, NotFound, ValidationError
+from ddserver.dns import dnssec, remote
+from ddserver.errors import ConfigError, Conflict, DDServerError, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
 from ddserver.interface.routes import page_args, safe_next, send_mail
 from ddserver.interface.web import AuthLevel, Context
@@ -253,6 +253,16 @@ def _zone_form(ctx: Context, form: Form, zone: Zone | None) -> dict[str, object]
         except NotFound:
             form.error("allowed_users", ctx.gettext("There is no user %(name)s.", name=name))
     values["allowed"] = allowed
+    notify: list[str] = []
+    for item in form["also_notify"].replace(",", " ").split():
+        try:
+            address = validate.notify_address(item)
+        except ValidationError:
+            form.error("also_notify", ctx.gettext("%(text)s is not an IP address or address:port.", text=item))
+            continue
+        if address not in notify:
+            notify.append(address)
+    values["also_notify"] = tuple(notify)
     values.update(_rfc2136_form(ctx, form, zone))
     return values if form.ok else None
 
@@ -342,6 +352,7 @@ _ZONE_FIELDS = (
     "tsig_name",
     "tsig_algorithm",
     "tsig_secret",
+    "also_notify",
 )
 
 
@@ -350,12 +361,22 @@ def _zone_form_from_request(ctx: Context) -> Form:
     return Form.from_request(ctx, *_ZONE_FIELDS, secret=("tsig_secret",))
 
 
-def _zone_page(ctx: Context, form: Form, zone: Zone | None, status: int = 200) -> str:
+def _zone_page(
+    ctx: Context,
+    form: Form,
+    zone: Zone | None,
+    status: int = 200,
+    key_form: Form | None = None,
+    new_key: tuple[str, str] | None = None,
+) -> str:
     return ctx.render(
         "admin/zone_form.html",
         status=status,
         form=form,
         zone=zone,
+        transfer_keys=zones.transfer_keys(ctx.db, zone.id) if zone is not None else [],
+        key_form=key_form or Form({"key_algorithm": validate.TSIG_ALGORITHMS[0]}, secret=("key_secret",)),
+        new_key=new_key,
         algorithms=[
             (a, a + (f" ({ctx.gettext('default')})" if a == validate.TSIG_ALGORITHMS[0] else ""))
             for a in validate.TSIG_ALGORITHMS
@@ -413,8 +434,13 @@ def zone_new(ctx: Context) -> str:
 
 def zone_edit_page(ctx: Context, zone_id: int) -> str:
     zone = _zone(ctx, zone_id)
+    return _zone_page(ctx, _edit_form(ctx, zone), zone)
+
+
+def _edit_form(ctx: Context, zone: Zone) -> Form:
+    """The zone form filled with the zone's settings (never its TSIG secret)."""
     allowed = [users.get(ctx.db, uid).username for uid in zones.allowed_users(ctx.db, zone.id)]
-    form = Form(
+    return Form(
         {
             "nameservers": " ".join(zone.nameservers),
             "hostmaster": validate.rname_to_email(zone.hostmaster),
@@ -429,9 +455,9 @@ def zone_edit_page(ctx: Context, zone_id: int) -> str:
             "rfc2136_transport": zone.rfc2136_transport or "tcp",
             "tsig_name": zone.tsig_name or "",
             "tsig_algorithm": zone.tsig_algorithm or validate.TSIG_ALGORITHMS[0],
+            "also_notify": " ".join(zone.also_notify),
         }
     )
-    return _zone_page(ctx, form, zone)
 
 
 def zone_edit(ctx: Context, zone_id: int) -> str:
@@ -459,6 +485,49 @@ def zone_edit(ctx: Context, zone_id: int) -> str:
             detail += ", new secret"
     ctx.log_event(AUDIT, f"zone {zone.name}", detail)
     return ctx.redirect("/admin/zones", ctx.gettext("The zone %(name)s is saved.", name=zone.name))
+
+
+def zone_key_add(ctx: Context, zone_id: int) -> str:
+    """Allow a TSIG key to transfer the zone: the secret given, or a new one shown on this answer only."""
+    zone = _zone(ctx, zone_id)
+    key_form = Form.from_request(ctx, "key_name", "key_algorithm", "key_secret", secret=("key_secret",))
+    name = key_form.check("key_name", validate.hostname)
+    algorithm = key_form["key_algorithm"] or validate.TSIG_ALGORITHMS[0]
+    if algorithm not in validate.TSIG_ALGORITHMS:
+        key_form.error("key_algorithm", ctx.gettext("Choose one of the algorithms."))
+    given = key_form["key_secret"].strip()
+    secret = key_form.check("key_secret", validate.tsig_secret) if given else None
+    sealed = None
+    if key_form.ok:
+        if secret is None:
+            secret = secrets.new_tsig_secret(algorithm)
+        try:
+            sealed = sealing.load(ctx.config).seal(secret, remote.transfer_key_context(name))
+        except DDServerError:
+            key_form.error("key_name", ctx.gettext("No data key is configured ([auth] data_key): run ddserver init."))
+    if sealed is not None:
+        try:
+            zones.add_transfer_key(ctx.db, zone.id, name, algorithm, sealed)
+        except Conflict:
+            key_form.error("key_name", ctx.gettext("A transfer key of this name exists already."))
+    if not key_form.ok:
+        return _zone_page(ctx, _edit_form(ctx, zone), zone, status=400, key_form=key_form)
+    ctx.log_event(AUDIT, f"zone {zone.name}", f"transfer key {name} added")
+    if given:
+        return ctx.redirect(f"/admin/zones/{zone.id}", ctx.gettext("The transfer key %(name)s is added.", name=name))
+    # A new secret: on this answer only (never stored in the clear, never in a redirect's message).
+    return _zone_page(ctx, _edit_form(ctx, zone), zone, new_key=(str(name), str(secret)))
+
+
+def zone_key_remove(ctx: Context, zone_id: int) -> str:
+    zone = _zone(ctx, zone_id)
+    name = ctx.form("key_name")
+    try:
+        zones.remove_transfer_key(ctx.db, zone.id, name)
+    except NotFound:
+        raise bottle.HTTPError(404)
+    ctx.log_event(AUDIT, f"zone {zone.name}", f"transfer key {name} removed")
+    return ctx.redirect(f"/admin/zones/{zone.id}", ctx.gettext("The transfer key %(name)s is removed.", name=name))
 
 
 def zone_delete_page(ctx: Context, zone_id: int) -> str:
@@ -581,6 +650,8 @@ def register(app: bottle.Bottle) -> None:
     app.route("/admin/zones/new", "POST", zone_new, **admin)
     app.route("/admin/zones/<zone_id:int>", "GET", zone_edit_page, **admin)
     app.route("/admin/zones/<zone_id:int>", "POST", zone_edit, **admin)
+    app.route("/admin/zones/<zone_id:int>/transfer-keys", "POST", zone_key_add, **admin)
+    app.route("/admin/zones/<zone_id:int>/transfer-keys/remove", "POST", zone_key_remove, **admin)
     app.route("/admin/zones/<zone_id:int>/delete", "GET", zone_delete_page, **admin)
     app.route("/admin/zones/<zone_id:int>/delete", "POST", zone_delete, **admin)
     app.route("/admin/zones/<zone_id:int>/dnssec", "GET", zone_dnssec_page, **admin)

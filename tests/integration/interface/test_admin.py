@@ -267,3 +267,55 @@ def test_zone_dnssec_page_signs_shows_the_ds_and_turns_off_only_when_confirmed(d
     assert "not signed" in form.submit().follow().text
     assert dnssec_store.state(db, zone.name) == (False, "1 0 0 -", [])
     assert ("zone dyn.example.org", "DNSSEC on", "root") in [(e.subject, e.detail, e.actor) for e in audit.recent(db)]
+
+
+def test_zone_form_secondaries_and_transfer_keys(db, make_app) -> None:
+    """also-notify addresses in the zone form; transfer keys added (a new secret shown on that answer only,
+    stored sealed) and removed, each form with its CSRF token."""
+    from ddserver import sealing
+    from ddserver.dns import remote
+
+    data_key = sealing.new_key()
+    client = make_app(auth={"data_key": data_key})
+    admin = add_user(db, "root", admin=True, password=None)
+    token = log_in_as(client, admin)
+    zone = add_zone(db)
+    url = f"/admin/zones/{zone.id}"
+    page = _zone_form(client, url, also_notify="192.0.2.7 ns2.example.org").submit(status=400)
+    assert 'id="e-also_notify"' in page.text and "ns2.example.org is not an IP address" in page.text
+    serial = zones.get(db, zone.name).serial
+    _zone_form(client, url, also_notify="192.0.2.7, [2001:DB8::7]:5300").submit()
+    zone = zones.get(db, zone.name)
+    assert zone.also_notify == ("192.0.2.7", "[2001:db8::7]:5300") and zone.serial > serial  # in the feed
+    assert 'value="192.0.2.7 [2001:db8::7]:5300"' in client.get(url).text
+
+    page = client.post(f"{url}/transfer-keys", {"csrf_token": token, "key_name": "XFR.example.org",
+                                                "key_algorithm": "hmac-sha256", "key_secret": ""})  # fmt: skip
+    secret = page.html.find(id="transfer-secret")["value"]
+    assert len(base64.b64decode(secret)) == 32 and "shown only now" in page.text
+    (key,) = zones.transfer_keys(db, zone.id)
+    assert key.name == "xfr.example.org" and secret not in key.secret
+    assert (
+        sealing.Sealer(sealing.parse_key(data_key)).unseal(key.secret, remote.transfer_key_context(key.name)) == secret
+    )
+    page = client.get(url)
+    assert "xfr.example.org" in page.text and secret not in page.text  # shown once
+    for fields, error in [({"key_name": "xfr.example.org"}, "exists already"),
+                          ({"key_name": "k2.example.org", "key_secret": "not base64!"}, "e-key_secret"),
+                          ({"key_name": "bad name!"}, "e-key_name")]:  # fmt: skip
+        page = client.post(f"{url}/transfer-keys", {"csrf_token": token, **fields}, status=400)
+        assert error in page.text, fields
+        assert "not base64!" not in page.text
+    client.post(f"{url}/transfer-keys", {"key_name": "k3.example.org"}, status=403)  # no CSRF token
+    given = base64.b64encode(b"a given secret of some length").decode()
+    page = client.post(f"{url}/transfer-keys", {"csrf_token": token, "key_name": "k2.example.org",
+                                                "key_algorithm": "hmac-sha512", "key_secret": given}).follow()  # fmt: skip
+    assert given not in page.text and 'id="transfer-secret"' not in page.text
+    assert "The transfer key k2.example.org is added." in page.text
+    assert [k.name for k in zones.transfer_keys(db, zone.id)] == ["k2.example.org", "xfr.example.org"]
+    client.post(f"{url}/transfer-keys/remove", {"csrf_token": token, "key_name": "k2.example.org"}).follow()
+    assert [k.name for k in zones.transfer_keys(db, zone.id)] == ["xfr.example.org"]
+    client.post(f"{url}/transfer-keys/remove", {"csrf_token": token, "key_name": "k2.example.org"}, status=404)
+    details = [e.detail for e in audit.recent(db)]
+    assert "transfer key xfr.example.org added" in details and "transfer key k2.example.org removed" in details
+    assert not rows_naming(db, [secret, given])  # sealed: neither secret is in the database as typed
