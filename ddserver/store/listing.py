@@ -28,11 +28,11 @@ class HostRow(NamedTuple):
 
 
 def hosts_of_user(db: Database, user_id: int) -> list[HostRow]:
-    """Every host of a user, by name, with what the host list shows."""
+    """Every (main) host of a user, by name, with what the host list shows."""
     rows = db.read(
         lambda tx: tx.tuples(
             "SELECT id, name, ipv4, ipv6, description, last_update_at, abuse, blocked FROM hosts "
-            "WHERE user_id = ? ORDER BY name",
+            "WHERE user_id = ? AND parent_id IS NULL ORDER BY name",
             (user_id,),
         )
     )
