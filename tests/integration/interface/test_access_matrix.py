@@ -12,6 +12,7 @@ import re
 import pytest
 
 from ddserver.interface import web
+from ddserver.store import related
 from tests.integration.interface.conftest import add_host, add_user, add_zone, log_in_as
 
 PUBLIC, USER, OWNER, ADMIN = "public", "user", "owner", "admin"
@@ -60,6 +61,10 @@ ROUTES = {
     ("POST", "/hosts/<host_id:int>/clear-faults"): OWNER,
     ("GET", "/hosts/<host_id:int>/delete"): OWNER,
     ("POST", "/hosts/<host_id:int>/delete"): OWNER,
+    ("POST", "/hosts/<host_id:int>/related"): OWNER,
+    ("GET", "/hosts/<host_id:int>/related/<related_id:int>"): OWNER,
+    ("POST", "/hosts/<host_id:int>/related/<related_id:int>"): OWNER,
+    ("POST", "/hosts/<host_id:int>/related/<related_id:int>/delete"): OWNER,
     ("GET", "/admin"): ADMIN,
     ("GET", "/admin/users"): ADMIN,
     ("GET", "/admin/users/new"): ADMIN,
@@ -109,6 +114,7 @@ def test_route_by_role(db, client, role: str) -> None:
             "zone_id": zone.id,
             "token": "x" * 32,
             "path": "ddserver.css",
+            "related_id": related.add(db, host.id, f"nas.{host.name}", "::1", limit=-1).id,
         }
         url = _url(rule, values)
         client.reset()
