@@ -384,6 +384,9 @@ def delete(db: Database, host_id: int) -> Host:
 
     def run(tx: Transaction) -> Host:
         host = _get(tx, "id", host_id)
+        if host.parent_id is not None:
+            # A related name: its main host's count first (its row lock before the related row's).
+            tx.execute("UPDATE hosts SET related_count = related_count - 1 WHERE id = ?", (host.parent_id,))
         changes.record_host(tx, host.zone_id, host.zone, host.id, host.name)
         for related_id, name in _related_names(tx, host_id):
             changes.record(tx, host.zone_id, host.zone, name)

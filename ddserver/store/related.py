@@ -114,6 +114,7 @@ def add(
             if db.is_integrity_error(exc):
                 raise Conflict(f"{name} is taken")
             raise
+        tx.execute("UPDATE hosts SET related_count = related_count + 1 WHERE id = ?", (parent.id,))
         changes.record(tx, zone.id, zone.name, name)
         return hosts._get(tx, "id", host_id)
 
@@ -161,6 +162,7 @@ def remove(db: Database, parent_id: int, related_id: int) -> Host:
         related = _get_related(tx, parent_id, related_id)
         changes.record(tx, parent.zone_id, parent.zone, related.name)
         tx.execute("DELETE FROM hosts WHERE id = ?", (related_id,))
+        tx.execute("UPDATE hosts SET related_count = related_count - 1 WHERE id = ?", (parent.id,))
         return related
 
     return db.run(run)

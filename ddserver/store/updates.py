@@ -232,11 +232,11 @@ class Update:
 
 
 #: The columns of a host that ``apply_many`` locks and compares, in this order.
-# The last column counts the host's related names without locking them (a subquery of a locking read does not
-# lock): a host without any costs no further read.
+# related_count is kept under the host's row lock by whoever adds or removes a related name, so the locked row
+# tells exactly whether there are any: a host without costs no further read.
 _LOCKED = (
     "id, ipv4, ipv6, abuse, blocked, address_changed_at, last_update_at, secret_hash, wildcard, zone_id, "
-    "ipv6_prefix, (SELECT COUNT(*) FROM hosts r WHERE r.parent_id = hosts.id)"
+    "ipv6_prefix, related_count"
 )
 #: The columns it writes, from a ``_Row``.
 _WRITTEN = (

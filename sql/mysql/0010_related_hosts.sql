@@ -4,7 +4,9 @@
 -- interface and the command line write them in the transactions that write the main host, so DNS (the
 -- recursor, the RFC 2136 worker) serves them as any other host row.
 -- ipv6_prefix is the last IPv6 prefix an update of a main host carried (such as 2001:db8:1234:5600::/56),
--- the base of its related names until its IPv6 address changes without one.
+-- the base of its related names until its IPv6 address changes without one. related_count is the number of
+-- related names a main host has, kept with them under its row lock: the updater reads it with the row it
+-- locks, and reads related names only for a host that has some.
 
 ALTER TABLE hosts
     ADD COLUMN parent_id INT NULL,
@@ -12,5 +14,6 @@ ALTER TABLE hosts
     ADD COLUMN prefix_len INT NULL,
     ADD COLUMN follow_ipv4 TINYINT(1) NOT NULL DEFAULT 0,
     ADD COLUMN ipv6_prefix VARCHAR(43) NULL,
+    ADD COLUMN related_count INT NOT NULL DEFAULT 0,
     ADD KEY hosts_parent (parent_id),
     ADD CONSTRAINT hosts_parent_fk FOREIGN KEY (parent_id) REFERENCES hosts (id) ON DELETE CASCADE;

@@ -136,10 +136,22 @@ def test_edit_flags_ttl_and_delete_reach_the_related_names(db: Database) -> None
         hosts.get(db, NAS)
 
 
+def _count(db: Database, host_id: int) -> int:
+    return int(db.read(lambda tx: tx.scalar("SELECT related_count FROM hosts WHERE id = ?", (host_id,))))
+
+
 def test_removing_a_related_name(db: Database) -> None:
     site = make_site(db)
     nas = related.add(db, site.home.id, NAS, "::4", limit=5)
+    tv = related.add(db, site.home.id, f"tv.{HOME}", "::5", limit=5)
+    # The count the updater reads with the locked main row goes with every add and removal.
+    assert _count(db, site.home.id) == 2
     mark = changes.last_id(db)
     related.remove(db, site.home.id, nas.id)
     assert _fed(db, mark) == [NAS]
+    assert _count(db, site.home.id) == 1
+    hosts.delete(db, tv.id)
+    assert _count(db, site.home.id) == 0
     assert related.of(db, site.home.id) == []
+    # Without related names, an update reads none and changes only the host.
+    assert _update(db, HOME, ipv6="2001:db8::1", set_ipv6=True).related == ()
