@@ -450,11 +450,26 @@ def follow_plan(
 
 
 def follow_statements(plan: list[tuple[RelatedRow, str | None, str | None]], stamp: int) -> list[tuple[str, list[Any]]]:
-    """The writes of a ``follow_plan``."""
-    return [
-        ("UPDATE hosts SET ipv4 = ?, ipv6 = ?, address_changed_at = ? WHERE id = ?", [new4, new6, stamp, row.id])
-        for row, new4, new6 in plan
-    ]
+    """The writes of a ``follow_plan``: one statement, whatever the number of names (a CASE per column, as the
+    updater writes its batch's hosts)."""
+    if not plan:
+        return []
+    if len(plan) == 1:
+        row, new4, new6 = plan[0]
+        return [
+            ("UPDATE hosts SET ipv4 = ?, ipv6 = ?, address_changed_at = ? WHERE id = ?", [new4, new6, stamp, row.id])
+        ]
+    cases = " ".join("WHEN ? THEN ?" for _ in plan)
+    params: list[Any] = []
+    for column in (1, 2):
+        for entry in plan:
+            params += (entry[0].id, entry[column])
+    marks = ", ".join("?" for _ in plan)
+    sql = (
+        f"UPDATE hosts SET ipv4 = CASE id {cases} END, ipv6 = CASE id {cases} END, address_changed_at = ? "
+        f"WHERE id IN ({marks})"
+    )
+    return [(sql, [*params, stamp, *(entry[0].id for entry in plan)])]
 
 
 def follow_tx(tx: Transaction, host: Host) -> list[str]:
