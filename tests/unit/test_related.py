@@ -8,7 +8,7 @@ import pytest
 
 from ddserver.db import Database
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
-from ddserver.store import changes, hosts, listing, related, updates, zones
+from ddserver.store import changes, hosts, listing, related, updates, users, zones
 from tests.updater_support import ZONE, make_site
 
 HOME = f"home.{ZONE}"
@@ -155,3 +155,15 @@ def test_removing_a_related_name(db: Database) -> None:
     assert related.of(db, site.home.id) == []
     # Without related names, an update reads none and changes only the host.
     assert _update(db, HOME, ipv6="2001:db8::1", set_ipv6=True).related == ()
+
+
+def test_deleting_the_owner_or_the_zone_takes_them_along(db: Database) -> None:
+    site = make_site(db)
+    related.add(db, site.home.id, NAS, "::4", limit=5)
+    related.add(db, site.office.id, f"nas.office.{ZONE}", "::4", limit=5)
+    users.delete(db, site.alice.id)
+    assert db.read(lambda tx: tx.scalar("SELECT COUNT(*) FROM hosts WHERE parent_id IS NOT NULL")) == 0
+    bob_home = hosts.add(db, site.bob.id, f"bobhome.{ZONE}", "x", default_limit=-1)
+    related.add(db, bob_home.id, f"nas.bobhome.{ZONE}", "::4", limit=5)
+    zones.delete(db, site.zone.id)
+    assert db.read(lambda tx: tx.scalar("SELECT COUNT(*) FROM hosts")) == 0
