@@ -123,12 +123,20 @@ def combine(base: str, length: int, ifid: str) -> str:
     return ipaddress.IPv6Address((network & mask) | (int(ipaddress.IPv6Address(ifid)) & ~mask & _ALL)).compressed
 
 
-def prefix_after(old_ipv6: str | None, new_ipv6: str | None, old_prefix: str | None, given: str | None) -> str | None:
+def prefix_after(
+    old_ipv6: str | None,
+    new_ipv6: str | None,
+    old_prefix: str | None,
+    given: str | None,
+    *,
+    cleared: bool = False,
+) -> str | None:
     """The prefix a host keeps after an update: the one the update carries; else none once its IPv6 address
-    changed (the address is the base again); else the one it had."""
+    changed (the address is the base again) or the update cleared it (``offline``, ``/nic/delete``: the host's
+    network is gone); else the one it had."""
     if given is not None:
         return given
-    if new_ipv6 != old_ipv6:
+    if cleared or new_ipv6 != old_ipv6:
         return None
     return old_prefix
 

@@ -289,7 +289,8 @@ def _apply_to(row: _Row, update: Update, stamp: int, no_wildcards: set[int]) -> 
         return Applied(old4, old6, False, stale_secret=True, wildcard=old_wildcard, ipv6_prefix=old_prefix)
     new4 = update.ipv4 if update.set_ipv4 else old4
     new6 = update.ipv6 if update.set_ipv6 else old6
-    prefix = prefixes.prefix_after(old6, new6, old_prefix, update.ipv6_prefix)
+    cleared = update.set_ipv6 and update.ipv6 is None
+    prefix = prefixes.prefix_after(old6, new6, old_prefix, update.ipv6_prefix, cleared=cleared)
     wildcard = old_wildcard
     if update.wildcard is not None and not (update.wildcard and row.zone_id in no_wildcards):
         wildcard = update.wildcard

@@ -359,7 +359,8 @@ def decide(target: Target, ipv4: str | None, ipv6: str | None, prefix: str | Non
     """Compare what is asked with what the host has (its addresses, and the IPv6 prefix its related names
     take: ``prefixes.prefix_after``)."""
     new4, new6 = target.apply(ipv4, ipv6)
-    new_prefix = prefixes.prefix_after(ipv6, new6, prefix, target.ipv6_prefix)
+    cleared = target.set_ipv6 and target.ipv6 is None
+    new_prefix = prefixes.prefix_after(ipv6, new6, prefix, target.ipv6_prefix, cleared=cleared)
     return Outcome(new4, new6, (new4, new6, new_prefix) != (ipv4, ipv6, prefix))
 
 

@@ -81,6 +81,8 @@ def test_the_base_moves_with_the_address_unless_a_prefix_comes_along() -> None:
     assert after("2001:db8::1", "2001:db8::1", "2001:db8:9::/56", None) == "2001:db8:9::/56"
     assert after("2001:db8::1", "2001:db8:1::1", "2001:db8:9::/56", None) is None
     assert after("2001:db8::1", "2001:db8:1::1", None, "2001:db8:7::/56") == "2001:db8:7::/56"
+    # offline=YES or /nic/delete of IPv6 on a host that had only a prefix: the prefix goes too.
+    assert after(None, None, "2001:db8:9::/56", None, cleared=True) is None
     rule = prefixes.Related("::5", 64, follow_ipv4=True)
     assert prefixes.related_addresses(rule, "192.0.2.1", "2001:db8::1", None) == ("192.0.2.1", "2001:db8::5")
     assert prefixes.related_addresses(rule, None, "2001:db8::1", "2001:db8:7::/48") == (None, "2001:db8:7::5")

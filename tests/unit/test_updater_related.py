@@ -87,6 +87,17 @@ def test_updates_carry_the_related_names_along(config: Config, db: Database, sit
         assert hosts.get(db, TV).ipv6 == "2001:db8:88::5"
         assert hosts.get(db, HOME).ipv6_prefix == "2001:db8:88::/48"
 
+        # offline=YES clears the host, its prefix and so its related names' addresses.
+        assert call(app, "/nic/update", {"hostname": HOME, "offline": "YES"}, auth=auth).lines == ["good"]
+        assert hosts.get(db, HOME).ipv6_prefix is None
+        assert (hosts.get(db, TV).ipv4, hosts.get(db, TV).ipv6, hosts.get(db, NAS).ipv6) == (None, None, None)
+        # A prefix alone on a host without addresses, then /nic/delete of IPv6: the prefix goes too.
+        reply = call(app, "/nic/update", {"hostname": HOME, "ipv6prefix": "2001:db8:99::/48"}, auth=auth)
+        assert reply.lines == ["good"]
+        assert hosts.get(db, NAS).ipv6 == "2001:db8:99:0:1:2:3:4"
+        assert call(app, "/nic/delete", {"hostname": HOME, "family": "6"}, auth=auth).lines == ["good"]
+        assert hosts.get(db, NAS).ipv6 is None
+
         # A bad prefix is a bad request, as a bad address is.
         assert call(app, "/nic/update", {"hostname": HOME, "ipv6prefix": "x"}, auth=auth).lines == ["badagent"]
     finally:
