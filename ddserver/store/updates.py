@@ -24,7 +24,8 @@ _HOST_COLUMNS = (
     "h.id, h.name, h.zone_id, z.name, h.user_id, u.username, h.secret_hash, h.ipv4, h.ipv6, h.abuse, "
     "h.blocked, u.is_disabled, h.address_changed_at, h.last_update_at, h.wildcard, h.ipv6_prefix"
 )
-# Related names are not updated on their own (they follow their main host): the updater never finds them.
+# The lookups below leave related names out (``h.parent_id IS NULL``): they follow their main host and are not
+# updated on their own.
 _HOST_FROM = " FROM hosts h JOIN zones z ON z.id = h.zone_id JOIN users u ON u.id = h.user_id"
 _HOST_WIDTH = 16
 #: Names per query when reading many hosts (SQLite takes 999 parameters at most in older builds).

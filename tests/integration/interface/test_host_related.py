@@ -97,7 +97,11 @@ def test_nobody_else_sees_or_changes_them(db: Database, make_app: Any) -> None:
     for path in (f"/hosts/{home.id}/related/{nas.id}/delete", f"/hosts/{home.id}/related"):
         reply = app.post(path, {"csrf_token": csrf, "label": "x", "ifid": "::1"}, expect_errors=True)
         assert reply.status_int == 404
-    # Its owner without the CSRF token: refused too.
+    # A name that falls into another zone (one below the host, delegated as a zone of its own) is a form error.
+    add_zone(db, "home.dyn.example.org")
     log_in_as(app, alice)
+    reply = _add(app.get(f"/hosts/{home.id}"), home.id, label="pc", ifid="::1")
+    assert reply.status_int == 400 and "is not in the zone dyn.example.org" in reply.text
+    # Its owner without the CSRF token: refused too.
     assert app.post(f"/hosts/{home.id}/related/{nas.id}/delete", expect_errors=True).status_int == 403
     assert [r.name for r in related.of(db, home.id)] == [NAS]
