@@ -4,7 +4,10 @@ names following a main host's update in its answer's transaction (host cache off
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from ddserver import prefixes
 from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.store import hosts, related
@@ -42,6 +45,16 @@ def test_a_fritzbox_url_with_addresses_and_lan_prefix() -> None:
 def test_a_bad_prefix_is_a_bad_request(value: str) -> None:
     with pytest.raises(protocol.BadAddress):
         protocol.parse_target({"myipv6prefix": value}, CLIENT)
+
+
+@given(text=st.text(max_size=60))
+def test_any_prefix_text_is_a_target_or_a_bad_address(text: str) -> None:
+    try:
+        target = protocol.parse_target({"ip6lanprefix": text}, CLIENT)
+    except protocol.BadAddress:
+        return
+    if target.ipv6_prefix is not None:
+        assert prefixes.parse_prefix(target.ipv6_prefix).address in target.ipv6_prefix
 
 
 def test_delete_ignores_a_prefix() -> None:
