@@ -4,8 +4,11 @@ feed, and they are neither listed, counted nor found by the updater on their own
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from ddserver import prefixes
 from ddserver.db import Database
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.store import changes, hosts, listing, related, updates, users, zones
@@ -167,3 +170,41 @@ def test_deleting_the_owner_or_the_zone_takes_them_along(db: Database) -> None:
     related.add(db, bob_home.id, f"nas.bobhome.{ZONE}", "::4", limit=5)
     zones.delete(db, site.zone.id)
     assert db.read(lambda tx: tx.scalar("SELECT COUNT(*) FROM hosts")) == 0
+
+
+def test_related_names_stay_in_step_under_concurrent_writers(db: Database) -> None:
+    """The updater moves the main host while related names are added and removed: every writer takes the main
+    row first, so none waits for another in a circle, and no related name is left behind the main host."""
+    site = make_site(db)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def updater() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                _update(db, HOME, ipv6=f"2001:db8:{n:x}::1", set_ipv6=True)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+                return
+
+    thread = threading.Thread(target=updater)
+    thread.start()
+    try:
+        for round_ in range(15):
+            names = [f"n{round_}x{k}.{HOME}" for k in range(3)]
+            added = [related.add(db, site.home.id, name, f"::{k + 1}", limit=-1) for k, name in enumerate(names)]
+            related.edit(db, site.home.id, added[0].id, "::99", prefix_len=64, follow_ipv4=False)
+            related.remove(db, site.home.id, added[1].id)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not failures, failures
+    main = hosts.get(db, HOME)
+    rows = related.of(db, site.home.id)
+    assert len(rows) == 30
+    assert db.read(lambda tx: tx.scalar("SELECT related_count FROM hosts WHERE id = ?", (site.home.id,))) == 30
+    for row in rows:
+        rule = prefixes.Related(str(row.ifid), int(row.prefix_len or 64), row.follow_ipv4)
+        assert (row.ipv4, row.ipv6) == prefixes.related_addresses(rule, main.ipv4, main.ipv6, main.ipv6_prefix)
