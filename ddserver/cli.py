@@ -9,14 +9,15 @@ import sys
 import time
 import types
 from pathlib import Path
+from typing import Any
 
-from ddserver import __version__, relay, sealing, secrets, validate
+from ddserver import __version__, prefixes, relay, sealing, secrets, validate
 from ddserver.config import DEFAULT_PATH, Config, load_config
 from ddserver.console import EXIT_ERROR, run, setup_logging
 from ddserver.db import Database, DatabaseUrl
 from ddserver.db import migrate as migrations
 from ddserver.errors import ConfigError, Conflict, DDServerError, NotFound, ValidationError
-from ddserver.store import history, hosts, ownzones, relays, retention, users, zones
+from ddserver.store import history, hosts, ownzones, related, relays, retention, users, zones
 from ddserver.store.common import KEEP
 from ddserver.store.dnssec import ZoneKey
 from ddserver.store.retention import Ages
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     rremove = relay_sub.add_parser("remove", help="remove a relay")
     rremove.add_argument("name")
     rremove.add_argument("id", help="the relay's id, as relay list shows it")
+    _related_arguments(host)
 
     sub.add_parser(
         "prune",
@@ -216,6 +218,32 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--data-dir", default="var", metavar="DIR", help="where the quick start keeps its files")
     quick.add_argument("--no-serve", action="store_true", help="set up and print what to do, then exit")
     return parser
+
+
+def _related_arguments(host: Any) -> None:
+    """``ddserver host related add|list|edit|remove``: names that follow a host's IPv6 prefix."""
+    related_parser = host.add_parser(
+        "related", help="names whose addresses follow a host's IPv6 prefix (and optionally its IPv4 address)"
+    )
+    related_actions = related_parser.add_subparsers(dest="related_action", metavar="ACTION", parser_class=_Parser)
+    related_actions.required = True
+    radd = related_actions.add_parser("add", help="add a related name to a host")
+    radd.add_argument("name", help="the main host, such as home.dyn.example.org")
+    radd.add_argument("related", help="the related name: one label below the host or below its zone")
+    redit = related_actions.add_parser("edit", help="change a related name's identifier, prefix length or IPv4")
+    redit.add_argument("name", help="the main host")
+    redit.add_argument("related", help="the related name")
+    for parser, required in ((radd, True), (redit, False)):
+        parser.add_argument("--ifid", required=required, metavar="ID", help="interface identifier, such as ::1:2:3:4")
+        parser.add_argument("--prefix-len", metavar="BITS", help="prefix length (default 64)")
+        ipv4 = parser.add_mutually_exclusive_group()
+        ipv4.add_argument("--ipv4", action="store_true", default=None, help="take the host's IPv4 address too")
+        ipv4.add_argument("--no-ipv4", dest="ipv4", action="store_false", help="no IPv4 address (the default)")
+    rlist = related_actions.add_parser("list", help="one related name a line: name, identifier/length, IPv4, IPv6")
+    rlist.add_argument("name", help="the main host")
+    rremove = related_actions.add_parser("remove", help="delete a related name")
+    rremove.add_argument("name", help="the main host")
+    rremove.add_argument("related", help="the related name")
 
 
 def _host_rule_arguments(parser: argparse.ArgumentParser) -> None:
@@ -919,6 +947,14 @@ def cmd_host(config: Config, args: argparse.Namespace) -> int:
     if args.action == "list":
         return _host_list(db, args)
     host = hosts.get(db, validate.hostname(args.name))
+    if args.action == "related":
+        return _host_related(config, db, host, args)
+    if host.is_related and args.action != "delete":
+        main = hosts.get_by_id(db, host.parent_id)  # type: ignore[arg-type]
+        raise ValidationError(
+            f"{host.name} is a related name of {main.name}: it follows that host "
+            f"(see 'ddserver host related list {main.name}')"
+        )
     if args.action in ("block", "unblock", "clear"):
         return _host_flags(db, host, args)
     if args.action == "delete":
@@ -1019,6 +1055,53 @@ def _host_list(db: Database, args: argparse.Namespace) -> int:
         elif flags:
             line += f"\t{flags}"
         print(line)
+    return 0
+
+
+def _related_line(host: hosts.Host) -> str:
+    ipv4 = "ipv4" if host.follow_ipv4 else "-"
+    return f"{host.name}\t{host.ifid}/{host.prefix_len}\t{ipv4}\t{host.ipv4 or '-'}\t{host.ipv6 or '-'}"
+
+
+def _host_related(config: Config, db: Database, host: hosts.Host, args: argparse.Namespace) -> int:
+    """Related names of a host: the same store calls as the host page's forms, one line per name (name,
+    identifier/prefix length, whether it takes the IPv4 address, IPv4, IPv6)."""
+    if host.is_related:
+        raise ValidationError(f"{host.name} is a related name itself; give its main host")
+    if args.related_action == "list":
+        for row in related.of(db, host.id):
+            print(_related_line(row))
+        return 0
+    name = validate.hostname(args.related)
+    if args.related_action == "add":
+        prefix_len = prefixes.DEFAULT_PREFIX_LEN if args.prefix_len is None else args.prefix_len
+        added = related.add(
+            db,
+            host.id,
+            name,
+            args.ifid,
+            prefix_len=prefixes.prefix_len(prefix_len),
+            follow_ipv4=bool(args.ipv4),
+            limit=config.dns.max_related_per_host,
+        )
+        print(_related_line(added))
+        return 0
+    current = next((r for r in related.of(db, host.id) if r.name == name), None)
+    if current is None:
+        raise NotFound(f"{name} is not a related name of {host.name}")
+    if args.related_action == "remove":
+        related.remove(db, host.id, current.id)
+        print(f"removed {name}")
+        return 0
+    edited = related.edit(
+        db,
+        host.id,
+        current.id,
+        current.ifid if args.ifid is None else args.ifid,  # type: ignore[arg-type]
+        prefix_len=prefixes.prefix_len(current.prefix_len if args.prefix_len is None else args.prefix_len),  # type: ignore[arg-type]
+        follow_ipv4=current.follow_ipv4 if args.ipv4 is None else args.ipv4,
+    )
+    print(_related_line(edited))
     return 0
 
 

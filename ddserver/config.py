@@ -195,6 +195,12 @@ class DnsSection:
     max_hosts_per_user: int = option(
         5, "Hosts a user may have unless an admin sets another limit for them (-1: unlimited).", minimum=-1
     )
+    max_related_per_host: int = option(
+        10,
+        "Related names a host may have (names whose addresses follow the host's IPv6 prefix and optionally its "
+        "IPv4 address; they do not count as hosts). 0: none, -1: unlimited.",
+        minimum=-1,
+    )
     reserved_names: tuple[str, ...] = option(
         (
             "www",

@@ -17,7 +17,7 @@ from ddserver.db import Database
 from ddserver.errors import ConfigError, DatabaseError
 from ddserver.interface import i18n, web
 from ddserver.interface.metrics import UNROUTED
-from ddserver.interface.routes import account, admin, hosts, pages, zones
+from ddserver.interface.routes import account, admin, hosts, pages, related, zones
 from ddserver.store import updates
 
 logger = logging.getLogger(__name__)
@@ -239,6 +239,6 @@ def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
     for code in (400, 403, 404, 405, 500):
         app.error(code)(error_page)
 
-    for module in (pages, account, hosts, zones, admin):
+    for module in (pages, account, hosts, related, zones, admin):
         module.register(app)
     return app

@@ -1,4 +1,9 @@
-"""Hosts: one row per dynamic name, with its addresses, secret hash, update status and flags."""
+"""Hosts: one row per dynamic name, with its addresses, secret hash, update status and flags.
+
+A row with a parent is a related name of that (main) host: it follows the main host's addresses
+(``ddserver.prefixes``), in the transactions that write the main host (``follow_tx``), and is neither listed,
+counted against host limits nor updated on its own (``store.related`` adds and edits them).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ddserver import prefixes
 from ddserver.db import Database, Transaction
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.store import changes, history, relays, settings, zones
@@ -14,8 +20,11 @@ from ddserver.store.common import KEEP, Keep, boolean, for_update, like_pattern,
 _COLUMNS = (
     "h.id, h.name, h.zone_id, z.name AS zone, h.user_id, u.username, h.ipv4, h.ipv6, h.ttl, h.wildcard, "
     "h.secret_hash, h.description, h.created_at, h.address_changed_at, h.last_update_at, h.last_client, "
-    "h.last_tls, h.last_result, h.client_faults, h.server_faults, h.abuse, h.blocked, h.blocked_reason"
+    "h.last_tls, h.last_result, h.client_faults, h.server_faults, h.abuse, h.blocked, h.blocked_reason, "
+    "h.parent_id, h.ifid, h.prefix_len, h.follow_ipv4, h.ipv6_prefix"
 )
+#: Main hosts only: related names are shown with their main host.
+MAIN = "h.parent_id IS NULL"
 _FROM = " FROM hosts h JOIN zones z ON z.id = h.zone_id JOIN users u ON u.id = h.user_id"
 #: The longest reason an admin gives for blocking a host.
 REASON_MAX = 200
@@ -46,11 +55,20 @@ class Host:
     abuse: bool = False
     blocked: bool = False
     blocked_reason: str | None = None
+    #: The main host of a related name (None: a host of its own).
+    parent_id: int | None = None
+    #: A related name's interface identifier (``::1:2:3:4``) and prefix length, and whether it takes the main
+    #: host's IPv4 address.
+    ifid: str | None = None
+    prefix_len: int | None = None
+    follow_ipv4: bool = False
+    #: The last IPv6 prefix an update of this (main) host carried, while it is the base of its related names.
+    ipv6_prefix: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Host:
         row = dict(row)
-        for flag in ("wildcard", "abuse", "blocked"):
+        for flag in ("wildcard", "abuse", "blocked", "follow_ipv4"):
             row[flag] = boolean(row[flag])
         if row["last_tls"] is not None:
             row["last_tls"] = bool(row["last_tls"])
@@ -60,6 +78,10 @@ class Host:
     def label(self) -> str:
         """The part of the name below the zone."""
         return self.name[: -len(self.zone) - 1]
+
+    @property
+    def is_related(self) -> bool:
+        return self.parent_id is not None
 
 
 def _get(tx: Transaction, column: str, value: Any) -> Host:
@@ -116,7 +138,7 @@ def add(
             raise ValidationError(f"the zone {zone.name} is not open to this user")
         limit = user["max_hosts"] if user["max_hosts"] is not None else default_limit
         if limit >= 0:
-            count = int(tx.scalar("SELECT COUNT(*) FROM hosts WHERE user_id = ?", (user_id,)))
+            count = int(tx.scalar("SELECT COUNT(*) FROM hosts WHERE user_id = ? AND parent_id IS NULL", (user_id,)))
             if count >= limit:
                 raise LimitReached(f"the limit of {limit} hosts for this user is reached")
         if tx.scalar("SELECT COUNT(*) FROM hosts WHERE name = ?", (name,)):
@@ -161,12 +183,13 @@ def search(
     offset: int = 0,
     limit: int = 1000,
 ) -> tuple[list[Host], int]:
-    """Hosts by name, filtered by owner, zone, a part of the name or owner, abuse/blocked flags, or staleness
-    (``updated_before``: last updated before that time, or never and created before it).
+    """Main hosts by name (related names are not listed), filtered by owner, zone, a part of the name or
+    owner, abuse/blocked flags, or staleness (``updated_before``: last updated before that time, or never and
+    created before it).
 
     :returns: the page and the total number of matches.
     """
-    conditions: list[str] = []
+    conditions: list[str] = [MAIN]
     params: list[object] = []
     if user_id is not None:
         conditions.append("h.user_id = ?")
@@ -197,7 +220,10 @@ def list_for_user(db: Database, user_id: int) -> list[Host]:
 
 
 def count_for_user(db: Database, user_id: int) -> int:
-    return int(db.read(lambda tx: tx.scalar("SELECT COUNT(*) FROM hosts WHERE user_id = ?", (user_id,))))
+    """The user's hosts (related names do not count)."""
+    return int(
+        db.read(lambda tx: tx.scalar("SELECT COUNT(*) FROM hosts WHERE user_id = ? AND parent_id IS NULL", (user_id,)))
+    )
 
 
 @dataclass(frozen=True)
@@ -223,23 +249,26 @@ def set_addresses(
 
     Only a real change bumps the serial and enters the feed; the update status (time, client, TLS,
     result) is written either way when ``client`` or ``result`` is given, and with ``record`` it enters the
-    host's history (``store.history``).
+    host's history (``store.history``). The host's related names follow it in the same transaction.
 
     :raises NotFound: if the host is gone.
     """
 
     def run(tx: Transaction) -> AddressChange:
-        row = tx.one(f"SELECT ipv4, ipv6 FROM hosts WHERE id = ?{for_update(tx)}", (host_id,))
+        row = tx.one(f"SELECT ipv4, ipv6, ipv6_prefix, parent_id FROM hosts WHERE id = ?{for_update(tx)}", (host_id,))
         if row is None:
             raise NotFound(f"no host {host_id}")
+        if row["parent_id"] is not None:
+            raise ValidationError("A related name takes its addresses from its main host.")
         new4 = row["ipv4"] if ipv4 is KEEP else ipv4
         new6 = row["ipv6"] if ipv6 is KEEP else ipv6
+        prefix = prefixes.prefix_after(row["ipv6"], new6, row["ipv6_prefix"], None)
         changed = (new4, new6) != (row["ipv4"], row["ipv6"])
         stamp = now()
         assignments, params = [], []
         if changed:
-            assignments += ["ipv4 = ?", "ipv6 = ?", "address_changed_at = ?"]
-            params += [new4, new6, stamp]
+            assignments += ["ipv4 = ?", "ipv6 = ?", "ipv6_prefix = ?", "address_changed_at = ?"]
+            params += [new4, new6, prefix, stamp]
         if client is not None or result is not None:
             assignments += ["last_update_at = ?", "last_client = ?", "last_tls = ?", "last_result = ?"]
             params += [stamp, client, None if tls is None else int(tls), result]
@@ -254,6 +283,7 @@ def set_addresses(
         if changed:
             changes.record(tx, host.zone_id, host.zone, host.name)
             relays.mark_changed_tx(tx, host_id)
+            follow_tx(tx, host)
         return AddressChange(host, changed)
 
     return db.run(run)
@@ -298,6 +328,11 @@ def set_properties(
             tx.execute(f"UPDATE hosts SET {assignments} WHERE id = ?", (*values.values(), host_id))
         if dns_change:
             changes.record(tx, host.zone_id, host.zone, host.name)
+        if ttl is not KEEP and ttl != host.ttl:
+            # Related names have their main host's TTL.
+            for related_id, name in _related_names(tx, host_id):
+                tx.execute("UPDATE hosts SET ttl = ? WHERE id = ?", (ttl, related_id))
+                changes.record(tx, host.zone_id, host.zone, name)
         return _get(tx, "id", host_id)
 
     return db.run(run)
@@ -338,13 +373,15 @@ def set_flags(
         updated = _get(tx, "id", host_id)
         if (updated.abuse or updated.blocked) != (host.abuse or host.blocked):
             changes.record_host(tx, host.zone_id, host.zone, host.id, host.name)
+        if values:
+            flag_related_tx(tx, updated.id, updated.zone_id, updated.zone, updated.abuse, updated.blocked)
         return updated
 
     return db.run(run)
 
 
 def delete(db: Database, host_id: int) -> Host:
-    """Delete a host with its records; its name leaves DNS."""
+    """Delete a host with its records and related names; its names leave DNS."""
     return db.run(lambda tx: delete_tx(tx, host_id))
 
 
@@ -354,7 +391,117 @@ def delete_tx(tx: Transaction, host_id: int) -> Host:
     :raises NotFound: if the host is gone.
     """
     host = _get(tx, "id", host_id)
+    if host.parent_id is not None:
+        # A related name: its main host's count first (its row lock before the related row's).
+        tx.execute("UPDATE hosts SET related_count = related_count - 1 WHERE id = ?", (host.parent_id,))
     changes.record_host(tx, host.zone_id, host.zone, host.id, host.name)
+    for related_id, name in _related_names(tx, host_id):
+        changes.record(tx, host.zone_id, host.zone, name)
+        tx.execute("DELETE FROM hosts WHERE id = ?", (related_id,))
     tx.execute("DELETE FROM records WHERE host_id = ?", (host_id,))
     tx.execute("DELETE FROM hosts WHERE id = ?", (host_id,))
     return host
+
+
+# -- related names ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedRow:
+    """A related name as a transaction that writes its main host reads it."""
+
+    id: int
+    parent_id: int
+    name: str
+    ipv4: str | None
+    ipv6: str | None
+    rule: prefixes.Related
+
+
+_RELATED_SQL = "SELECT id, parent_id, name, ipv4, ipv6, ifid, prefix_len, follow_ipv4 FROM hosts WHERE parent_id IN "
+
+
+def _related_names(tx: Transaction, parent_id: int) -> list[tuple[int, str]]:
+    return [
+        (int(i), str(n))
+        for i, n in tx.tuples("SELECT id, name FROM hosts WHERE parent_id = ? ORDER BY id", (parent_id,))
+    ]
+
+
+def related_rows_tx(tx: Transaction, parent_ids: list[int]) -> list[RelatedRow]:
+    """The related names of the given main hosts, locked (their main hosts must be locked already: every
+    writer takes a main host's row before its related names', so none wait for each other in a circle)."""
+    found: list[RelatedRow] = []
+    for start in range(0, len(parent_ids), 500):
+        chunk = parent_ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for row in tx.tuples(f"{_RELATED_SQL}({marks}) ORDER BY id{for_update(tx)}", chunk):
+            rule = prefixes.Related(str(row[5]), int(row[6]), bool(row[7]))
+            found.append(RelatedRow(int(row[0]), int(row[1]), str(row[2]), row[3], row[4], rule))
+    return found
+
+
+def follow_plan(
+    related: list[RelatedRow], ipv4: str | None, ipv6: str | None, prefix: str | None
+) -> list[tuple[RelatedRow, str | None, str | None]]:
+    """The related names whose addresses change when their main host has ``ipv4``, ``ipv6`` and ``prefix``,
+    each with its new addresses."""
+    plan = []
+    for row in related:
+        new4, new6 = prefixes.related_addresses(row.rule, ipv4, ipv6, prefix)
+        if (new4, new6) != (row.ipv4, row.ipv6):
+            plan.append((row, new4, new6))
+    return plan
+
+
+def follow_statements(plan: list[tuple[RelatedRow, str | None, str | None]], stamp: int) -> list[tuple[str, list[Any]]]:
+    """The writes of a ``follow_plan``: one statement, whatever the number of names (a CASE per column, as the
+    updater writes its batch's hosts)."""
+    if not plan:
+        return []
+    if len(plan) == 1:
+        row, new4, new6 = plan[0]
+        return [
+            ("UPDATE hosts SET ipv4 = ?, ipv6 = ?, address_changed_at = ? WHERE id = ?", [new4, new6, stamp, row.id])
+        ]
+    cases = " ".join("WHEN ? THEN ?" for _ in plan)
+    params: list[Any] = []
+    for column in (1, 2):
+        for entry in plan:
+            params += (entry[0].id, entry[column])
+    marks = ", ".join("?" for _ in plan)
+    sql = (
+        f"UPDATE hosts SET ipv4 = CASE id {cases} END, ipv6 = CASE id {cases} END, address_changed_at = ? "
+        f"WHERE id IN ({marks})"
+    )
+    return [(sql, [*params, stamp, *(entry[0].id for entry in plan)])]
+
+
+def follow_tx(tx: Transaction, host: Host) -> list[str]:
+    """Bring the related names of ``host`` (a main host, locked, as written so far in ``tx``) to its addresses;
+    each changed name enters the feed.
+
+    :returns: the names that changed.
+    """
+    row = tx.one("SELECT ipv4, ipv6, ipv6_prefix FROM hosts WHERE id = ?", (host.id,))
+    if row is None:
+        return []
+    plan = follow_plan(related_rows_tx(tx, [host.id]), row["ipv4"], row["ipv6"], row["ipv6_prefix"])
+    for sql, params in follow_statements(plan, now()):
+        tx.execute(sql, params)
+    for related, _, _ in plan:
+        changes.record(tx, host.zone_id, host.zone, related.name)
+    return [related.name for related, _, _ in plan]
+
+
+def flag_related_tx(tx: Transaction, parent_id: int, zone_id: int, zone: str, abuse: bool, blocked: bool) -> None:
+    """Give the related names of a main host its abuse and blocked flags (they leave DNS with it, and come
+    back with it); each that flips enters the feed."""
+    for related_id, name, old_abuse, old_blocked in tx.tuples(
+        "SELECT id, name, abuse, blocked FROM hosts WHERE parent_id = ? ORDER BY id", (parent_id,)
+    ):
+        if (bool(old_abuse), bool(old_blocked)) == (abuse, blocked):
+            continue
+        tx.execute("UPDATE hosts SET abuse = ?, blocked = ? WHERE id = ?", (int(abuse), int(blocked), related_id))
+        if (bool(old_abuse) or bool(old_blocked)) != (abuse or blocked):
+            changes.record(tx, zone_id, zone, name)

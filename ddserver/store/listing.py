@@ -25,14 +25,16 @@ class HostRow(NamedTuple):
     last_update_at: int | None
     abuse: int
     blocked: int
+    #: Its related names (listed on its page, not here).
+    related_count: int = 0
 
 
 def hosts_of_user(db: Database, user_id: int) -> list[HostRow]:
-    """Every host of a user, by name, with what the host list shows."""
+    """Every (main) host of a user, by name, with what the host list shows."""
     rows = db.read(
         lambda tx: tx.tuples(
-            "SELECT id, name, ipv4, ipv6, description, last_update_at, abuse, blocked FROM hosts "
-            "WHERE user_id = ? ORDER BY name",
+            "SELECT id, name, ipv4, ipv6, description, last_update_at, abuse, blocked, related_count FROM hosts "
+            "WHERE user_id = ? AND parent_id IS NULL ORDER BY name",
             (user_id,),
         )
     )

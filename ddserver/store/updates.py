@@ -11,9 +11,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ddserver import prefixes
 from ddserver.db import Database, Transaction
 from ddserver.errors import NotFound
-from ddserver.store import changes, events, history, relays, settings
+from ddserver.store import changes, events, history, hosts, relays, settings
 from ddserver.store.common import for_update, now
 
 #: The token kind of account update tokens (made by the web interface, hashed, no expiry).
@@ -21,10 +22,12 @@ UPDATE_TOKEN = "update"
 
 _HOST_COLUMNS = (
     "h.id, h.name, h.zone_id, z.name, h.user_id, u.username, h.secret_hash, h.ipv4, h.ipv6, h.abuse, "
-    "h.blocked, u.is_disabled, h.address_changed_at, h.last_update_at, h.wildcard"
+    "h.blocked, u.is_disabled, h.address_changed_at, h.last_update_at, h.wildcard, h.ipv6_prefix"
 )
+# The lookups below leave related names out (``h.parent_id IS NULL``): they follow their main host and are not
+# updated on their own.
 _HOST_FROM = " FROM hosts h JOIN zones z ON z.id = h.zone_id JOIN users u ON u.id = h.user_id"
-_HOST_WIDTH = 15
+_HOST_WIDTH = 16
 #: Names per query when reading many hosts (SQLite takes 999 parameters at most in older builds).
 _READ_CHUNK = 500
 
@@ -48,6 +51,8 @@ class HostState:
     address_changed_at: int | None
     last_update_at: int | None
     wildcard: bool = False
+    #: The last IPv6 prefix an update carried, while it is the base of the host's related names.
+    ipv6_prefix: str | None = None
 
     @property
     def in_dns(self) -> bool:
@@ -58,7 +63,7 @@ class HostState:
         """From a row of ``_HOST_COLUMNS``; the flags come back from the drivers as integers."""
         return cls(
             row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-            bool(row[9]), bool(row[10]), bool(row[11]), row[12], row[13], bool(row[14]),
+            bool(row[9]), bool(row[10]), bool(row[11]), row[12], row[13], bool(row[14]), row[15],
         )  # fmt: skip
 
 
@@ -127,7 +132,9 @@ def lookup(
             if row is not None:
                 account = Account(int(row["id"]), bool(row["is_disabled"]), bool(row["tokens"]))
                 if account_hosts:
-                    for row in tx.tuples(f"SELECT {_HOST_COLUMNS}{_HOST_FROM} WHERE h.user_id = ?", (account.id,)):
+                    for row in tx.tuples(
+                        f"SELECT {_HOST_COLUMNS}{_HOST_FROM} WHERE h.user_id = ? AND h.parent_id IS NULL", (account.id,)
+                    ):
                         host = HostState.from_tuple(row)
                         hosts[host.name] = host
         if limit_keys and not (wanted and hosts):
@@ -151,7 +158,7 @@ def _host_rows(tx: Transaction, names: Sequence[str], extra: str = "", extra_par
     return [
         json.loads(row[0])
         for row in tx.tuples(
-            f"SELECT JSON_ARRAY({_HOST_COLUMNS}{extra}){_HOST_FROM} WHERE h.name IN ({marks})",
+            f"SELECT JSON_ARRAY({_HOST_COLUMNS}{extra}){_HOST_FROM} WHERE h.name IN ({marks}) AND h.parent_id IS NULL",
             (*extra_params, *names),
         )
     ]
@@ -191,6 +198,10 @@ class Applied:
     change_id: int | None = None
     #: The update entered the host's history (``Update.history``): it wrote the host's status.
     recorded: bool = False
+    #: The host's IPv6 prefix after the update (``HostState.ipv6_prefix``).
+    ipv6_prefix: str | None = None
+    #: The related names whose addresses changed with the host's, in the same transaction.
+    related: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,10 +227,18 @@ class Update:
     history: bool = True
     #: The client fault the update counts as, for its history row (``too-soon``, ``nochg-flood``).
     fault: str | None = None
+    #: The IPv6 prefix the update carries (``2001:db8:1234:5600::/56``), for the host's related names; None:
+    #: none (``prefixes.prefix_after``).
+    ipv6_prefix: str | None = None
 
 
 #: The columns of a host that ``apply_many`` locks and compares, in this order.
-_LOCKED = "id, ipv4, ipv6, abuse, blocked, address_changed_at, last_update_at, secret_hash, wildcard, zone_id"
+# related_count is kept under the host's row lock by whoever adds or removes a related name, so the locked row
+# tells exactly whether there are any: a host without costs no further read.
+_LOCKED = (
+    "id, ipv4, ipv6, abuse, blocked, address_changed_at, last_update_at, secret_hash, wildcard, zone_id, "
+    "ipv6_prefix, related_count"
+)
 #: The columns it writes, from a ``_Row``.
 _WRITTEN = (
     "ipv4",
@@ -230,6 +249,7 @@ _WRITTEN = (
     "last_tls",
     "last_result",
     "wildcard",
+    "ipv6_prefix",
 )
 
 
@@ -246,11 +266,16 @@ class _Row:
     secret_hash: str
     wildcard: int
     zone_id: int
+    ipv6_prefix: str | None = None
+    #: Related names the host has.
+    related: int = 0
     last_client: str | None = None
     last_tls: int | None = None
     last_result: str | None = None
     #: Something was changed that must be written.
     dirty: bool = False
+    #: Its addresses or prefix changed: its related names follow.
+    moved: bool = False
 
 
 def _apply_to(row: _Row, update: Update, stamp: int, no_wildcards: set[int]) -> Applied:
@@ -258,19 +283,22 @@ def _apply_to(row: _Row, update: Update, stamp: int, no_wildcards: set[int]) -> 
 
     :param no_wildcards: the zones (ids) that allow no wildcards: a wildcard asked for there is ignored.
     """
-    old4, old6, old_wildcard = row.ipv4, row.ipv6, bool(row.wildcard)
+    old4, old6, old_wildcard, old_prefix = row.ipv4, row.ipv6, bool(row.wildcard), row.ipv6_prefix
     if row.abuse or row.blocked:
-        return Applied(old4, old6, False, refused=True, wildcard=old_wildcard)
+        return Applied(old4, old6, False, refused=True, wildcard=old_wildcard, ipv6_prefix=old_prefix)
     if update.check_secret and row.secret_hash != update.host.secret_hash:
-        return Applied(old4, old6, False, stale_secret=True, wildcard=old_wildcard)
+        return Applied(old4, old6, False, stale_secret=True, wildcard=old_wildcard, ipv6_prefix=old_prefix)
     new4 = update.ipv4 if update.set_ipv4 else old4
     new6 = update.ipv6 if update.set_ipv6 else old6
+    cleared = update.set_ipv6 and update.ipv6 is None
+    prefix = prefixes.prefix_after(old6, new6, old_prefix, update.ipv6_prefix, cleared=cleared)
     wildcard = old_wildcard
     if update.wildcard is not None and not (update.wildcard and row.zone_id in no_wildcards):
         wildcard = update.wildcard
-    changed = (new4, new6) != (old4, old6)
+    changed = (new4, new6, prefix) != (old4, old6, old_prefix)
     if changed:
-        row.ipv4, row.ipv6, row.address_changed_at = new4, new6, stamp
+        row.ipv4, row.ipv6, row.ipv6_prefix, row.address_changed_at = new4, new6, prefix, stamp
+        row.moved = True
     if wildcard != old_wildcard:
         row.wildcard = int(wildcard)
         changed = True
@@ -284,6 +312,7 @@ def _apply_to(row: _Row, update: Update, stamp: int, no_wildcards: set[int]) -> 
             address_changed_at=row.address_changed_at,
             last_update_at=row.last_update_at,
             wildcard=wildcard,
+            ipv6_prefix=prefix,
         )
     row.last_update_at, row.last_client, row.last_tls, row.last_result = (
         stamp,
@@ -300,6 +329,7 @@ def _apply_to(row: _Row, update: Update, stamp: int, no_wildcards: set[int]) -> 
         last_update_at=stamp,
         wildcard=wildcard,
         recorded=update.history,
+        ipv6_prefix=prefix,
     )
 
 
@@ -376,7 +406,10 @@ def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFou
             )
         ]
         rows = {
-            int(r[0]): _Row(r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7], int(r[8]), int(r[9])) for r in locked
+            int(r[0]): _Row(
+                r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7], int(r[8]), int(r[9]), r[10], int(r[11])
+            )
+            for r in locked
         }
         no_wildcards: set[int] = set()
         asked = sorted({row.zone_id for u in updates if u.wildcard and (row := rows.get(u.host.id)) is not None})
@@ -423,8 +456,31 @@ def apply_many(db: Database, updates: Sequence[Update]) -> list[Applied | NotFou
                     )
                 )
             results.append(applied)
+        # Related names follow their main hosts, in this transaction (their rows locked after all main rows).
+        zone_of = {u.host.id: (u.host.zone_id, u.host.zone) for u in updates}
+        moved = sorted(host_id for host_id, row in rows.items() if row.moved and row.related)
+        followed: dict[int, list[str]] = {}
+        follow: list[tuple[str, list[Any]]] = []
+        if moved:
+            related_rows = hosts.related_rows_tx(tx, moved)
+            for host_id in moved:
+                row = rows[host_id]
+                plan = hosts.follow_plan(
+                    [r for r in related_rows if r.parent_id == host_id], row.ipv4, row.ipv6, row.ipv6_prefix
+                )
+                follow += hosts.follow_statements(plan, stamp)
+                followed[host_id] = [r.name for r, _, _ in plan]
+                fed.setdefault(zone_of[host_id], []).extend(followed[host_id])
+            if followed:
+                last = {u.host.id: i for i, u in enumerate(updates)}
+                for host_id, names in followed.items():
+                    result = results[last[host_id]]
+                    if names and isinstance(result, Applied):
+                        results[last[host_id]] = dataclasses.replace(result, related=tuple(names))
         # The writes and the commit in one round trip where the connection takes several statements.
-        statements = _write_rows(rows) + history.updates_statements(recorded) + relays.changed_statements(relayed)
+        statements = (
+            _write_rows(rows) + follow + history.updates_statements(recorded) + relays.changed_statements(relayed)
+        )
         inserts = []
         for (zone_id, zone), names in sorted(fed.items()):
             inserts.append(len(statements))
@@ -495,7 +551,7 @@ def add_fault(
             history.add_update_tx(tx, history_row)
         if not limit:
             return False
-        row = tx.one(f"SELECT fault_window_count, abuse FROM hosts WHERE id = ?{for_update(tx)}", (host.id,))
+        row = tx.one(f"SELECT fault_window_count, abuse, blocked FROM hosts WHERE id = ?{for_update(tx)}", (host.id,))
         if row is None or row["abuse"] or int(row["fault_window_count"]) < limit:
             return False
         tx.execute(
@@ -503,6 +559,7 @@ def add_fault(
             (f"{limit} client faults within {window} s (last: {reason})"[:255], host.id),
         )
         changes.record(tx, host.zone_id, host.zone, host.name)
+        hosts.flag_related_tx(tx, host.id, host.zone_id, host.zone, True, bool(row["blocked"]))
         events.add_tx(tx, "host-abuse", host.name, client=client, detail=f"flagged by the updater: {reason}")
         return True
 

@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ddserver import validate
+from ddserver import prefixes, validate
 from ddserver.errors import ValidationError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -228,6 +228,8 @@ class Target:
     ipv6: str | None = None
     set_ipv4: bool = False
     set_ipv6: bool = False
+    #: The IPv6 prefix the request carries (``2001:db8:1234:5600::/56``) for the host's related names, or None.
+    ipv6_prefix: str | None = None
 
     def apply(self, ipv4: str | None, ipv6: str | None) -> tuple[str | None, str | None]:
         """The addresses a host with ``ipv4``/``ipv6`` has after this request."""
@@ -237,6 +239,22 @@ class Target:
 # Parameter names per family, besides the comma list in ``myip``. Router URL templates use all of these.
 IPV4_PARAMETERS = ("myipv4", "ipv4", "myip4", "ip4")
 IPV6_PARAMETERS = ("myipv6", "ipv6", "myip6", "ip6")
+#: Parameter names of an IPv6 prefix for related names: ``ip6lanprefix`` is what a FRITZ!Box URL's
+#: ``<ip6lanprefix>`` is usually given as (and do.de's FlexDNS takes), ``ipv6prefix`` is dynv6's,
+#: ``myipv6prefix`` follows ``myipv6``; ``ip6prefix`` and ``ipprefix`` are seen in hand-made URLs.
+PREFIX_PARAMETERS = ("myipv6prefix", "ipv6prefix", "ip6lanprefix", "ip6prefix", "ipprefix")
+
+
+@functools.lru_cache(maxsize=_PARSED)
+def parse_prefix(text: str) -> str:
+    """An IPv6 prefix from a request, as stored (``2001:db8:1234:5600::/56``).
+
+    :raises BadAddress: when it is not one (not cached).
+    """
+    try:
+        return str(prefixes.parse_prefix(text))
+    except ValidationError as exc:
+        raise BadAddress(exc.message)
 
 
 def _first(params: Mapping[str, str], names: Iterable[str]) -> str:
@@ -252,14 +270,17 @@ def parse_target(params: Mapping[str, str], client: IPAddress | None) -> Target:
 
     ``myip`` is a comma list of at most one address per family; ``myipv4``/``myipv6`` (and their
     aliases) name one family each. With no address at all the client's address is used, for its family
-    only. ``offline=YES`` clears both families. Empty items (a Fritz!Box leaves ``<ip6addr>`` empty on an
-    IPv4-only line) and the unspecified addresses (``0.0.0.0``, ``::``) are skipped.
+    only, unless the request carries an IPv6 prefix (``PREFIX_PARAMETERS``): a prefix alone changes the
+    related names only. ``offline=YES`` clears both families. Empty items (a Fritz!Box leaves ``<ip6addr>``
+    empty on an IPv4-only line) and the unspecified addresses (``0.0.0.0``, ``::``) are skipped.
 
-    :raises BadAddress: for an address that is not valid or cannot be a host's (multicast, reserved), or
-        two of one family.
+    :raises BadAddress: for an address that is not valid or cannot be a host's (multicast, reserved), two
+        of one family, or a prefix that is not an IPv6 prefix.
     """
     if params.get("offline", "").strip().lower() in ("yes", "1", "true", "on"):
         return Target(None, None, True, True)
+    prefix_text = _first(params, PREFIX_PARAMETERS)
+    prefix = parse_prefix(prefix_text) if prefix_text else None
     found: dict[Family, str] = {}
     items = [item.strip() for item in params.get("myip", "").split(",")]
     items += [value for value in (_first(params, IPV4_PARAMETERS), _first(params, IPV6_PARAMETERS)) if value]
@@ -278,7 +299,7 @@ def parse_target(params: Mapping[str, str], client: IPAddress | None) -> Target:
         value = _first(params, IPV4_PARAMETERS if family is Family.IPV4 else IPV6_PARAMETERS)
         if value and Family(parse_address(value).version) is not family:
             raise BadAddress(f"{name} carries an address of the other family")
-    if not found:
+    if not found and prefix is None:
         if client is None:
             raise BadAddress("no address given and the client's address is unknown")
         found[Family(client.version)] = str(client) if client.version == 4 else client.compressed
@@ -287,6 +308,7 @@ def parse_target(params: Mapping[str, str], client: IPAddress | None) -> Target:
         found.get(Family.IPV6),
         Family.IPV4 in found,
         Family.IPV6 in found,
+        prefix,
     )
 
 
@@ -306,7 +328,7 @@ def parse_delete_target(params: Mapping[str, str], client: IPAddress | None) -> 
         return Target(None, None, False, True)
     if family:
         raise BadAddress(f"family={family}: expected 4, 6 or all")
-    wanted = parse_target({k: v for k, v in params.items() if k != "offline"}, client)
+    wanted = parse_target({k: v for k, v in params.items() if k != "offline" and k not in PREFIX_PARAMETERS}, client)
     return Target(None, None, wanted.set_ipv4, wanted.set_ipv6)
 
 
@@ -321,7 +343,7 @@ def parse_wildcard(params: Mapping[str, str]) -> bool | None:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What an update does to one host: its addresses afterwards, and whether they changed."""
+    """What an update does to one host: its addresses afterwards, and whether they (or its prefix) changed."""
 
     ipv4: str | None
     ipv6: str | None
@@ -333,10 +355,13 @@ class Outcome:
         return Answer(Code.GOOD if self.changed else Code.NOCHG, addresses)
 
 
-def decide(target: Target, ipv4: str | None, ipv6: str | None) -> Outcome:
-    """Compare what is asked with what the host has."""
+def decide(target: Target, ipv4: str | None, ipv6: str | None, prefix: str | None = None) -> Outcome:
+    """Compare what is asked with what the host has (its addresses, and the IPv6 prefix its related names
+    take: ``prefixes.prefix_after``)."""
     new4, new6 = target.apply(ipv4, ipv6)
-    return Outcome(new4, new6, (new4, new6) != (ipv4, ipv6))
+    cleared = target.set_ipv6 and target.ipv6 is None
+    new_prefix = prefixes.prefix_after(ipv6, new6, prefix, target.ipv6_prefix, cleared=cleared)
+    return Outcome(new4, new6, (new4, new6, new_prefix) != (ipv4, ipv6, prefix))
 
 
 # -- client address ---------------------------------------------------------------------------------

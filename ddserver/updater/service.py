@@ -420,7 +420,7 @@ class Updater:
             return Answer(Code.ABUSE)
         if target is None:
             return self._fault(request, host, Code.BADAGENT)
-        outcome = protocol.decide(target, host.ipv4, host.ipv6)
+        outcome = protocol.decide(target, host.ipv4, host.ipv6, host.ipv6_prefix)
         # Whether the zone allows wildcards is checked where it is written; a wildcard it refuses is ignored.
         wildcard = None if delete else protocol.parse_wildcard(request.params)
         stamp = now()
@@ -448,6 +448,7 @@ class Updater:
                         wildcard=wildcard,
                         history=self.settings.history_kept > 0,
                         fault=None if expected is None else expected.code,
+                        ipv6_prefix=target.ipv6_prefix,
                     )
                 )
                 if applied.stale_secret:
@@ -520,6 +521,7 @@ class Updater:
                 address_changed_at=applied.address_changed_at,
                 last_update_at=applied.last_update_at,
                 wildcard=applied.wildcard,
+                ipv6_prefix=applied.ipv6_prefix,
             )
             cache.written(name, mark, host, applied.change_id)
         else:

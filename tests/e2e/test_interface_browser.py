@@ -190,6 +190,33 @@ def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any],
     assert "wrong secret" in page.locator("#auth-failures").inner_text()
     assert "guess-1" not in page.content()
     shot(page, "host")
+
+    # Related names: the router's update moves them; a bad identifier is a form error.
+    request = urllib.request.Request(
+        f"{base}/nic/update?hostname=castle.home.example.net&myip=192.0.2.55,2001:db8:55:1::1"
+        "&ip6lanprefix=2001:db8:77:5500::/56"
+    )
+    request.add_header("Authorization", "Basic " + credentials)
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.read().decode().strip() == "good 192.0.2.55,2001:db8:55:1::1"
+    page.reload()
+    related = page.locator("#related-form")
+    related.get_by_label("Name").fill("nas")
+    related.get_by_label("Interface identifier").fill("::211:32ff:fe12:3456")
+    related.get_by_role("button", name="Add related name").click()
+    page.get_by_text("nas.castle.home.example.net is added.").wait_for()
+    assert "2001:db8:77:5500:211:32ff:fe12:3456" in page.locator("#related").inner_text()
+    related = page.locator("#related-form")
+    related.get_by_label("Name").fill("printer")
+    related.get_by_label("Where").select_option("zone")
+    related.get_by_label("Interface identifier").fill("::12:34:56:78:9a")
+    related.get_by_label("Give it this host's IPv4 address too").check()
+    related.get_by_role("button", name="Add related name").click()
+    page.get_by_text("is longer than the 64 bits").wait_for()
+    assert errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"], errors
+    errors.clear()
+    page.locator("#h-related").scroll_into_view_if_needed()
+    shot(page, "host-related")
     page.goto(base + "/account")
     shot(page, "account")
 

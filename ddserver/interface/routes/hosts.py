@@ -9,17 +9,18 @@ from typing import Any
 import bottle
 import markupsafe
 
-from ddserver import logs, relay, sealing, secrets, validate
+from ddserver import logs, prefixes, relay, sealing, secrets, validate
 from ddserver.errors import Conflict, DDServerError, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
 from ddserver.interface.web import AuthLevel, Context
-from ddserver.store import history, hosts, listing, notices, records, relays, tokens, zones
+from ddserver.store import history, hosts, listing, notices, records, related, relays, tokens, zones
 from ddserver.store.common import KEEP
 from ddserver.store.hosts import Host
 
 
-def _own_host(ctx: Context, host_id: int) -> Host:
-    """The host if it belongs to the user (admins may open any); others get a 404, never a 403."""
+def own_host(ctx: Context, host_id: int) -> Host:
+    """The host if it belongs to the user (admins may open any); others get a 404, never a 403. A related
+    name has no page of its own (it is shown, edited and removed on its main host's)."""
     assert ctx.user is not None
     try:
         host = hosts.get_by_id(ctx.db, host_id)
@@ -28,6 +29,8 @@ def _own_host(ctx: Context, host_id: int) -> Host:
     if host.user_id != ctx.user.id and not ctx.user.is_admin:
         raise bottle.HTTPError(404)
     logs.set_fields(host=host.name)
+    if host.is_related:
+        raise bottle.HTTPError(404)
     return host
 
 
@@ -97,7 +100,7 @@ def add(ctx: Context) -> str:
             form.error("zone", exc.message)
         else:
             ctx.log_event("host", f"host {host.name}", "added")
-            return _detail(ctx, host, secret=secret, status=201)
+            return detail_page(ctx, host, secret=secret, status=201)
     return ctx.render("host_add.html", status=400, form=form, zones=_zones(ctx), limit=_limit(ctx), count=count)
 
 
@@ -129,7 +132,7 @@ def update_url(ctx: Context) -> str:
     return ctx.config.update_url + "/nic/update"
 
 
-def _detail(ctx: Context, host: Host, *, secret: str | None = None, status: int = 200, **values: Any) -> str:
+def detail_page(ctx: Context, host: Host, *, secret: str | None = None, status: int = 200, **values: Any) -> str:
     assert ctx.user is not None
     from urllib.parse import urlsplit
 
@@ -140,6 +143,7 @@ def _detail(ctx: Context, host: Host, *, secret: str | None = None, status: int 
     values.setdefault(
         "dns_form", Form({"ttl": "" if host.ttl is None else str(host.ttl), "wildcard": "1" if host.wildcard else ""})
     )
+    values.setdefault("related_form", Form({"place": "host", "prefix_len": str(prefixes.DEFAULT_PREFIX_LEN)}))
     zone = zones.get_by_id(ctx.db, host.zone_id)
     return ctx.render(
         "host.html",
@@ -159,12 +163,14 @@ def _detail(ctx: Context, host: Host, *, secret: str | None = None, status: int 
         stale_warning=notices.open_warning(ctx.db, host.id) is not None,
         relays=relays.for_host(ctx.db, host.id),
         relay_limit=ctx.config.relay.max_per_host,
+        related_names=related.of(ctx.db, host.id),
+        related_limit=ctx.config.dns.max_related_per_host,
         **values,
     )
 
 
 def detail(ctx: Context, host_id: int) -> str:
-    return _detail(ctx, _own_host(ctx, host_id))
+    return detail_page(ctx, own_host(ctx, host_id))
 
 
 def _browser_addresses(ctx: Context, form: Form) -> tuple[Any, Any, list[str]]:
@@ -192,7 +198,7 @@ def _browser_addresses(ctx: Context, form: Form) -> tuple[Any, Any, list[str]]:
 
 
 def set_address(ctx: Context, host_id: int) -> str:
-    host = _own_host(ctx, host_id)
+    host = own_host(ctx, host_id)
     form = Form.from_request(ctx, "ipv4", "ipv6", "use_current", "found_ipv4", "found_ipv6")
     ipv4: Any = KEEP
     ipv6: Any = KEEP
@@ -210,7 +216,7 @@ def set_address(ctx: Context, host_id: int) -> str:
         ipv4 = form.check("ipv4", validate.ipv4) if form["ipv4"] else None
         ipv6 = form.check("ipv6", validate.ipv6) if form["ipv6"] else None
     if not form.ok:
-        return _detail(ctx, host, status=400, address_form=form)
+        return detail_page(ctx, host, status=400, address_form=form)
     change = hosts.set_addresses(
         ctx.db,
         host.id,
@@ -235,14 +241,14 @@ def set_address(ctx: Context, host_id: int) -> str:
 
 
 def set_description(ctx: Context, host_id: int) -> str:
-    host = _own_host(ctx, host_id)
+    host = own_host(ctx, host_id)
     hosts.set_properties(ctx.db, host.id, description=ctx.form("description")[:200])
     return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The description is saved."))
 
 
 def set_dns(ctx: Context, host_id: int) -> str:
     """The host's TTL (empty: the zone's) and wildcard, within the rules of its zone."""
-    host = _own_host(ctx, host_id)
+    host = own_host(ctx, host_id)
     form = Form.from_request(ctx, "ttl", "wildcard")
     zone = zones.get_by_id(ctx.db, host.zone_id)
     ttl = None
@@ -258,7 +264,7 @@ def set_dns(ctx: Context, host_id: int) -> str:
             # The zone's rules changed since the checks above.
             form.error("_form", exc.message)
     if not form.ok:
-        return _detail(ctx, host, status=400, dns_form=form)
+        return detail_page(ctx, host, status=400, dns_form=form)
     ctx.log_event("host", f"host {host.name}", f"ttl {ttl if ttl is not None else 'of the zone'}, wildcard {wildcard}")
     return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The TTL and wildcard are saved."))
 
@@ -305,7 +311,7 @@ def _own_relay(ctx: Context, host: Host, relay_id: int) -> relays.Relay:
 
 def add_relay(ctx: Context, host_id: int) -> str:
     """A relay to a third-party dyndns2 service; the host's current addresses are sent to it at once."""
-    host = _own_host(ctx, host_id)
+    host = own_host(ctx, host_id)
     form, values = _relay_form(ctx, secret_required=True)
     limit = ctx.config.relay.max_per_host
     if len(relays.for_host(ctx.db, host.id)) >= limit:
@@ -328,11 +334,11 @@ def add_relay(ctx: Context, host_id: int) -> str:
         else:
             ctx.log_event("host", f"host {host.name}", f"relay {added.id} to {added.url} added")
             return ctx.redirect(f"/hosts/{host.id}#h-relays", ctx.gettext("The relay is saved."))
-    return _detail(ctx, host, status=400, relay_form=form)
+    return detail_page(ctx, host, status=400, relay_form=form)
 
 
 def edit_relay_page(ctx: Context, host_id: int, relay_id: int) -> str:
-    host = _own_host(ctx, host_id)
+    host = own_host(ctx, host_id)
     found = _own_relay(ctx, host, relay_id)
     form = Form(
         {"url": found.url, "remote_name": found.remote_name, "username": found.username, "family": found.family}
@@ -342,7 +348,7 @@ def edit_relay_page(ctx: Context, host_id: int, relay_id: int) -> str:
 
 def edit_relay(ctx: Context, host_id: int, relay_id: int) -> str:
     """Change a relay (an empty secret keeps it); it is tried again at once, even after ``badauth``."""
-    host = _own_host(ctx, host_id)
+    host = own_host(ctx, host_id)
     found = _own_relay(ctx, host, relay_id)
     form, values = _relay_form(ctx, secret_required=False)
     sealed = _sealed(ctx, host, values["secret"], form) if form.ok else None
@@ -365,7 +371,7 @@ def edit_relay(ctx: Context, host_id: int, relay_id: int) -> str:
 
 
 def remove_relay(ctx: Context, host_id: int, relay_id: int) -> str:
-    host = _own_host(ctx, host_id)
+    host = own_host(ctx, host_id)
     found = _own_relay(ctx, host, relay_id)
     try:
         relays.remove(ctx.db, found.id)
@@ -376,16 +382,16 @@ def remove_relay(ctx: Context, host_id: int, relay_id: int) -> str:
 
 
 def regenerate_secret(ctx: Context, host_id: int) -> str:
-    host = _own_host(ctx, host_id)
+    host = own_host(ctx, host_id)
     secret = secrets.new_host_secret()
     hosts.set_secret_hash(ctx.db, host.id, secrets.hash_host_secret(secret, ctx.config.auth.pepper))
     ctx.log_event("host", f"host {host.name}", "secret regenerated")
-    return _detail(ctx, host, secret=secret)
+    return detail_page(ctx, host, secret=secret)
 
 
 def clear_faults(ctx: Context, host_id: int) -> str:
     """The owner clears the abuse flag after fixing the client (an admin's block stays)."""
-    host = _own_host(ctx, host_id)
+    host = own_host(ctx, host_id)
     hosts.set_flags(ctx.db, host.id, abuse=False, reset_faults=True)
     ctx.log_event("host", f"host {host.name}", "abuse flag cleared by the owner")
     return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The abuse flag and the fault counters are cleared."))
@@ -393,7 +399,7 @@ def clear_faults(ctx: Context, host_id: int) -> str:
 
 def keep(ctx: Context, host_id: int) -> str:
     """The owner answers a stale warning from the host's page: the host is kept (not removed)."""
-    host = _own_host(ctx, host_id)
+    host = own_host(ctx, host_id)
     if notices.confirm_host(ctx.db, host.id):
         ctx.log_event("host", f"host {host.name}", "kept after a stale warning")
     return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The host is kept."))
@@ -414,11 +420,11 @@ def keep_link(ctx: Context, token: str) -> str:
 
 
 def delete_page(ctx: Context, host_id: int) -> str:
-    return ctx.render("host_delete.html", host=_own_host(ctx, host_id))
+    return ctx.render("host_delete.html", host=own_host(ctx, host_id))
 
 
 def delete(ctx: Context, host_id: int) -> str:
-    host = _own_host(ctx, host_id)
+    host = own_host(ctx, host_id)
     hosts.delete(ctx.db, host.id)
     ctx.log_event("host", f"host {host.name}", "deleted")
     return ctx.redirect("/hosts", ctx.gettext("%(name)s is deleted.", name=validate.to_unicode(host.name)))

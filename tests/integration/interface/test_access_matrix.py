@@ -12,7 +12,7 @@ import re
 import pytest
 
 from ddserver.interface import web
-from ddserver.store import ownzones, relays
+from ddserver.store import ownzones, related, relays
 from tests.integration.interface.conftest import add_host, add_user, add_zone, log_in_as
 
 PUBLIC, USER, OWNER, ADMIN = "public", "user", "owner", "admin"
@@ -77,6 +77,10 @@ ROUTES = {
     ("POST", "/zones/<zone_id:int>/users/<user_id:int>/remove"): OWNER,
     ("GET", "/zones/<zone_id:int>/delete"): OWNER,
     ("POST", "/zones/<zone_id:int>/delete"): OWNER,
+    ("POST", "/hosts/<host_id:int>/related"): OWNER,
+    ("GET", "/hosts/<host_id:int>/related/<related_id:int>"): OWNER,
+    ("POST", "/hosts/<host_id:int>/related/<related_id:int>"): OWNER,
+    ("POST", "/hosts/<host_id:int>/related/<related_id:int>/delete"): OWNER,
     ("GET", "/admin"): ADMIN,
     ("GET", "/admin/users"): ADMIN,
     ("GET", "/admin/users/new"): ADMIN,
@@ -146,6 +150,7 @@ def test_route_by_role(db, client, role: str) -> None:
             "zone_id": zone.id,
             "token": "x" * 32,
             "path": "ddserver.css",
+            "related_id": related.add(db, host.id, f"nas.{host.name}", "::1", limit=-1).id,
         }
         url = _url(rule, values)
         client.reset()
