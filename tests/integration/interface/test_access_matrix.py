@@ -99,6 +99,8 @@ ROUTES = {
     ("POST", "/admin/zones/<zone_id:int>/delete"): ADMIN,
     ("GET", "/admin/zones/<zone_id:int>/dnssec"): ADMIN,
     ("POST", "/admin/zones/<zone_id:int>/dnssec"): ADMIN,
+    ("POST", "/admin/zones/<zone_id:int>/transfer-keys"): ADMIN,
+    ("POST", "/admin/zones/<zone_id:int>/transfer-keys/remove"): ADMIN,
     ("POST", "/admin/zones/<zone_id:int>/approval"): ADMIN,
     ("GET", "/admin/hosts"): ADMIN,
     ("POST", "/admin/hosts/<host_id:int>"): ADMIN,
