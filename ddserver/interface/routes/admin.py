@@ -524,8 +524,8 @@ def zone_key_remove(ctx: Context, zone_id: int) -> str:
     name = ctx.form("key_name")
     try:
         zones.remove_transfer_key(ctx.db, zone.id, name)
-    except NotFound:
-        raise bottle.HTTPError(404)
+    except NotFound:  # removed meanwhile, or a form without a name: nothing to do, say so
+        return ctx.redirect(f"/admin/zones/{zone.id}", ctx.gettext("The zone has no such transfer key."))
     ctx.log_event(AUDIT, f"zone {zone.name}", f"transfer key {name} removed")
     return ctx.redirect(f"/admin/zones/{zone.id}", ctx.gettext("The transfer key %(name)s is removed.", name=name))
 
