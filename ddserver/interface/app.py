@@ -16,7 +16,7 @@ from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.errors import ConfigError, DatabaseError
 from ddserver.interface import i18n, web
-from ddserver.interface.routes import account, admin, hosts, pages
+from ddserver.interface.routes import account, admin, hosts, pages, tokens
 from ddserver.store import updates
 
 logger = logging.getLogger(__name__)
@@ -170,6 +170,6 @@ def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
     for code in (400, 403, 404, 405, 500):
         app.error(code)(error_page)
 
-    for module in (pages, account, hosts, admin):
+    for module in (pages, account, hosts, tokens, admin):
         module.register(app)
     return app
