@@ -12,9 +12,12 @@ import re
 import pytest
 
 from ddserver.interface import web
+from ddserver.store import tokens
 from tests.integration.interface.conftest import add_host, add_user, add_zone, log_in_as
 
 PUBLIC, USER, OWNER, ADMIN = "public", "user", "owner", "admin"
+#: The owner's alone: another user and an admin get a 404 (a user's tokens).
+SELF = "self"
 
 ROUTES = {
     ("GET", "/"): PUBLIC,
@@ -46,8 +49,9 @@ ROUTES = {
     ("GET", "/account/totp"): USER,
     ("POST", "/account/totp"): USER,
     ("POST", "/account/totp/disable"): USER,
-    ("POST", "/account/update-token"): USER,
-    ("POST", "/account/update-token/revoke"): USER,
+    ("GET", "/tokens"): USER,
+    ("POST", "/tokens"): USER,
+    ("POST", "/tokens/<token_id:int>/revoke"): SELF,
     ("GET", "/hosts"): USER,
     ("GET", "/hosts/new"): USER,
     ("POST", "/hosts/new"): USER,
@@ -103,10 +107,12 @@ def test_route_by_role(db, client, role: str) -> None:
         admin = add_user(db, f"admin{n}", admin=True, password=None)
         zone = add_zone(db, f"z{n}.example.org")
         host = add_host(db, owner, f"home.z{n}.example.org")
+        _secret, token_id = tokens.create_grant(db, owner.id, "router", [tokens.Scope.UPDATE])
         values = {
             "host_id": host.id,
             "user_id": owner.id,
             "zone_id": zone.id,
+            "token_id": token_id,
             "token": "x" * 32,
             "path": "ddserver.css",
         }
@@ -131,7 +137,7 @@ def test_route_by_role(db, client, role: str) -> None:
             expected, ok = "redirect to /login", to_login
         elif level == ADMIN and role != "admin":
             expected, ok = "403", status == 403
-        elif level == OWNER and role == "other":
+        elif (level == OWNER and role == "other") or (level == SELF and role != "owner"):
             expected, ok = "404", status == 404
         else:
             expected, ok = "reached", reached
