@@ -641,7 +641,9 @@ def test_token_add_list_revoke(ready, db):
     secret = out.splitlines()[-1]
     grant = tokens.grant_for(db, secret)
     assert grant is not None and grant.scopes == {tokens.Scope.UPDATE} and grant.expires_at
-    code, out, _ = ready("token", "add", "alice", "acme", "--scope", "txt", "--scope", "api", "--zone", "dyn.example.org")
+    code, out, _ = ready(
+        "token", "add", "alice", "acme", "--scope", "txt", "--scope", "api", "--zone", "dyn.example.org"
+    )
     assert code == 0
     code, out, _ = ready("token", "list", "alice")
     lines = [line.split("\t") for line in out.splitlines()]
