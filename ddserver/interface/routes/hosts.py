@@ -71,32 +71,46 @@ def add_page(ctx: Context) -> str:
     return ctx.render("host_add.html", form=Form(), zones=_zones(ctx), limit=_limit(ctx), count=count)
 
 
+def create_host(ctx: Context, form: Form) -> tuple[Host, str] | None:
+    """Add the host that a form asks for (``zone`` as the id of a zone the user may use, ``label``,
+    ``description``): the one check of a new host, for this page and the JSON API.
+
+    :returns: the host and its secret (to be shown once), or None with the errors in ``form``.
+    """
+    assert ctx.user is not None
+    _zone, name = _check_label(ctx, form["zone"], form["label"], form)
+    description = str(form["description"])[:200]
+    if not form.ok or name is None:
+        return None
+    secret = secrets.new_host_secret()
+    try:
+        host = hosts.add(
+            ctx.db,
+            ctx.user.id,
+            name,
+            secrets.hash_host_secret(secret, ctx.config.auth.pepper),
+            default_limit=ctx.config.dns.max_hosts_per_user,
+            description=description,
+        )
+    except LimitReached:
+        form.error("_form", _limit_message(ctx))
+    except Conflict:
+        form.error("label", ctx.gettext("%(name)s is taken; choose another name.", name=name))
+    except (ValidationError, NotFound) as exc:
+        form.error("zone", exc.message)
+    else:
+        ctx.log_event("host", f"host {host.name}", "added")
+        return host, secret
+    return None
+
+
 def add(ctx: Context) -> str:
     assert ctx.user is not None
     form = Form.from_request(ctx, "zone", "label", "description")
-    _zone, name = _check_label(ctx, form["zone"], form["label"], form)
-    description = form["description"][:200]
+    made = create_host(ctx, form)
+    if made is not None:
+        return _detail(ctx, made[0], secret=made[1], status=201)
     count = hosts.count_for_user(ctx.db, ctx.user.id)
-    if form.ok and name is not None:
-        secret = secrets.new_host_secret()
-        try:
-            host = hosts.add(
-                ctx.db,
-                ctx.user.id,
-                name,
-                secrets.hash_host_secret(secret, ctx.config.auth.pepper),
-                default_limit=ctx.config.dns.max_hosts_per_user,
-                description=description,
-            )
-        except LimitReached:
-            form.error("_form", _limit_message(ctx))
-        except Conflict:
-            form.error("label", ctx.gettext("%(name)s is taken; choose another name.", name=name))
-        except (ValidationError, NotFound) as exc:
-            form.error("zone", exc.message)
-        else:
-            ctx.log_event("host", f"host {host.name}", "added")
-            return _detail(ctx, host, secret=secret, status=201)
     return ctx.render("host_add.html", status=400, form=form, zones=_zones(ctx), limit=_limit(ctx), count=count)
 
 
@@ -161,6 +175,31 @@ def detail(ctx: Context, host_id: int) -> str:
     return _detail(ctx, _own_host(ctx, host_id))
 
 
+def read_addresses(form: Form) -> tuple[str | None, str | None] | None:
+    """The addresses a form sets (``ipv4``, ``ipv6``; empty: none of that family): the one check of addresses
+    typed in, for this page and the JSON API.
+
+    :returns: the addresses, or None with the errors in ``form``.
+    """
+    ipv4 = form.check("ipv4", validate.ipv4) if form["ipv4"] else None
+    ipv6 = form.check("ipv6", validate.ipv6) if form["ipv6"] else None
+    return (ipv4, ipv6) if form.ok else None
+
+
+def save_addresses(ctx: Context, host: Host, ipv4: Any, ipv6: Any) -> hosts.AddressChange:
+    """Set a host's addresses (``KEEP`` keeps a family) as the web interface does, in its update history."""
+    return hosts.set_addresses(
+        ctx.db,
+        host.id,
+        ipv4=ipv4,
+        ipv6=ipv6,
+        client=ctx.client,
+        tls=ctx.https,
+        result="web",
+        record=ctx.config.updater.history_kept > 0,
+    )
+
+
 def set_address(ctx: Context, host_id: int) -> str:
     host = _own_host(ctx, host_id)
     form = Form.from_request(ctx, "ipv4", "ipv6", "use_current")
@@ -174,20 +213,12 @@ def set_address(ctx: Context, host_id: int) -> str:
             ipv6 = address.compressed
         form.values["ipv4" if address.version == 4 else "ipv6"] = str(address)
     else:
-        ipv4 = form.check("ipv4", validate.ipv4) if form["ipv4"] else None
-        ipv6 = form.check("ipv6", validate.ipv6) if form["ipv6"] else None
+        typed = read_addresses(form)
+        if typed is not None:
+            ipv4, ipv6 = typed
     if not form.ok:
         return _detail(ctx, host, status=400, address_form=form)
-    change = hosts.set_addresses(
-        ctx.db,
-        host.id,
-        ipv4=ipv4,
-        ipv6=ipv6,
-        client=ctx.client,
-        tls=ctx.https,
-        result="web",
-        record=ctx.config.updater.history_kept > 0,
-    )
+    change = save_addresses(ctx, host, ipv4, ipv6)
     message = ctx.gettext("The addresses are saved.") if change.changed else ctx.gettext("The addresses are unchanged.")
     return ctx.redirect(f"/hosts/{host.id}", message)
 
