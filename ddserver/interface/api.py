@@ -79,7 +79,7 @@ def _body(ctx: Context) -> dict[str, Any]:
     raw = ctx.request.environ["wsgi.input"].read(length) if length > 0 else b""
     try:
         value = json.loads(raw.decode("utf-8")) if raw.strip() else {}
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deeply
         raise ApiError(400, "bad_json", "The request body is not JSON.")
     if not isinstance(value, dict):
         raise ApiError(400, "bad_json", "The request body is not a JSON object.")
