@@ -212,6 +212,38 @@ def set_addresses(ctx: Context, grant: Grant, name: str) -> bottle.HTTPResponse:
     return _answer(200, {"host": host_json(change.host), "changed": change.changed})
 
 
+def edit_host(ctx: Context, grant: Grant, name: str) -> bottle.HTTPResponse:
+    host = _host(ctx, grant, name)
+    body = _body(ctx)
+    if not ({"ttl", "wildcard", "description"} & body.keys()):
+        message = "Give ttl, wildcard, description or several."
+        raise ApiError(400, "invalid", message, {"request": message})
+    ttl, wildcard = body.get("ttl", host.ttl), body.get("wildcard", host.wildcard)
+    if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool)):
+        raise ApiError(
+            400, "invalid", "ttl must be a whole number or null.", {"ttl": "This field must be a whole number."}
+        )
+    if not isinstance(wildcard, bool):
+        raise ApiError(
+            400, "invalid", "wildcard must be true or false.", {"wildcard": "This field must be true or false."}
+        )
+    description = _text(body, "description")[:200] if "description" in body else None
+    if "ttl" in body or "wildcard" in body:
+        form = Form({"ttl": "" if ttl is None else str(ttl), "wildcard": "1" if wildcard else ""})
+        saved = host_routes.save_dns(ctx, host, form)
+        if saved is None:
+            raise _invalid(form)
+        host = saved
+    if description is not None:
+        host = hosts.set_properties(ctx.db, host.id, description=description)
+    return _answer(200, {"host": host_json(host)})
+
+
+def new_secret(ctx: Context, grant: Grant, name: str) -> bottle.HTTPResponse:
+    host = _host(ctx, grant, name)
+    return _answer(200, {"host": host_json(host), "secret": host_routes.new_secret(ctx, host)})
+
+
 def delete_host(ctx: Context, grant: Grant, name: str) -> bottle.HTTPResponse:
     host = _host(ctx, grant, name)
     try:
@@ -369,7 +401,9 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/hosts", list_hosts),
     ("POST", "/hosts", create_host),
     ("GET", "/hosts/<name>", get_host),
+    ("PATCH", "/hosts/<name>", edit_host),
     ("DELETE", "/hosts/<name>", delete_host),
+    ("POST", "/hosts/<name>/secret", new_secret),
     ("PUT", "/hosts/<name>/addresses", set_addresses),
     ("GET", "/hosts/<name>/txt", list_txt),
     ("POST", "/hosts/<name>/txt", add_txt),

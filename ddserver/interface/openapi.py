@@ -99,6 +99,15 @@ SCHEMAS: dict[str, Any] = {
         },
         [],
     ),
+    "HostChanges": _object(
+        {
+            "ttl": {**_NULLABLE_INT, "description": "Within the zone's range; null: the zone's TTL."},
+            "wildcard": {"type": "boolean", "description": "Only where the zone allows wildcards."},
+            "description": {"type": "string", "maxLength": 200},
+        },
+        [],
+    ),
+    "HostOnly": _object({"host": _ref("Host")}),
     "AddressesSet": _object({"host": _ref("Host"), "changed": {"type": "boolean"}}),
     "TxtRecord": _object(
         {
@@ -223,7 +232,21 @@ def document(base_url: str = "") -> dict[str, Any]:
             "/hosts/{name}": {
                 "parameters": [_HOST],
                 "get": _op("A host and its TXT records", {"200": {"description": "Host", **_json("HostDetail")}}, 404),
+                "patch": _op(
+                    "Change a host's TTL, wildcard or description (what is left out is kept)",
+                    {"200": {"description": "Changed", **_json("HostOnly")}},
+                    404,
+                    body="HostChanges",
+                ),
                 "delete": _op("Delete a host", no_content, 404),
+            },
+            "/hosts/{name}/secret": {
+                "parameters": [_HOST],
+                "post": _op(
+                    "Give a host a new update secret (the old one stops working)",
+                    {"200": {"description": "The new secret, shown only in this answer", **_json("HostCreated")}},
+                    404,
+                ),
             },
             "/hosts/{name}/addresses": {
                 "parameters": [_HOST],

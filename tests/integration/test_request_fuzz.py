@@ -198,6 +198,8 @@ API_PLAUSIBLE: dict[str, Any] = {
     "scopes": ["update", "txt"],
     "hosts": [HOST],
     "expires_in_days": 30,
+    "ttl": 300,
+    "wildcard": False,
 }
 #: JSON values of the wrong shape for a field.
 JSON_SHAPES: list[Any] = [None, True, -1, 10**30, 1.5, [], {}, [None, 1], {"a": [1]}, "x" * 5000, "\u0000", "\ud800"]
@@ -656,7 +658,7 @@ def base_request(site: Site, names: dict[Route, set[str]], route: Route, rng: ra
     if route.rule.startswith(API):
         if rng.random() < 0.8:
             request.headers["Authorization"] = b"Bearer " + site.api_token.encode()
-        if route.method in ("POST", "PUT"):
+        if route.method in ("POST", "PUT", "PATCH"):
             request.json_body = dict(API_PLAUSIBLE)
     return request
 
@@ -697,7 +699,7 @@ def sweep(
         slots += [("parameter", n, values + SHAPES) for n in sorted(names.get(route, set()))]
         slots += [("cookie", c, values + SHAPES) for c in COOKIES]
         slots += [("csrf", "", values), ("path", "", values + SHAPES)]
-        if route.rule.startswith(API) and route.method in ("POST", "PUT"):
+        if route.rule.startswith(API) and route.method in ("POST", "PUT", "PATCH"):
             shapes = [native(v) for v in values] + JSON_SHAPES
             slots += [("json", key, shapes) for key in API_PLAUSIBLE]  # type: ignore[misc]
         for kind, name, tried in slots:

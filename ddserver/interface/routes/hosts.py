@@ -229,10 +229,12 @@ def set_description(ctx: Context, host_id: int) -> str:
     return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The description is saved."))
 
 
-def set_dns(ctx: Context, host_id: int) -> str:
-    """The host's TTL (empty: the zone's) and wildcard, within the rules of its zone."""
-    host = _own_host(ctx, host_id)
-    form = Form.from_request(ctx, "ttl", "wildcard")
+def save_dns(ctx: Context, host: Host, form: Form) -> Host | None:
+    """Check and save a host's ``ttl`` (empty: the zone's) and ``wildcard`` (``"1"``: on) within the rules of
+    its zone: the one check of them, for this page and the JSON API.
+
+    :returns: the host as saved, or None with the errors in ``form``.
+    """
     zone = zones.get_by_id(ctx.db, host.zone_id)
     ttl = None
     if form["ttl"]:
@@ -240,24 +242,40 @@ def set_dns(ctx: Context, host_id: int) -> str:
     wildcard = form["wildcard"] == "1"
     if wildcard and not host.wildcard and not zone.allow_wildcards:
         form.error("wildcard", ctx.gettext("This zone does not allow wildcard hosts."))
+    saved = None
     if form.ok:
         try:
-            hosts.set_properties(ctx.db, host.id, ttl=ttl, wildcard=wildcard)
+            saved = hosts.set_properties(ctx.db, host.id, ttl=ttl, wildcard=wildcard)
         except ValidationError as exc:
             # The zone's rules changed since the checks above.
             form.error("_form", exc.message)
-    if not form.ok:
-        return _detail(ctx, host, status=400, dns_form=form)
+    if saved is None:
+        return None
     ctx.log_event("host", f"host {host.name}", f"ttl {ttl if ttl is not None else 'of the zone'}, wildcard {wildcard}")
+    return saved
+
+
+def set_dns(ctx: Context, host_id: int) -> str:
+    """The host's TTL (empty: the zone's) and wildcard, within the rules of its zone."""
+    host = _own_host(ctx, host_id)
+    form = Form.from_request(ctx, "ttl", "wildcard")
+    if save_dns(ctx, host, form) is None:
+        return _detail(ctx, host, status=400, dns_form=form)
     return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The TTL and wildcard are saved."))
+
+
+def new_secret(ctx: Context, host: Host) -> str:
+    """Give a host a new secret (the old one stops working in every updater process); returns it, to be shown
+    once."""
+    secret = secrets.new_host_secret()
+    hosts.set_secret_hash(ctx.db, host.id, secrets.hash_host_secret(secret, ctx.config.auth.pepper))
+    ctx.log_event("host", f"host {host.name}", "secret regenerated")
+    return secret
 
 
 def regenerate_secret(ctx: Context, host_id: int) -> str:
     host = _own_host(ctx, host_id)
-    secret = secrets.new_host_secret()
-    hosts.set_secret_hash(ctx.db, host.id, secrets.hash_host_secret(secret, ctx.config.auth.pepper))
-    ctx.log_event("host", f"host {host.name}", "secret regenerated")
-    return _detail(ctx, host, secret=secret)
+    return _detail(ctx, host, secret=new_secret(ctx, host))
 
 
 def clear_faults(ctx: Context, host_id: int) -> str:

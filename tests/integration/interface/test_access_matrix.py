@@ -90,6 +90,8 @@ ROUTES = {
     ("POST", "/api/v1/hosts"): BEARER,
     ("GET", "/api/v1/hosts/<name>"): BEARER,
     ("DELETE", "/api/v1/hosts/<name>"): BEARER,
+    ("PATCH", "/api/v1/hosts/<name>"): BEARER,
+    ("POST", "/api/v1/hosts/<name>/secret"): BEARER,
     ("PUT", "/api/v1/hosts/<name>/addresses"): BEARER,
     ("GET", "/api/v1/hosts/<name>/txt"): BEARER,
     ("POST", "/api/v1/hosts/<name>/txt"): BEARER,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ddserver import secrets
 from ddserver.interface import api
 from ddserver.store import hosts, records, tokens
 from tests.integration.interface.conftest import add_host, add_user, add_zone, log_in_as
@@ -98,6 +99,22 @@ def test_hosts_txt_and_tokens_through_the_api(db, client, document) -> None:  # 
     bad = do("PUT", "/hosts/{name}/addresses", name=name, body={"ipv4": "300.1.1.1"}, status=400)["error"]
     assert set(bad["fields"]) == {"ipv4"}
     assert do("PUT", "/hosts/{name}/addresses", name=name, body={}, status=400)["error"]["code"] == "invalid"
+    # TTL, wildcard and description, within the zone's rules.
+    edited = do("PATCH", "/hosts/{name}", name=name, body={"ttl": 300, "description": "nas"}, status=200)["host"]
+    assert (edited["ttl"], edited["description"], edited["wildcard"]) == (300, "nas", False)
+    assert do("PATCH", "/hosts/{name}", name=name, body={"wildcard": True}, status=200)["host"]["wildcard"]
+    bad = do("PATCH", "/hosts/{name}", name=name, body={"ttl": 5}, status=400)["error"]
+    assert set(bad["fields"]) == {"ttl"} and hosts.get(db, name).ttl == 300
+    assert do("PATCH", "/hosts/{name}", name=name, body={"ttl": "5"}, status=400)["error"]["fields"] == {
+        "ttl": "This field must be a whole number."
+    }
+    assert do("PATCH", "/hosts/{name}", name=name, body={"ttl": None}, status=200)["host"]["ttl"] is None
+    # A new secret: the old one is replaced.
+    renewed = do("POST", "/hosts/{name}/secret", name=name, status=200)
+    assert (
+        renewed["secret"] != made["secret"]
+        and secrets.verify_host_secret(renewed["secret"], hosts.get(db, name).secret_hash).ok
+    )
     # TXT records.
     added = do("POST", "/hosts/{name}/txt", name=name, body={"name": "_acme-challenge", "content": "abc"}, status=201)
     assert added["record"]["name"] == f"_acme-challenge.{name}"
