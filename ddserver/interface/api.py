@@ -92,16 +92,25 @@ def _text(body: dict[str, Any], key: str, *, required: bool = False) -> str:
         if required:
             raise ApiError(400, "invalid", f"{key} is missing.", {key: "This field is required."})
         return ""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _is_text(value):
         raise ApiError(400, "invalid", f"{key} must be a string.", {key: "This field must be a string."})
     return value.strip()
+
+
+def _is_text(value: str) -> bool:
+    """JSON may escape lone surrogates (``"\\ud800"``), which are no text and no UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _strings(body: dict[str, Any], key: str) -> list[str]:
     value = body.get(key)
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and _is_text(v) for v in value):
         raise ApiError(
             400, "invalid", f"{key} must be a list of strings.", {key: "This field must be a list of strings."}
         )

@@ -88,6 +88,10 @@ def test_hosts_txt_and_tokens_through_the_api(db, client, document) -> None:  # 
         "label": "This field is required."
     }
     assert do("POST", "/hosts", raw=b"{nope", status=400)["error"]["code"] == "bad_json"
+    # A lone surrogate is valid JSON but no text.
+    lone = do("POST", "/hosts", raw=b'{"label": "x", "zone": "' + ZONE.encode() + b'", "description": "\\ud800"}',
+              status=400)  # fmt: skip
+    assert lone["error"]["fields"] == {"description": "This field must be a string."}
     assert do("POST", "/hosts", body=["label"], status=400)["error"]["code"] == "bad_json"
     # Addresses: absent keeps, null removes, a bad one is refused with the form's message.
     set_ = do("PUT", "/hosts/{name}/addresses", name=name, body={"ipv4": "198.51.100.7"}, status=200)
