@@ -17,7 +17,7 @@ from ddserver.console import EXIT_ERROR, run, setup_logging
 from ddserver.db import Database, DatabaseUrl
 from ddserver.db import migrate as migrations
 from ddserver.errors import ConfigError, Conflict, DDServerError, NotFound, ValidationError
-from ddserver.store import history, hosts, ownzones, related, relays, retention, users, zones
+from ddserver.store import history, hosts, ownzones, related, relays, retention, tokens, users, zones
 from ddserver.store.common import KEEP
 from ddserver.store.dnssec import ZoneKey
 from ddserver.store.retention import Ages
@@ -190,6 +190,29 @@ def build_parser() -> argparse.ArgumentParser:
     rremove.add_argument("name")
     rremove.add_argument("id", help="the relay's id, as relay list shows it")
     _related_arguments(host)
+
+    token = sub.add_parser("token", help="manage users' update and API tokens").add_subparsers(
+        dest="action", metavar="ACTION", parser_class=_Parser
+    )
+    token.required = True
+    tadd = token.add_parser("add", help="make a token for a user; prints it alone on the last line")
+    tadd.add_argument("username")
+    tadd.add_argument("name", help="the token's name, for its owner to tell tokens apart")
+    tadd.add_argument(
+        "--scope",
+        action="append",
+        choices=[s.value for s in tokens.Scope],
+        help="what it may do (repeat; default: update)",
+    )
+    where = tadd.add_mutually_exclusive_group()
+    where.add_argument("--zone", metavar="ZONE", help="only the user's hosts in this zone")
+    where.add_argument("--host", action="append", metavar="NAME", help="only this host of the user (repeat)")
+    tadd.add_argument("--expires-days", type=int, metavar="DAYS", help="expire after DAYS days (default: never)")
+    tlist = token.add_parser("list", help="one token a line: id, name, scopes, hosts, expiry, last use")
+    tlist.add_argument("username")
+    revoke = token.add_parser("revoke", help="revoke a user's token (by id or name): refused from the next request")
+    revoke.add_argument("username")
+    revoke.add_argument("token", metavar="ID|NAME")
 
     sub.add_parser(
         "prune",
@@ -1035,6 +1058,58 @@ def _host_relay(config: Config, db: Database, host: hosts.Host, args: argparse.N
     return 0
 
 
+def cmd_token(config: Config, args: argparse.Namespace) -> int:
+    db = open_database(config)
+    user = users.get_by_name(db, validate.username(args.username))
+    if args.action == "add":
+        name = " ".join(args.name.split())
+        if not name or len(name) > 64 or not name.isprintable():
+            raise ValidationError("the token's name: 1 to 64 printable characters")
+        zone_id = zones.get(db, validate.zone_name(args.zone)).id if args.zone else None
+        host_ids = None
+        if args.host:
+            named = [hosts.get(db, validate.hostname(h)) for h in args.host]
+            if any(h.user_id != user.id for h in named):
+                raise ValidationError(f"a token of {user.username} can only cover their own hosts")
+            host_ids = [h.id for h in named]
+        expires_at = None
+        if args.expires_days is not None:
+            if not 1 <= args.expires_days <= 3650:
+                raise ValidationError("--expires-days: give 1 to 3650 days")
+            expires_at = int(time.time()) + args.expires_days * 86400
+        scopes = [tokens.Scope(s) for s in args.scope or ["update"]]
+        token, token_id = tokens.create_grant(
+            db, user.id, name, scopes, zone_id=zone_id, host_ids=host_ids, expires_at=expires_at
+        )
+        _audit(db, f"user {user.username}", f"token {name!r} created")
+        print(f"made token {token_id} {name!r} for {user.username}; log in as {user.username} with it:")
+        print(token)
+        return 0
+    found = tokens.list_grants(db, user.id)
+    if args.action == "list":
+        for info in found:
+            where = (
+                ",".join(info.hosts) or "none"
+                if info.hosts is not None
+                else (f"zone {info.zone}" if info.zone else "all")
+            )
+            print(
+                f"{info.id}\t{info.name}\t{tokens.format_scopes(info.scopes) or '-'}\t{where}\t"
+                f"expires {_format_time(info.expires_at)}\tlast used {_format_time(info.last_used_at)}"
+            )
+        return 0
+    wanted = args.token.strip()
+    matching = [t for t in found if str(t.id) == wanted] or [t for t in found if t.name == wanted]
+    if not matching:
+        raise NotFound(f"{user.username} has no token {wanted!r}")
+    if len(matching) > 1:
+        raise ValidationError(f"{user.username} has several tokens named {wanted!r}: give the id")
+    tokens.revoke(db, user.id, matching[0].id)
+    _audit(db, f"user {user.username}", f"token {matching[0].id} revoked")
+    print(f"revoked token {matching[0].id} {matching[0].name!r} of {user.username}")
+    return 0
+
+
 def _host_list(db: Database, args: argparse.Namespace) -> int:
     """One host a line; with --flagged or --stale, always seven columns: name, IPv4, IPv6, last update,
     owner, flags and reason (``-`` for none)."""
@@ -1253,6 +1328,7 @@ COMMANDS = {
     "prune": cmd_prune,
     "notify": cmd_notify,
     "run": cmd_run,
+    "token": cmd_token,
 }
 
 

@@ -499,7 +499,7 @@ class UpdaterSection:
         30,
         "Failed update logins from one client address (an IPv6 client: its /64) within auth_failure_window "
         "after which its further failures are answered 'abuse' and its weak secrets no longer checked; right "
-        "server-made secrets and account tokens are always served. 0: no limit.",
+        "server-made secrets and tokens are always served. 0: no limit.",
         minimum=0,
     )
     auth_failures_per_account: int = option(

@@ -102,6 +102,17 @@ def new_token() -> tuple[str, str]:
     return token, token_hash(token)
 
 
+#: Length of update and API tokens: 32 characters from 62 give 190 bits.
+UPDATE_TOKEN_LENGTH = 32
+
+
+def new_update_token() -> tuple[str, str]:
+    """A fresh update or API token and its hash. Letters and digits only, like host secrets: routers put it
+    into forms and URLs."""
+    token = "".join(_random.choice(_ALPHABET) for _ in range(UPDATE_TOKEN_LENGTH))
+    return token, token_hash(token)
+
+
 def expiry(lifetime: int, now: float | None = None) -> int:
     """The epoch second at which something made now with this lifetime expires."""
     return int((time.time() if now is None else now) + lifetime)

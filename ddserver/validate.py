@@ -255,3 +255,40 @@ def tsig_secret(text: str) -> str:
     if len(raw) < 16:
         raise ValidationError("the secret is too short: give at least 16 bytes (128 bits)")
     return value
+
+
+#: The longest TXT value a host's record may hold (one character-string).
+MAX_TXT_LENGTH = 255
+_RECORD_LABEL = re.compile(r"^_?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def txt_value(text: str) -> str:
+    """Check a TXT record's value (an ACME challenge and the like): printable ASCII without spaces, quotes or
+    backslashes, 1 to 255 characters (what the updater's ACME hook takes, too).
+
+    :raises ValidationError: naming what is wrong.
+    """
+    if not 0 < len(text) <= MAX_TXT_LENGTH:
+        raise ValidationError(f"A TXT value has 1 to {MAX_TXT_LENGTH} characters.")
+    if not all(33 <= ord(c) <= 126 and c not in '"\\' for c in text):
+        raise ValidationError("A TXT value holds printable ASCII without spaces, quotes or backslashes.")
+    return text
+
+
+def record_name(text: str, host: str) -> str:
+    """The full name of a record at ``host`` (an empty ``text`` or ``@``) or below it (``_acme-challenge``:
+    labels of letters, digits and hyphens, each may begin with an underscore).
+
+    :raises ValidationError: naming what is wrong.
+    """
+    relative = text.strip().lower().rstrip(".")
+    if relative in ("", "@"):
+        return host
+    if relative.endswith("." + host):
+        relative = relative[: -len(host) - 1]
+    if not all(_RECORD_LABEL.match(part) for part in relative.split(".")):
+        raise ValidationError(f"'{text}' is not a name below the host, such as _acme-challenge.")
+    name = f"{relative}.{host}"
+    if len(name) > 253:
+        raise ValidationError(f"'{text}' makes a name longer than 253 characters.")
+    return name

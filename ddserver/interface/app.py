@@ -15,9 +15,9 @@ from ddserver import logs, validate
 from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.errors import ConfigError, DatabaseError
-from ddserver.interface import i18n, web
+from ddserver.interface import api, i18n, web
 from ddserver.interface.metrics import UNROUTED
-from ddserver.interface.routes import account, admin, hosts, pages, related, zones
+from ddserver.interface.routes import account, admin, hosts, pages, related, tokens, zones
 from ddserver.store import updates
 
 logger = logging.getLogger(__name__)
@@ -216,6 +216,16 @@ def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
 
     def error_page(error: bottle.HTTPError) -> str:
         add_headers()
+        if (bottle.request.path + "/").startswith(api.PREFIX + "/"):
+            # The API's clients read JSON, also for a path or method it does not have.
+            codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+            code = error.status_code
+            bottle.response.status = code
+            bottle.response.content_type = "application/json"
+            if code >= 500:
+                logger.error("api: unexpected error: %s", error.exception or error.body)
+            message = "Something went wrong; the failure has been logged." if code >= 500 else str(error.body or "")
+            return api.error_body(codes.get(code, "server_error"), message or error.status_line)
         ctx = web.current() or web.Context(site, bottle.request, bottle.response)
         titles = {
             404: ctx.gettext("Not found"),
@@ -236,9 +246,10 @@ def create_app(config: Config, db: Database | None = None) -> bottle.Bottle:
             message=messages.get(code, str(error.body or "")),
         )
 
-    for code in (400, 403, 404, 405, 500):
+    for code in (400, 403, 404, 405, 413, 500):
         app.error(code)(error_page)
 
-    for module in (pages, account, hosts, related, zones, admin):
+    for module in (pages, account, hosts, related, tokens, zones, admin):
         module.register(app)
+    api.register(app, site)
     return app

@@ -61,6 +61,7 @@ def delete(
     name: str | None = None,
     rtype: str | None = None,
     content: str | None = None,
+    record_id: int | None = None,
 ) -> int:
     """Delete the host's records matching every given filter; each name touched enters the feed.
 
@@ -68,7 +69,7 @@ def delete(
     """
     conditions: list[str] = ["host_id = ?"]
     params: list[object] = [host_id]
-    for column, value in (("name", name), ("type", rtype), ("content", content)):
+    for column, value in (("name", name), ("type", rtype), ("content", content), ("id", record_id)):
         if value is not None:
             conditions.append(f"{column} = ?")
             params.append(value)

@@ -14,11 +14,11 @@ from typing import Any
 from ddserver import prefixes
 from ddserver.db import Database, Transaction
 from ddserver.errors import NotFound
-from ddserver.store import changes, events, history, hosts, relays, settings
+from ddserver.store import changes, events, history, hosts, relays, settings, tokens
 from ddserver.store.common import for_update, now
 
-#: The token kind of account update tokens (made by the web interface, hashed, no expiry).
-UPDATE_TOKEN = "update"
+#: The token kind of update and API tokens (``store.tokens``: named, with scopes, hashed).
+UPDATE_TOKEN = tokens.UPDATE
 
 _HOST_COLUMNS = (
     "h.id, h.name, h.zone_id, z.name, h.user_id, u.username, h.secret_hash, h.ipv4, h.ipv6, h.abuse, "
@@ -73,8 +73,12 @@ class Account:
 
     id: int
     disabled: bool
-    #: The presented secret is one of this user's update tokens.
-    token_ok: bool
+    #: The presented secret is one of this user's update tokens, valid and unexpired: what it may do.
+    grant: tokens.Grant | None = None
+
+    @property
+    def token_ok(self) -> bool:
+        return self.grant is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +103,8 @@ def lookup(
 ) -> Lookup:
     """Read the named hosts, the login (a host or a user, with a token check), and the rate-limit counters.
 
-    :param token_hash: the hash of the presented secret, checked against the user's update tokens.
+    :param token_hash: the hash of the presented secret, checked against the user's update tokens (whose
+        grant comes back in ``Lookup.account``).
     :param account_hosts: also read every host of the user named by the login (for a request without
         hostnames that authenticates with a user name).
     """
@@ -123,14 +128,17 @@ def lookup(
                 failures = {key: int(hits) for key, hits in zip(limit_keys, rows[0][_HOST_WIDTH:], strict=True) if hits}
         account = None
         if login not in hosts:
+            # The user with the token, if the secret is one of theirs: one statement (the hosts of a token
+            # limited to listed hosts take a second).
             row = tx.one(
-                "SELECT u.id, u.is_disabled, (SELECT COUNT(*) FROM tokens t WHERE t.user_id = u.id AND t.kind = ? "
-                "AND t.token_hash = ? AND t.used_at IS NULL AND (t.expires_at IS NULL OR t.expires_at >= ?)) AS tokens "
-                "FROM users u WHERE u.username = ?",
+                f"SELECT u.id AS uid, u.is_disabled, {tokens.GRANT_COLUMNS} FROM users u LEFT JOIN tokens t "
+                "ON t.user_id = u.id AND t.kind = ? AND t.token_hash = ? AND t.used_at IS NULL "
+                "AND (t.expires_at IS NULL OR t.expires_at >= ?) WHERE u.username = ?",
                 (UPDATE_TOKEN, token_hash or "", now(), login),
             )
             if row is not None:
-                account = Account(int(row["id"]), bool(row["is_disabled"]), bool(row["tokens"]))
+                grant = None if row["id"] is None else tokens.grant_from_row(tx, row)
+                account = Account(int(row["uid"]), bool(row["is_disabled"]), grant)
                 if account_hosts:
                     for row in tx.tuples(
                         f"SELECT {_HOST_COLUMNS}{_HOST_FROM} WHERE h.user_id = ? AND h.parent_id IS NULL", (account.id,)

@@ -5,6 +5,10 @@ Entries only ever stand for what the database held a moment ago: every change of
 the feed (polled every ``poll_interval``) and a replaced secret changes ``settings.HOST_SECRETS_EPOCH``. When
 the poll fails or falls behind, the cache is not used until it succeeds again; nor is it polled while no
 requests come. Anything it cannot answer (a wrong secret, a weak one, a write) goes the database's way.
+
+Only logins with a host's name and secret are answered from here: a login with a user name and a token is
+checked against the database on every request, so a revoked token is refused at its next request (and an
+expired one, whose expiry is compared with the clock on each use) without anything to learn here.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ REALM = "ddserver"
 #: Prefix of the name that carries ACME DNS-01 challenges.
 ACME_LABEL = "_acme-challenge"
 #: Longest TXT value accepted for an ACME challenge (a challenge is 43 characters).
-MAX_TXT_LENGTH = 255
+MAX_TXT_LENGTH = validate.MAX_TXT_LENGTH
 
 
 class Code(enum.Enum):
@@ -468,4 +468,8 @@ def fault_of(
 
 def valid_txt(value: str) -> bool:
     """An ACME challenge value: printable ASCII without quotes or backslashes, 1 to 255 characters."""
-    return 0 < len(value) <= MAX_TXT_LENGTH and all(33 <= ord(c) <= 126 and c not in '"\\' for c in value)
+    try:
+        validate.txt_value(value)
+    except ValidationError:
+        return False
+    return True

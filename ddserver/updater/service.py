@@ -15,7 +15,7 @@ from ddserver import secrets
 from ddserver.config import Config
 from ddserver.db import Database
 from ddserver.errors import DatabaseError, NotFound
-from ddserver.store import history, records
+from ddserver.store import history, records, tokens
 from ddserver.store import updates as store
 from ddserver.store.common import now
 from ddserver.updater import protocol
@@ -46,7 +46,7 @@ class Kind(enum.Enum):
 
     #: Host FQDN and that host's secret: that host only.
     HOST = "host"
-    #: User name and an account update token: every host of the account.
+    #: User name and one of the account's update tokens: the hosts and scopes of the token.
     ACCOUNT_TOKEN = "account-token"
     #: User name and one host's secret (ddserver 0.2): that host only.
     ACCOUNT_HOST_SECRET = "account-host-secret"
@@ -62,10 +62,19 @@ class Principal:
     #: The host the credentials name (HOST, ACCOUNT_HOST_SECRET): the default hostname, and the host faults
     #: of bad requests count against.
     host: store.HostState | None = None
+    #: What the token allows (ACCOUNT_TOKEN).
+    grant: tokens.Grant | None = None
 
-    def covers(self, host: store.HostState) -> bool:
+    def covers(self, host: store.HostState, scope: tokens.Scope) -> bool:
+        """Whether the credentials may do ``scope`` to ``host`` (host secrets may do everything to theirs)."""
         if self.kind is Kind.ACCOUNT_TOKEN:
-            return host.user_id == self.user_id
+            grant = self.grant
+            return (
+                host.user_id == self.user_id
+                and grant is not None
+                and grant.allows(scope)
+                and grant.covers(host.id, host.zone_id)
+            )
         return host.id in self.host_ids
 
 
@@ -295,8 +304,9 @@ class Updater:
         checks.checked = True
         if account is None:
             return None
-        if account.token_ok:
-            return Principal(Kind.ACCOUNT_TOKEN, account.id)
+        if account.grant is not None:
+            self._touch(request, account.grant)
+            return Principal(Kind.ACCOUNT_TOKEN, account.id, grant=account.grant)
         # ddserver 0.2: the user name with the secret of one of the hosts named (or, with none named,
         # of any of the user's hosts).
         matched = [
@@ -307,6 +317,14 @@ class Updater:
         if not matched:
             return None
         return Principal(Kind.ACCOUNT_HOST_SECRET, account.id, frozenset(h.id for h in matched), matched[0])
+
+    def _touch(self, request: UpdateRequest, grant: tokens.Grant) -> None:
+        """Record a token's use (at most once a minute per token: ``tokens.touch``)."""
+        try:
+            tokens.touch(self.db, grant)
+        except DatabaseError as exc:
+            # The update goes on: a "last used" a minute old is better than a 911.
+            logger.warning("could not record the use of a token from %s: %s", request.client_text, exc)
 
     # -- update -------------------------------------------------------------------------------------
 
@@ -414,7 +432,7 @@ class Updater:
         if protocol.is_blocked(hostname.name, self.settings.blocked_hosts):
             return Answer(Code.ABUSE)
         host = found.hosts.get(hostname.name)
-        if host is None or not principal.covers(host):
+        if host is None or not principal.covers(host, tokens.Scope.UPDATE):
             return self._fault(request, principal.host, Code.NOHOST)
         if not host.in_dns:
             return Answer(Code.ABUSE)
@@ -593,7 +611,7 @@ class Updater:
         if hostname.name is None:
             return Answer(Code.NOTFQDN)
         host = found.hosts.get(hostname.name)
-        if host is None or not principal.covers(host):
+        if host is None or not principal.covers(host, tokens.Scope.TXT):
             return Answer(Code.NOHOST)
         if not host.in_dns:
             return Answer(Code.ABUSE)

@@ -9,7 +9,7 @@
 #       -d home.dyn.example.org -d '*.home.dyn.example.org'
 #
 # DDSERVER_LOGIN defaults to the certificate's host name (host FQDN + host secret); set it to your user
-# name to use an account update token instead.
+# name to use a token instead (one with the "set TXT records" scope is enough).
 set -eu
 : "${DDSERVER_UPDATE_URL:?set DDSERVER_UPDATE_URL, such as https://update.example.org}"
 : "${CERTBOT_DOMAIN:?run this from certbot --manual-auth-hook / --manual-cleanup-hook}"

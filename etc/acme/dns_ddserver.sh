@@ -4,7 +4,7 @@
 #   export DDSERVER_UPDATE_URL=https://update.example.org DDSERVER_SECRET=<the host's update secret>
 #   acme.sh --issue --dns dns_ddserver -d home.dyn.example.org -d '*.home.dyn.example.org'
 #
-# DDSERVER_LOGIN defaults to the host name; set it to your user name to use an account update token.
+# DDSERVER_LOGIN defaults to the host name; set it to your user name to use a token (the "set TXT records" scope is enough).
 # acme.sh remembers the settings in its account configuration after the first run.
 
 dns_ddserver_add() {

@@ -229,4 +229,32 @@ def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any],
     shot(page, "zone")
     page.goto(base + "/zones")
     shot(page, "zones")
+    # Tokens: one for the router (this host, addresses), one for an ACME hook (TXT records, 90 days).
+    page.get_by_role("link", name="Tokens").first.click()
+    page.get_by_label("Name", exact=True).fill("router")
+    page.get_by_label("these hosts only:").check()
+    page.get_by_label("castle.home.example.net").check()
+    page.get_by_role("button", name="Make the token").click()
+    page.locator("#new-token").wait_for()
+    page.get_by_role("button", name="Copy").first.click()
+    router = page.evaluate("navigator.clipboard.readText()")
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", router), router
+    page.get_by_label("Name", exact=True).fill("acme-hook")
+    page.get_by_label("update addresses (/nic/update)").uncheck()
+    page.get_by_label("set TXT records (ACME DNS-01, /nic/acme)").check()
+    page.get_by_label("Expires after (days)").fill("90")
+    page.get_by_role("button", name="Make the token").click()
+    page.locator("#new-token").wait_for()
+    request = urllib.request.Request(f"{base}/nic/update?hostname=castle.home.example.net&myip=192.0.2.56")
+    request.add_header("Authorization", "Basic " + base64.b64encode(f"frank:{router}".encode()).decode())
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.read().decode().strip() == "good 192.0.2.56"
+    page.goto(base + "/tokens")
+    assert router not in page.content()
+    rows = page.locator("tbody tr")
+    assert rows.count() == 2 and "–" not in rows.nth(0).locator("td").nth(4).inner_text()
+    shot(page, "tokens")
+    page.get_by_role("button", name="Revoke acme-hook").click()
+    page.get_by_text("The token is revoked.").wait_for()
+    assert page.locator("tbody tr").count() == 1
     assert not errors, errors

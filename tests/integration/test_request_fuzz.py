@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import random
 import re
@@ -182,6 +183,26 @@ PLAUSIBLE: dict[str, str] = {
     "txt": "a" * 43,
     "action": "set",
 }
+#: The JSON API's routes (in the interface's table): a bearer token and a JSON body instead of a session and
+#: a form.
+API = "/api/v1/"
+#: Plausible values of the JSON fields the API reads.
+API_PLAUSIBLE: dict[str, Any] = {
+    "label": "new",
+    "zone": ZONE,
+    "description": "a host",
+    "ipv4": "192.0.2.9",
+    "ipv6": "2001:db8::9",
+    "name": "_acme-challenge",
+    "content": "a" * 43,
+    "scopes": ["update", "txt"],
+    "hosts": [HOST],
+    "expires_in_days": 30,
+    "ttl": 300,
+    "wildcard": False,
+}
+#: JSON values of the wrong shape for a field.
+JSON_SHAPES: list[Any] = [None, True, -1, 10**30, 1.5, [], {}, [None, 1], {"a": [1]}, "x" * 5000, "\u0000", "\ud800"]
 #: Cookie names: the interface's own (its ``*_COOKIE`` names, with the ``__Host-`` prefix too) and a stranger.
 COOKIES = sorted(
     {value for name, value in vars(web).items() if name.endswith("_COOKIE") and isinstance(value, str)}
@@ -214,6 +235,8 @@ class Site:
     identities: dict[str, Identity] = field(default_factory=dict)
     host_secret: str = ""
     update_token: str = ""
+    #: Alice's token with every scope, for the JSON API.
+    api_token: str = ""
 
     def basic(self, account: bool = False) -> bytes:
         """Credentials the updater takes: the host's secret, or (``account``) alice's account update token."""
@@ -260,6 +283,17 @@ class Site:
             )
         if not tokens.for_user(self.db, found["alice"].id, updates.UPDATE_TOKEN):
             self.update_token = tokens.create(self.db, updates.UPDATE_TOKEN, found["alice"].id, None)
+        if not self.api_token or tokens.grant_for(self.db, self.api_token) is None:
+            for info in tokens.list_grants(self.db, found["alice"].id):
+                if info.name in ("api", "spare"):
+                    tokens.revoke(self.db, found["alice"].id, info.id)
+            self.api_token = tokens.create_grant(self.db, found["alice"].id, "api", list(tokens.Scope))[0]
+        spare = [i.id for i in tokens.list_grants(self.db, found["alice"].id) if i.name == "spare"]
+        if not spare:
+            spare = [tokens.create_grant(self.db, found["alice"].id, "spare", [tokens.Scope.TXT])[1]]
+        self.ids["token_id"] = [str(spare[0]), "999999"]
+        self.ids["name"] = [HOST, "nothing.example.org"]
+        self.ids["record_id"] = ["1", "999999"]
         anonymous = "anonymous-csrf-cookie-value"
         self.identities["anonymous"] = Identity(
             "anonymous", "", web._sign(self.key, "csrf-anonymous", anonymous), anonymous
@@ -470,6 +504,8 @@ class Request:
     remote: str = "192.0.2.10"
     scheme: str = "http"
     token_header: bool = False
+    #: The JSON body of an API request (sent unless ``body`` is set).
+    json_body: dict[str, Any] | None = None
 
     def encode(self, pairs: list[tuple[bytes, bytes]]) -> bytes:
         if self.raw:
@@ -490,6 +526,9 @@ class Request:
         environ = base_environ(self.method, self.path, native(query), self.remote)
         environ["wsgi.url_scheme"] = self.scheme
         body = self.body
+        if body is None and self.json_body is not None:
+            body = json.dumps(self.json_body).encode()
+            environ["CONTENT_TYPE"] = "application/json"
         if body is None and post:
             form = [] if self.in_query else list(self.params)
             if not self.token_header:
@@ -576,6 +615,17 @@ def mutate(request: Request, rng: random.Random) -> str:
         else:
             request.in_query = False
             request.content_type = native(value)
+    elif kind == "csrf" and request.json_body is not None:
+        # An API request: a JSON field of the wrong shape, or a body that is not JSON.
+        choice = rng.random()
+        if choice < 0.6:
+            key = rng.choice([*API_PLAUSIBLE, "other"])
+            request.json_body[key] = rng.choice([*JSON_SHAPES, native(value)])
+        elif choice < 0.8:
+            request.body = json.dumps(request.json_body).encode()[: rng.randrange(1, 40)] + value
+        else:
+            request.headers["Authorization"] = b"Bearer " + value
+        kind = "json"
     elif kind == "csrf":
         request.csrf = value
     elif kind == "raw":
@@ -605,6 +655,11 @@ def base_request(site: Site, names: dict[Route, set[str]], route: Route, rng: ra
     )
     if route.app == "updater" and rng.random() < 0.7:
         request.headers["Authorization"] = site.basic(account=rng.random() < 0.3)
+    if route.rule.startswith(API):
+        if rng.random() < 0.8:
+            request.headers["Authorization"] = b"Bearer " + site.api_token.encode()
+        if route.method in ("POST", "PUT", "PATCH"):
+            request.json_body = dict(API_PLAUSIBLE)
     return request
 
 
@@ -644,6 +699,9 @@ def sweep(
         slots += [("parameter", n, values + SHAPES) for n in sorted(names.get(route, set()))]
         slots += [("cookie", c, values + SHAPES) for c in COOKIES]
         slots += [("csrf", "", values), ("path", "", values + SHAPES)]
+        if route.rule.startswith(API) and route.method in ("POST", "PUT", "PATCH"):
+            shapes = [native(v) for v in values] + JSON_SHAPES
+            slots += [("json", key, shapes) for key in API_PLAUSIBLE]  # type: ignore[misc]
         for kind, name, tried in slots:
             for value in tried:
                 request = base_request(site, names, route, rng)
@@ -655,6 +713,10 @@ def sweep(
                     request.cookies.append((name.encode(), value))
                 elif kind == "csrf":
                     request.csrf = value
+                elif kind == "json":
+                    assert request.json_body is not None
+                    request.json_body[name] = value
+                    value = repr(value).encode()
                 else:
                     wildcard = "<" in route.rule
                     request.path = WILDCARD.sub(native(value), route.rule) if wildcard else "/" + native(value)
@@ -686,9 +748,18 @@ def randomised(
 FORBIDDEN_IN_HEADERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-def problems(reply: Reply) -> list[str]:
-    """What is wrong with an answer: a 500, a traceback, or a header no server can send."""
+def problems(reply: Reply, path: str = "") -> list[str]:
+    """What is wrong with an answer: a 500, a traceback, a header no server can send, or an answer of the
+    JSON API that is not JSON."""
     found = []
+    if path.startswith(API) and reply.body:
+        content_type = next((v for k, v in reply.headers if k.lower() == "content-type"), "")
+        try:
+            json.loads(reply.body)
+        except ValueError:
+            found.append(f"an API answer that is not JSON: {reply.body[:80]!r}")
+        if not content_type.startswith("application/json"):
+            found.append(f"an API answer of type {content_type!r}")
     if reply.status >= 500 and reply.status != 503:
         found.append(f"status {reply.status}")
     if reply.errors:
@@ -715,7 +786,9 @@ def run_fuzz(site: Site, caplog: pytest.LogCaptureFixture, made: Iterator[tuple[
         environ = request.environ(site)
         reply = call(app, environ)
         statuses[reply.status] = statuses.get(reply.status, 0) + 1
-        for problem in problems(reply):
+        if request.route.rule.startswith(API):
+            API_STATUSES[reply.status] = API_STATUSES.get(reply.status, 0) + 1
+        for problem in problems(reply, environ["PATH_INFO"]):
             failures.append(f"{request.method} {request.route.rule} as {request.who} ({what}): {problem}")
         if request.method != "GET":
             site.ensure()
@@ -729,6 +802,10 @@ def run_fuzz(site: Site, caplog: pytest.LogCaptureFixture, made: Iterator[tuple[
     assert failures == [], f"{len(failures)} bad answers of {count}:\n" + "\n".join(_distinct(failures)[:40])
     assert logged == [], f"{len(logged)} errors logged:\n" + "\n".join(logged[:40])
     return statuses
+
+
+#: The answers of the JSON API's routes in this process (to check that fuzzed requests get through to it).
+API_STATUSES: dict[int, int] = {}
 
 
 def _distinct(failures: list[str]) -> list[str]:
@@ -783,3 +860,7 @@ def test_random_malformed_requests(site: Site, names, caplog, dialect: str, app:
     assert sum(statuses.values()) == count
     # Requests get through to answers, not only to refusals.
     assert any(s < 400 for s in statuses) and any(400 <= s < 500 for s in statuses)
+    if app == "interface":
+        # The API's too: it is reached with its token, and refuses what is malformed.
+        print(f"API answers {dict(sorted(API_STATUSES.items()))}")
+        assert any(s < 300 for s in API_STATUSES) and API_STATUSES.get(400, 0) > 0

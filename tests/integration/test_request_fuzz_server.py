@@ -18,7 +18,7 @@ from ddserver import passwords
 from ddserver.db import Database
 from ddserver.interface import web
 from ddserver.interface.app import create_app as create_interface
-from ddserver.store import sessions, users
+from ddserver.store import sessions, tokens, users
 from ddserver.updater.app import create_app as create_updater
 from tests import support
 from tests.updater_support import make_site, write_updater_config
@@ -105,6 +105,31 @@ def variants(method: str, path: bytes, cookie: bytes, token: bytes) -> Iterator[
     )
 
 
+def api_variants(method: str, path: bytes, bearer: bytes) -> Iterator[tuple[str, bytes]]:
+    """Raw requests to one route of the JSON API with a valid bearer token, each malformed in one place."""
+
+    def request(body: bytes, headers: bytes = b"", auth: bytes = b"Bearer " + bearer) -> bytes:
+        return (
+            method.encode() + b" " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            b"Authorization: " + auth + b"\r\nContent-Type: application/json\r\n" + headers
+            + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )  # fmt: skip
+
+    yield (
+        "the right token, a plausible body",
+        request(b'{"label": "x", "zone": "dyn.example.org", "ipv4": "192.0.2.1"}'),
+    )
+    yield "\\xff in a JSON string", request(b'{"label": "\xff\xfe", "zone": "\xff", "content": "\xff"}')
+    yield "not JSON", request(b"{\xff")
+    yield "a JSON list", request(b"[1, 2]")
+    yield "NUL and lone surrogates", request(b'{"label": "\\u0000", "name": "\\ud800", "scopes": ["\\udfff"]}')
+    yield "wrong shapes", request(b'{"label": [], "zone": {}, "ipv4": 1e999, "hosts": [null], "expires_in_days": 1e3}')
+    yield "deep nesting", request(b"[" * 30000 + b"]" * 30000)
+    yield "overlong body", request(b'{"label": "' + b"a" * 70000 + b'"}')
+    yield "\\xff in the token", request(b"{}", auth=b"Bearer \xff\xfe")
+    yield "an overlong token", request(b"{}", auth=b"Bearer " + b"a" * 60000)
+
+
 def send_all(port: int, routes: list[tuple[str, str]], cookie: bytes, token: bytes) -> tuple[int, list[str]]:
     sent, failures = 0, []
     for method, rule in routes:
@@ -150,6 +175,14 @@ def test_bundle_under_waitress(db: Database, db_url: str, tmp_path: Path) -> Non
         more, failed = send_all(port, private, b"ddserver_session=" + token.encode(), signed.encode())
         sent += more
         failures += failed
+        # The JSON API with a valid token and malformed JSON bodies.
+        bearer = tokens.create_grant(db, alice.id, "api", list(tokens.Scope))[0].encode()
+        for method, rule in [r for r in routes if r[1].startswith("/api/v1/")]:
+            for what, request in api_variants(method, WILDCARD.sub("1", rule).encode(), bearer):
+                status = status_of(exchange(port, request))
+                sent += 1
+                if status >= 500 and status != 503:
+                    failures.append(f"{method} {rule} ({what}): {status}")
     finally:
         process.stop()
     print(f"{sent} raw requests to ddserver-bundle")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ddserver.db import Database
-from ddserver.store import hosts
+from ddserver.store import hosts, tokens
 from tests import support
 from tests.updater_support import ZONE, Site, make_site, write_updater_config
 
@@ -91,6 +91,20 @@ def test_ddclient_account_token_several_hosts(server: Server, tmp_path: Path) ->
     output = result.stdout + result.stderr
     assert output.count("good: IP address set to 198.51.100.22") == 2, output
     assert addresses(server.db, HOME)[0] == addresses(server.db, OFFICE)[0] == "198.51.100.22"
+
+
+def test_ddclient_scoped_token_and_nohost(server: Server, tmp_path: Path) -> None:
+    """A token for one host: ddclient updates it, and reports the other as nohost (not as a login failure)."""
+    token, _ = tokens.create_grant(server.db, server.site.alice.id, "router", [tokens.Scope.UPDATE],
+                                   host_ids=[server.site.home.id])  # fmt: skip
+    config = write_ddclient_config(
+        tmp_path / "ddclient.conf", server, "alice", token, f"{HOME},{OFFICE}", "198.51.100.24"
+    )
+    result = ddclient(config, tmp_path / "cache", tmp_path)
+    output = result.stdout + result.stderr
+    assert output.count("good: IP address set to 198.51.100.24") == 1, output
+    assert "nohost" in output and "authorization failed" not in output, output
+    assert addresses(server.db, HOME)[0] == "198.51.100.24" and addresses(server.db, OFFICE)[0] is None
 
 
 def test_ddclient_bad_secret(server: Server, tmp_path: Path) -> None:

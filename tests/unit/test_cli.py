@@ -759,3 +759,33 @@ def test_zone_secondaries(ready, db, monkeypatch):
     assert ready("zone", "transfer-key", "dyn.example.org", "add", "k4.example.org")[2] == (
         "ddserver: config: [auth] data_key: not set and data_key_file missing; run 'ddserver init'\n"
     )
+
+
+def test_token_add_list_revoke(ready, db):
+    from ddserver.store import tokens
+
+    ready("host", "add", "alice", "home.dyn.example.org")
+    code, out, _ = ready("token", "add", "alice", "router", "--host", "home.dyn.example.org", "--expires-days", "7")
+    assert code == 0
+    secret = out.splitlines()[-1]
+    grant = tokens.grant_for(db, secret)
+    assert grant is not None and grant.scopes == {tokens.Scope.UPDATE} and grant.expires_at
+    code, out, _ = ready(
+        "token", "add", "alice", "acme", "--scope", "txt", "--scope", "api", "--zone", "dyn.example.org"
+    )
+    assert code == 0
+    code, out, _ = ready("token", "list", "alice")
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert [(f[1], f[2], f[3]) for f in lines] == [
+        ("router", "update", "home.dyn.example.org"),
+        ("acme", "txt api", "zone dyn.example.org"),
+    ]
+    assert lines[0][5] == "last used never" and secret not in out
+    assert ready("token", "revoke", "alice", "router")[0] == 0
+    assert tokens.grant_for(db, secret) is None
+    code, _, err = ready("token", "revoke", "alice", "router")
+    assert code == 1 and "alice has no token 'router'" in err and err.count("\n") == 1
+    code, _, err = ready("token", "add", "alice", "acme")
+    assert code == 1 and "exists" in err and "Traceback" not in err
+    code, _, err = ready("token", "list", "bob")
+    assert code == 1 and "no user bob" in err

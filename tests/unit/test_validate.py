@@ -111,3 +111,26 @@ def test_ip_address_never_raises_anything_else(text):
         validate.ip_address(text)
     except ValidationError:
         pass
+
+
+def test_txt_values_and_record_names():
+    host = "home.dyn.example.org"
+    assert validate.txt_value("gfj9Xq-Rg85nM_") == "gfj9Xq-Rg85nM_"
+    for bad in ("", "a b", 'q"', "back\\slash", "é", "x" * 256):
+        with pytest.raises(ValidationError):
+            validate.txt_value(bad)
+    assert validate.record_name("", host) == validate.record_name("@", host) == host
+    assert validate.record_name("_acme-challenge", host) == f"_acme-challenge.{host}"
+    assert validate.record_name(f"_ACME-challenge.{host}.", host) == f"_acme-challenge.{host}"
+    for bad in ("a b", "-x", "x..y", "ü", "_", "a" * 64):
+        with pytest.raises(ValidationError):
+            validate.record_name(bad, host)
+
+
+@given(st.text(max_size=300))
+def test_record_name_never_raises_anything_else(text):
+    try:
+        result = validate.record_name(text, "home.dyn.example.org")
+    except ValidationError:
+        return
+    assert result.endswith("home.dyn.example.org") and len(result) <= 253

@@ -19,8 +19,8 @@ from ddserver.store import accounts, events, sessions, tokens, users
 ACTIVATION = "activation"
 RESET = "reset"
 EMAIL = "email"
-#: The account update token for clients that update several hosts (username + this token).
-UPDATE = "update"
+#: Update and API tokens (``routes.tokens``; username + a token).
+UPDATE = tokens.UPDATE
 
 
 def _too_many(ctx: Context, form: Form, template: str, **values: Any) -> str:
@@ -289,7 +289,6 @@ def _account(ctx: Context, status: int = 200, **forms: Any) -> str:
         "email_form": Form({"email": ""}),
         "delete_form": Form(),
         "totp_form": Form(),
-        "update_token": None,
     }
     values.update(forms)
     has_token = bool(tokens.for_user(ctx.db, ctx.user.id, UPDATE))
@@ -449,23 +448,6 @@ def totp_disable(ctx: Context) -> str:
     return ctx.redirect("/account", ctx.gettext("The second factor is off."))
 
 
-# -- account update token --------------------------------------------------------------------------
-
-
-def new_update_token(ctx: Context) -> str:
-    assert ctx.user is not None
-    token = tokens.create(ctx.db, UPDATE, ctx.user.id, None, replace=True)
-    ctx.log_event("account", f"user {ctx.user.username}", "update token created")
-    return _account(ctx, update_token=token)
-
-
-def revoke_update_token(ctx: Context) -> str:
-    assert ctx.user is not None
-    tokens.delete_for_user(ctx.db, ctx.user.id, UPDATE)
-    ctx.log_event("account", f"user {ctx.user.username}", "update token revoked")
-    return ctx.redirect("/account", ctx.gettext("The update token is revoked."))
-
-
 def change_password_redirect(ctx: Context) -> str:
     return ctx.redirect("/account#password")
 
@@ -497,5 +479,3 @@ def register(app: bottle.Bottle) -> None:
     app.route("/account/totp", "GET", totp_setup_page, **user)
     app.route("/account/totp", "POST", totp_enable, **user)
     app.route("/account/totp/disable", "POST", totp_disable, **user)
-    app.route("/account/update-token", "POST", new_update_token, **user)
-    app.route("/account/update-token/revoke", "POST", revoke_update_token, **user)

@@ -75,32 +75,46 @@ def add_page(ctx: Context) -> str:
     return ctx.render("host_add.html", form=Form(), zones=_zones(ctx), limit=_limit(ctx), count=count)
 
 
+def create_host(ctx: Context, form: Form) -> tuple[Host, str] | None:
+    """Add the host that a form asks for (``zone`` as the id of a zone the user may use, ``label``,
+    ``description``): the one check of a new host, for this page and the JSON API.
+
+    :returns: the host and its secret (to be shown once), or None with the errors in ``form``.
+    """
+    assert ctx.user is not None
+    _zone, name = _check_label(ctx, form["zone"], form["label"], form)
+    description = str(form["description"])[:200]
+    if not form.ok or name is None:
+        return None
+    secret = secrets.new_host_secret()
+    try:
+        host = hosts.add(
+            ctx.db,
+            ctx.user.id,
+            name,
+            secrets.hash_host_secret(secret, ctx.config.auth.pepper),
+            default_limit=ctx.config.dns.max_hosts_per_user,
+            description=description,
+        )
+    except LimitReached:
+        form.error("_form", _limit_message(ctx))
+    except Conflict:
+        form.error("label", ctx.gettext("%(name)s is taken; choose another name.", name=name))
+    except (ValidationError, NotFound) as exc:
+        form.error("zone", exc.message)
+    else:
+        ctx.log_event("host", f"host {host.name}", "added")
+        return host, secret
+    return None
+
+
 def add(ctx: Context) -> str:
     assert ctx.user is not None
     form = Form.from_request(ctx, "zone", "label", "description")
-    _zone, name = _check_label(ctx, form["zone"], form["label"], form)
-    description = form["description"][:200]
+    made = create_host(ctx, form)
+    if made is not None:
+        return detail_page(ctx, made[0], secret=made[1], status=201)
     count = hosts.count_for_user(ctx.db, ctx.user.id)
-    if form.ok and name is not None:
-        secret = secrets.new_host_secret()
-        try:
-            host = hosts.add(
-                ctx.db,
-                ctx.user.id,
-                name,
-                secrets.hash_host_secret(secret, ctx.config.auth.pepper),
-                default_limit=ctx.config.dns.max_hosts_per_user,
-                description=description,
-            )
-        except LimitReached:
-            form.error("_form", _limit_message(ctx))
-        except Conflict:
-            form.error("label", ctx.gettext("%(name)s is taken; choose another name.", name=name))
-        except (ValidationError, NotFound) as exc:
-            form.error("zone", exc.message)
-        else:
-            ctx.log_event("host", f"host {host.name}", "added")
-            return detail_page(ctx, host, secret=secret, status=201)
     return ctx.render("host_add.html", status=400, form=form, zones=_zones(ctx), limit=_limit(ctx), count=count)
 
 
@@ -173,6 +187,31 @@ def detail(ctx: Context, host_id: int) -> str:
     return detail_page(ctx, own_host(ctx, host_id))
 
 
+def read_addresses(form: Form) -> tuple[str | None, str | None] | None:
+    """The addresses a form sets (``ipv4``, ``ipv6``; empty: none of that family): the one check of addresses
+    typed in, for this page and the JSON API.
+
+    :returns: the addresses, or None with the errors in ``form``.
+    """
+    ipv4 = form.check("ipv4", validate.ipv4) if form["ipv4"] else None
+    ipv6 = form.check("ipv6", validate.ipv6) if form["ipv6"] else None
+    return (ipv4, ipv6) if form.ok else None
+
+
+def save_addresses(ctx: Context, host: Host, ipv4: Any, ipv6: Any) -> hosts.AddressChange:
+    """Set a host's addresses (``KEEP`` keeps a family) as the web interface does, in its update history."""
+    return hosts.set_addresses(
+        ctx.db,
+        host.id,
+        ipv4=ipv4,
+        ipv6=ipv6,
+        client=ctx.client,
+        tls=ctx.https,
+        result="web",
+        record=ctx.config.updater.history_kept > 0,
+    )
+
+
 def _browser_addresses(ctx: Context, form: Form) -> tuple[Any, Any, list[str]]:
     """The addresses of "Use my IPv4 and IPv6 addresses": what the page's script learned from the updater's
     IPv4-only and IPv6-only names (``found_ipv4``, ``found_ipv6``), else the connection's own for its family.
@@ -213,20 +252,12 @@ def set_address(ctx: Context, host_id: int) -> str:
             ipv6 = address.compressed
         form.values["ipv4" if address.version == 4 else "ipv6"] = str(address)
     else:
-        ipv4 = form.check("ipv4", validate.ipv4) if form["ipv4"] else None
-        ipv6 = form.check("ipv6", validate.ipv6) if form["ipv6"] else None
+        typed = read_addresses(form)
+        if typed is not None:
+            ipv4, ipv6 = typed
     if not form.ok:
         return detail_page(ctx, host, status=400, address_form=form)
-    change = hosts.set_addresses(
-        ctx.db,
-        host.id,
-        ipv4=ipv4,
-        ipv6=ipv6,
-        client=ctx.client,
-        tls=ctx.https,
-        result="web",
-        record=ctx.config.updater.history_kept > 0,
-    )
+    change = save_addresses(ctx, host, ipv4, ipv6)
     message = ctx.gettext("The addresses are saved.") if change.changed else ctx.gettext("The addresses are unchanged.")
     if missing:
         # Only one family was found: the visitor has no address of the other, or its name did not answer.
@@ -246,10 +277,12 @@ def set_description(ctx: Context, host_id: int) -> str:
     return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The description is saved."))
 
 
-def set_dns(ctx: Context, host_id: int) -> str:
-    """The host's TTL (empty: the zone's) and wildcard, within the rules of its zone."""
-    host = own_host(ctx, host_id)
-    form = Form.from_request(ctx, "ttl", "wildcard")
+def save_dns(ctx: Context, host: Host, form: Form) -> Host | None:
+    """Check and save a host's ``ttl`` (empty: the zone's) and ``wildcard`` (``"1"``: on) within the rules of
+    its zone: the one check of them, for this page and the JSON API.
+
+    :returns: the host as saved, or None with the errors in ``form``.
+    """
     zone = zones.get_by_id(ctx.db, host.zone_id)
     ttl = None
     if form["ttl"]:
@@ -257,15 +290,25 @@ def set_dns(ctx: Context, host_id: int) -> str:
     wildcard = form["wildcard"] == "1"
     if wildcard and not host.wildcard and not zone.allow_wildcards:
         form.error("wildcard", ctx.gettext("This zone does not allow wildcard hosts."))
+    saved = None
     if form.ok:
         try:
-            hosts.set_properties(ctx.db, host.id, ttl=ttl, wildcard=wildcard)
+            saved = hosts.set_properties(ctx.db, host.id, ttl=ttl, wildcard=wildcard)
         except ValidationError as exc:
             # The zone's rules changed since the checks above.
             form.error("_form", exc.message)
-    if not form.ok:
-        return detail_page(ctx, host, status=400, dns_form=form)
+    if saved is None:
+        return None
     ctx.log_event("host", f"host {host.name}", f"ttl {ttl if ttl is not None else 'of the zone'}, wildcard {wildcard}")
+    return saved
+
+
+def set_dns(ctx: Context, host_id: int) -> str:
+    """The host's TTL (empty: the zone's) and wildcard, within the rules of its zone."""
+    host = own_host(ctx, host_id)
+    form = Form.from_request(ctx, "ttl", "wildcard")
+    if save_dns(ctx, host, form) is None:
+        return detail_page(ctx, host, status=400, dns_form=form)
     return ctx.redirect(f"/hosts/{host.id}", ctx.gettext("The TTL and wildcard are saved."))
 
 
@@ -381,12 +424,18 @@ def remove_relay(ctx: Context, host_id: int, relay_id: int) -> str:
     return ctx.redirect(f"/hosts/{host.id}#h-relays", ctx.gettext("The relay is removed."))
 
 
-def regenerate_secret(ctx: Context, host_id: int) -> str:
-    host = own_host(ctx, host_id)
+def new_secret(ctx: Context, host: Host) -> str:
+    """Give a host a new secret (the old one stops working in every updater process); returns it, to be shown
+    once."""
     secret = secrets.new_host_secret()
     hosts.set_secret_hash(ctx.db, host.id, secrets.hash_host_secret(secret, ctx.config.auth.pepper))
     ctx.log_event("host", f"host {host.name}", "secret regenerated")
-    return detail_page(ctx, host, secret=secret)
+    return secret
+
+
+def regenerate_secret(ctx: Context, host_id: int) -> str:
+    host = own_host(ctx, host_id)
+    return detail_page(ctx, host, secret=new_secret(ctx, host))
 
 
 def clear_faults(ctx: Context, host_id: int) -> str:

@@ -12,10 +12,14 @@ import re
 import pytest
 
 from ddserver.interface import web
-from ddserver.store import ownzones, related, relays
+from ddserver.store import ownzones, related, relays, tokens
 from tests.integration.interface.conftest import add_host, add_user, add_zone, log_in_as
 
 PUBLIC, USER, OWNER, ADMIN = "public", "user", "owner", "admin"
+#: The owner's alone: another user and an admin get a 404 (a user's tokens).
+SELF = "self"
+#: The JSON API: a bearer token only; a session is no credential there (401, or 429 once failures add up).
+BEARER = "bearer"
 
 ROUTES = {
     ("GET", "/"): PUBLIC,
@@ -48,8 +52,9 @@ ROUTES = {
     ("GET", "/account/totp"): USER,
     ("POST", "/account/totp"): USER,
     ("POST", "/account/totp/disable"): USER,
-    ("POST", "/account/update-token"): USER,
-    ("POST", "/account/update-token/revoke"): USER,
+    ("GET", "/tokens"): USER,
+    ("POST", "/tokens"): USER,
+    ("POST", "/tokens/<token_id:int>/revoke"): SELF,
     ("GET", "/hosts"): USER,
     ("GET", "/hosts/new"): USER,
     ("POST", "/hosts/new"): USER,
@@ -105,6 +110,20 @@ ROUTES = {
     ("GET", "/admin/hosts"): ADMIN,
     ("POST", "/admin/hosts/<host_id:int>"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
+    ("GET", "/api/v1/openapi.json"): PUBLIC,
+    ("GET", "/api/v1/hosts"): BEARER,
+    ("POST", "/api/v1/hosts"): BEARER,
+    ("GET", "/api/v1/hosts/<name>"): BEARER,
+    ("DELETE", "/api/v1/hosts/<name>"): BEARER,
+    ("PATCH", "/api/v1/hosts/<name>"): BEARER,
+    ("POST", "/api/v1/hosts/<name>/secret"): BEARER,
+    ("PUT", "/api/v1/hosts/<name>/addresses"): BEARER,
+    ("GET", "/api/v1/hosts/<name>/txt"): BEARER,
+    ("POST", "/api/v1/hosts/<name>/txt"): BEARER,
+    ("DELETE", "/api/v1/hosts/<name>/txt/<record_id:int>"): BEARER,
+    ("GET", "/api/v1/tokens"): BEARER,
+    ("POST", "/api/v1/tokens"): BEARER,
+    ("DELETE", "/api/v1/tokens/<token_id:int>"): BEARER,
 }
 ROLES = ("anonymous", "owner", "other", "admin")
 
@@ -145,11 +164,15 @@ def test_route_by_role(db, client, role: str) -> None:
             zone = ownzones.add(
                 db, owner.id, f"own{n}.example.net", ["ns1.example.org"], "h.example.net", limit=-1, approved=True
             )
+        _secret, token_id = tokens.create_grant(db, owner.id, "router", [tokens.Scope.UPDATE])
         values = {
             "host_id": host.id,
             "relay_id": relay.id,
             "user_id": owner.id,
             "zone_id": zone.id,
+            "token_id": token_id,
+            "name": host.name,
+            "record_id": 1,
             "token": "x" * 32,
             "path": "ddserver.css",
             "related_id": related.add(db, host.id, f"nas.{host.name}", "::1", limit=-1).id,
@@ -163,19 +186,23 @@ def test_route_by_role(db, client, role: str) -> None:
             token = log_in_as(client, {"owner": owner, "other": other, "admin": admin}[role])
         if method == "GET":
             answer = client.get(url, expect_errors=True)
-        else:
+        elif method == "POST":
             answer = client.post(url, {web.CSRF_FIELD: token}, expect_errors=True)
+        else:
+            answer = client.request(url, method=method, headers={"X-CSRF-Token": token}, expect_errors=True)
         status, location = answer.status_int, answer.headers.get("Location", "")
         to_login = status == 303 and location.startswith("/login")
         reached = status in (200, 201, 303, 400, 409) and not to_login
-        if level == PUBLIC:
+        if level == BEARER:
+            expected, ok = "401 or 429 in JSON", status in (401, 429) and answer.content_type == "application/json"
+        elif level == PUBLIC:
             # Reached: a page, a redirect, or the route's own refusal (wrong password, sign-up closed).
             expected, ok = "an answer of the route", status < 500 and status not in (404, 405)
         elif role == "anonymous":
             expected, ok = "redirect to /login", to_login
         elif level == ADMIN and role != "admin":
             expected, ok = "403", status == 403
-        elif level == OWNER and role == "other":
+        elif (level == OWNER and role == "other") or (level == SELF and role != "owner"):
             expected, ok = "404", status == 404
         else:
             expected, ok = "reached", reached

@@ -108,10 +108,11 @@ def test_post_without_csrf_token_is_refused(db, client) -> None:
     log_in(client, "alice")
     page = client.get("/account")
     token = csrf_of(page)
-    client.post("/account/update-token", {}, status=403)
-    client.post("/account/update-token", {"csrf_token": "x" + token[1:]}, status=403)
-    client.post("/account/update-token", {"csrf_token": token}, headers={"Origin": "http://evil.example"}, status=403)
-    assert client.post("/account/update-token", {"csrf_token": token}).status_int == 200
+    fields = {"name": "router", "scopes": "update"}
+    client.post("/tokens", fields, status=403)
+    client.post("/tokens", {**fields, "csrf_token": "x" + token[1:]}, status=403)
+    client.post("/tokens", {**fields, "csrf_token": token}, headers={"Origin": "http://evil.example"}, status=403)
+    assert client.post("/tokens", {**fields, "csrf_token": token}).status_int == 201
 
 
 def test_login_rate_limits_per_account_and_address(db, make_app) -> None:
@@ -362,16 +363,6 @@ def test_totp_verify_names_the_matching_step() -> None:
     assert totp.matching_step(secret, totp.code(secret, at, -1), at) == totp.step(at) - 1
     assert totp.matching_step(secret, totp.code(secret, at, 2), at) is None
     assert totp.matching_step(secret, "12345", at) is None and totp.matching_step("", "123456", at) is None
-
-
-def test_account_update_token_is_shown_once_and_stored_hashed(db, client) -> None:
-    alice = add_user(db, "alice")
-    log_in(client, "alice")
-    page = form_for(client.get("/account"), "/account/update-token").submit()
-    token = re.search(r'id="update-token" readonly value="([^"]+)"', page.text).group(1)
-    assert tokens.check(db, "update", token).user_id == alice.id
-    assert token not in client.get("/account").text
-    assert token not in str(db.read(lambda tx: tx.all("SELECT * FROM tokens")))
 
 
 def test_language_from_browser_and_choice(db, client) -> None:
