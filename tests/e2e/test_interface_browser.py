@@ -248,7 +248,7 @@ def test_signup_activate_approve_host_update(browser: Any, site: dict[str, Any],
     request = urllib.request.Request(f"{base}/nic/update?hostname=castle.home.example.net&myip=192.0.2.56")
     request.add_header("Authorization", "Basic " + base64.b64encode(f"frank:{router}".encode()).decode())
     with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.read().decode().strip() == "good 192.0.2.56"
+        assert answer.read().decode().strip() == "good 192.0.2.56,2001:db8:55:1::1"  # the IPv6 address kept
     page.goto(base + "/tokens")
     assert router not in page.content()
     rows = page.locator("tbody tr")
