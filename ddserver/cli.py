@@ -252,7 +252,9 @@ def _related_arguments(host: Any) -> None:
     related_actions.required = True
     radd = related_actions.add_parser("add", help="add a related name to a host")
     radd.add_argument("name", help="the main host, such as home.dyn.example.org")
-    radd.add_argument("related", help="the related name: one label below the host or below its zone")
+    radd.add_argument(
+        "related", help="the related name in full, one label below the host or below its zone, such as nas.HOST"
+    )
     redit = related_actions.add_parser("edit", help="change a related name's identifier, prefix length or IPv4")
     redit.add_argument("name", help="the main host")
     redit.add_argument("related", help="the related name")
@@ -1147,6 +1149,10 @@ def _host_related(config: Config, db: Database, host: hosts.Host, args: argparse
         for row in related.of(db, host.id):
             print(_related_line(row))
         return 0
+    if "." not in args.related.strip().rstrip("."):
+        raise ValidationError(
+            f"{args.related!r}: give the related name in full, such as {args.related.strip()}.{host.name}"
+        )
     name = validate.hostname(args.related)
     if args.related_action == "add":
         prefix_len = prefixes.DEFAULT_PREFIX_LEN if args.prefix_len is None else args.prefix_len

@@ -44,6 +44,7 @@ def test_related_names_through_the_command(ready, db):  # type: ignore[no-untype
         (("host", "related", "add", HOME, "nas.example.com", "--ifid", "::1"), "not in the zone dyn.example.org"),
         (("host", "related", "add", HOME, f"a.b.{HOME}", "--ifid", "::1"), "must be one label below"),
         (("host", "related", "add", HOME, HOME, "--ifid", "::1"), "is taken"),
+        (("host", "related", "add", HOME, "tv", "--ifid", "::1"), f"give the related name in full, such as tv.{HOME}"),
         (("host", "related", "add", "nope.dyn.example.org", NAS, "--ifid", "::1"), "no host nope.dyn.example.org"),
         (("host", "related", "add", NAS, f"x.{HOME}", "--ifid", "::1"), "is a related name itself"),
         (("host", "related", "remove", HOME, "tv.dyn.example.org"), "is not a related name of"),
