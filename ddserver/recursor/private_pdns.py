@@ -258,6 +258,9 @@ def start_private_pdns(
             "DDSERVER_RECURSOR_PURGE": "socket",
             "DDSERVER_RECURSOR_CONTROL_SOCKET": str(folder / "pdns.controlsocket"),
             "DDSERVER_RECURSOR_SNAPSHOT_DIR": str(folder / "snapshots"),
+            # The data key opens signed zones' private keys and transfer keys: the file the quick start
+            # wrote, wherever the recursor runs from (a key set in the file or environment is passed on).
+            "DDSERVER_AUTH_DATA_KEY_FILE": str(Path(config.auth.data_key_file).resolve()),
         }
     )
     argv = [sys.executable, "-m", "ddserver.recursor.main", "--remote-socket", str(sock)]

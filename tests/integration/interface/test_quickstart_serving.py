@@ -36,6 +36,11 @@ def _processes_under(folder: Path) -> list[tuple[int, str]]:
     return found
 
 
+def _query(port: int, name: str, rtype: str) -> list[str]:
+    answer = dns.query.udp(dns.message.make_query(name, rtype), "127.0.0.1", port=port, timeout=2)
+    return sorted(r.to_text() for rrset in answer.answer for r in rrset)
+
+
 def _query_a(port: int, name: str) -> list[str]:
     answer = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=2)
     return [r.to_text() for rrset in answer.answer if rrset.rdtype == dns.rdatatype.A for r in rrset]
@@ -73,6 +78,17 @@ def test_ddserver_run_serves_updates_and_dns_then_stops_everything(tmp_path: Pat
         support.wait_until(
             lambda: _query_a(dns_port, f"home.{ZONE}") == ["192.0.2.44"], timeout=20, what="the address in DNS"
         )
+        # Signing the demo zone as docs/dnssec.md says: the private PowerDNS serves its keys at once (the
+        # recursor opens them with the data key the quick start wrote).
+        signed = subprocess.run(
+            [ddserver, "--config", conf, "zone", "dnssec", ZONE, "on"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert signed.returncode == 0 and f"{ZONE}. IN DS " in signed.stdout, signed.stdout + signed.stderr
+        support.wait_until(lambda: _query(dns_port, ZONE, "DNSKEY"), timeout=20, what="the zone's DNSKEY")
         started = _processes_under(data)
         assert any("pdns_server" in line for _, line in started), started
         assert any("ddserver.recursor" in line for _, line in started), started
