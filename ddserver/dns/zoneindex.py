@@ -7,8 +7,10 @@ Built from the store's rows and changed name by name; a lookup is a few dict rea
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Iterable, Iterator
 
+from ddserver.dns import nsec3
 from ddserver.store.dnsdata import ZoneRow
 
 #: One answer record: (type, ttl, content in zone-file form, names absolute without the final dot).
@@ -32,7 +34,7 @@ _ANY = QType.ANY.value
 class Zone:
     """A served zone with its apex records rendered once."""
 
-    __slots__ = ("apex", "host_ttl", "id", "name", "row", "serial", "signed", "soa")
+    __slots__ = ("apex", "chained", "host_ttl", "id", "name", "row", "serial", "signed", "soa")
 
     def __init__(self, row: ZoneRow, default_ttl: int) -> None:
         self.row = row
@@ -41,12 +43,21 @@ class Zone:
         self.serial = row.serial
         #: DNSSEC is on and the zone has keys: PowerDNS signs its answers (remote backend only).
         self.signed = row.dnssec and bool(row.keys)
+        #: Signed with a full NSEC3 chain (not narrow), so that secondaries can transfer it: the zone has
+        #: secondaries (transfer keys or also-notify addresses). docs/dnssec.md#nsec3-narrow-or-a-chain
+        self.chained = self.signed and nsec3_chained(row)
         #: TTL of hosts that set none: the zone's, else the configured default.
         self.host_ttl = row.ttl if row.ttl is not None else default_ttl
         mname = row.nameservers[0] if row.nameservers else row.name
         content = f"{mname} {row.hostmaster} {row.serial} {row.refresh} {row.retry} {row.expire} {row.minimum}"
         self.soa: Record = ("SOA", row.zone_ttl, content)
         self.apex: tuple[Record, ...] = (self.soa, *tuple(("NS", row.zone_ttl, ns) for ns in row.nameservers))
+
+
+def nsec3_chained(row: ZoneRow) -> bool:
+    """Whether a signed zone's denial of existence uses a full NSEC3 chain: when secondaries may transfer it
+    (PowerDNS does not transfer a narrow zone); narrow otherwise (no zone walking)."""
+    return bool(row.transfer_keys or row.also_notify)
 
 
 def quote_txt(text: str) -> str:
@@ -99,6 +110,9 @@ class ZoneIndex:
         self.extra: dict[str, tuple[Extra, ...]] = {}
         #: Owner names of each host's extra records, to drop them when the host changes.
         self.owners: dict[str, tuple[str, ...]] = {}
+        #: NSEC3 chains of the zones signed with one, by zone id (built by :meth:`sync_chains`).
+        self.chains: dict[int, nsec3.Chain] = {}
+        self._chain_lock = threading.Lock()
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -107,6 +121,7 @@ class ZoneIndex:
         old = self.zones_by_id.get(row.id)
         if old is not None and old.name != row.name:
             self.zones.pop(old.name, None)
+            self.chains.pop(row.id, None)
         self.zones[row.name] = zone
         self.zones_by_id[row.id] = zone
         return zone
@@ -116,6 +131,7 @@ class ZoneIndex:
         zone = self.zones.pop(name, None)
         if zone is not None and self.zones_by_id.get(zone.id) is zone:
             del self.zones_by_id[zone.id]
+            self.chains.pop(zone.id, None)
         suffix = "." + name
 
         def orphan(host: str) -> bool:
@@ -237,6 +253,73 @@ class ZoneIndex:
             if owner.endswith(suffix) and self.zone_of(owner) is zone:
                 for _, rtype, ttl, content in entries:
                     yield owner, (rtype, zone.host_ttl if ttl is None else ttl, content)
+
+    # -- NSEC3 chains -----------------------------------------------------------------------------------
+
+    def zone_names(self, zone: Zone) -> set[str]:
+        """Every name of a zone with records of its own, below the apex: hosts, their wildcard names and
+        the owners of extra records (names in a zone further down are that zone's)."""
+        suffix = "." + zone.name
+        out: set[str] = set()
+        for name, host in list(self.hosts.items()):
+            if name.endswith(suffix) and self.zone_of(name) is zone:
+                out.add(name)
+                if type(host) is not str and host[3]:  # type: ignore[index]
+                    out.add("*." + name)
+        for owner in list(self.extra):
+            if owner.endswith(suffix) and self.zone_of(owner) is zone:
+                out.add(owner)
+        return out
+
+    def has_own_records(self, zone: Zone, name: str) -> bool:
+        """Whether ``name`` (below the apex of ``zone``) is a name of the zone with records of its own."""
+        if self.zone_of(name) is not zone:
+            return False
+        if name in self.hosts or name in self.extra:
+            return True
+        if name.startswith("*."):
+            base = self.hosts.get(name[2:])
+            return base is not None and type(base) is not str and bool(base[3])
+        return False
+
+    def chain(self, zone: Zone) -> nsec3.Chain:
+        """The zone's NSEC3 chain, built now if it is not yet (the follower builds it off the query path)."""
+        found = self.chains.get(zone.id)
+        if found is not None:
+            return found
+        with self._chain_lock:
+            found = self.chains.get(zone.id)
+            if found is None:
+                salt, iterations = nsec3.parse_param(zone.row.nsec3param)
+                found = nsec3.build(zone.name, self.zone_names(zone), salt, iterations)
+                self.chains[zone.id] = found
+            return found
+
+    def sync_chains(self, names: Iterable[str] = ()) -> set[str]:
+        """Keep the NSEC3 chains in line with the index after a change: build those of zones signed with a
+        chain, drop the others', and bring the changed ``names`` (with their wildcard names) up to date.
+
+        :returns: the zones whose chain changed (their cached denials of existence are stale).
+        """
+        changed: set[str] = set()
+        for zone_id in list(self.chains):
+            zone = self.zones_by_id.get(zone_id)
+            if zone is None or not zone.chained:
+                del self.chains[zone_id]
+        for zone in list(self.zones.values()):
+            if zone.chained and zone.id not in self.chains:
+                self.chain(zone)
+        for name in names:
+            zone = self.zone_of(name)
+            if zone is None or name == zone.name:
+                continue
+            chain = self.chains.get(zone.id)
+            if chain is None:
+                continue
+            for each in (name, "*." + name):
+                if chain.set_real(each, self.has_own_records(zone, each)):
+                    changed.add(zone.name)
+        return changed
 
     def stats(self) -> dict[str, int]:
         return {"zones": len(self.zones), "hosts": len(self.hosts), "extra_names": len(self.extra)}
