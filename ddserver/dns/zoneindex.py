@@ -55,9 +55,10 @@ class Zone:
 
 
 def nsec3_chained(row: ZoneRow) -> bool:
-    """Whether a signed zone's denial of existence uses a full NSEC3 chain: when secondaries may transfer it
-    (PowerDNS does not transfer a narrow zone); narrow otherwise (no zone walking)."""
-    return bool(row.transfer_keys or row.also_notify)
+    """Whether a signed zone's denial of existence uses a full NSEC3 chain (``dnssec.nsec3_chained``)."""
+    from ddserver.dns import dnssec  # cryptography, only once a zone is read
+
+    return dnssec.nsec3_chained(bool(row.transfer_keys), bool(row.also_notify))
 
 
 def quote_txt(text: str) -> str:

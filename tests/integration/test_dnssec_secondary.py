@@ -64,7 +64,7 @@ def test_signed_zone_goes_to_a_bind_secondary_and_validates_there(
     # sub.home: an empty non-terminal, above a record's owner name
     records.add(db, home.id, f"_acme-challenge.sub.home.{ZONE}", "TXT", "token")
     code, output = ddserver(config, "zone", "dnssec", ZONE, "on")
-    assert code == 0, output
+    assert code == 0 and "DNSSEC on, NSEC3 narrow;" in output, output
     anchors = _anchors(db, tmp_path)
     secret = make_secret("signed transfer")
     secondary = SecondaryServer(tmp_path / "named", (ZONE,), key_name=KEY, secret=secret)
@@ -80,6 +80,7 @@ def test_signed_zone_goes_to_a_bind_secondary_and_validates_there(
         support.wait_until(
             lambda: len(soa_lines(dig(primary, *tsig, ZONE, "AXFR"))) == 2, 15, what="the signed zone transferred"
         )
+        assert "NSEC3 with a chain (the zone has secondaries)" in ddserver(config, "zone", "key", "list", ZONE)[1]
         transfer = dig(primary, *tsig, ZONE, "AXFR")
         assert "IN NSEC3 1 0 0 - " in transfer and "IN\tNSEC3PARAM 1 0 0 -" in transfer and "RRSIG" in transfer
         # PowerDNS's own answers, with the chain, validate too.
