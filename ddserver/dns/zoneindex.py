@@ -260,16 +260,23 @@ class ZoneIndex:
     def zone_names(self, zone: Zone) -> set[str]:
         """Every name of a zone with records of its own, below the apex: hosts, their wildcard names and
         the owners of extra records (names in a zone further down are that zone's)."""
-        suffix = "." + zone.name
-        out: set[str] = set()
+        return self._names_of({zone.id})[zone.id]
+
+    def _names_of(self, zone_ids: set[int]) -> dict[int, set[str]]:
+        """:meth:`zone_names` of several zones in one pass over the hosts."""
+        out: dict[int, set[str]] = {zone_id: set() for zone_id in zone_ids}
+        zone_of = self.zone_of
         for name, host in list(self.hosts.items()):
-            if name.endswith(suffix) and self.zone_of(name) is zone:
-                out.add(name)
+            zone = zone_of(name)
+            if zone is not None and zone.id in out and name != zone.name:
+                names = out[zone.id]
+                names.add(name)
                 if type(host) is not str and host[3]:  # type: ignore[index]
-                    out.add("*." + name)
+                    names.add("*." + name)
         for owner in list(self.extra):
-            if owner.endswith(suffix) and self.zone_of(owner) is zone:
-                out.add(owner)
+            zone = zone_of(owner)
+            if zone is not None and zone.id in out and owner != zone.name:
+                out[zone.id].add(owner)
         return out
 
     def has_own_records(self, zone: Zone, name: str) -> bool:
@@ -288,13 +295,18 @@ class ZoneIndex:
         found = self.chains.get(zone.id)
         if found is not None:
             return found
+        self._build_chains([zone])
+        return self.chains[zone.id]
+
+    def _build_chains(self, zones: list[Zone]) -> None:
         with self._chain_lock:
-            found = self.chains.get(zone.id)
-            if found is None:
+            missing = {zone.id: zone for zone in zones if zone.id not in self.chains}
+            if not missing:
+                return
+            for zone_id, names in self._names_of(set(missing)).items():
+                zone = missing[zone_id]
                 salt, iterations = nsec3.parse_param(zone.row.nsec3param)
-                found = nsec3.build(zone.name, self.zone_names(zone), salt, iterations)
-                self.chains[zone.id] = found
-            return found
+                self.chains[zone_id] = nsec3.build(zone.name, names, salt, iterations)
 
     def sync_chains(self, names: Iterable[str] = ()) -> set[str]:
         """Keep the NSEC3 chains in line with the index after a change: build those of zones signed with a
@@ -307,9 +319,9 @@ class ZoneIndex:
             zone = self.zones_by_id.get(zone_id)
             if zone is None or not zone.chained:
                 del self.chains[zone_id]
-        for zone in list(self.zones.values()):
-            if zone.chained and zone.id not in self.chains:
-                self.chain(zone)
+        missing = [zone for zone in list(self.zones.values()) if zone.chained and zone.id not in self.chains]
+        if missing:
+            self._build_chains(missing)
         for name in names:
             zone = self.zone_of(name)
             if zone is None or name == zone.name:

@@ -61,6 +61,7 @@ def test_signed_zone_goes_to_a_bind_secondary_and_validates_there(
     alice = users.add(db, "alice", "alice@example.org", password_hash="x")
     home = hosts.add(db, alice.id, f"home.{ZONE}", "h", default_limit=10, ipv4="192.0.2.1")
     hosts.add(db, alice.id, f"v4.{ZONE}", "h", default_limit=10, ipv4="192.0.2.2")
+    hosts.add(db, alice.id, f"wild.{ZONE}", "h", default_limit=10, ipv4="192.0.2.5", wildcard=True)
     # sub.home: an empty non-terminal, above a record's owner name
     records.add(db, home.id, f"_acme-challenge.sub.home.{ZONE}", "TXT", "token")
     code, output = ddserver(config, "zone", "dnssec", ZONE, "on")
@@ -90,6 +91,8 @@ def test_signed_zone_goes_to_a_bind_secondary_and_validates_there(
             (f"v4.{ZONE}", "AAAA", "NXRRSET"),
             (f"sub.home.{ZONE}", "A", "NXRRSET"),  # the empty non-terminal exists
             (f"x.sub.home.{ZONE}", "A", "NXDOMAIN"),
+            (f"any.wild.{ZONE}", "A", "192.0.2.5"),  # a wildcard answer, with the proof of no closer name
+            (f"any.wild.{ZONE}", "AAAA", "NXRRSET"),  # wildcard NODATA
         ]:
             text = delv(pdns.host, pdns.port, anchors, name, rdtype)
             assert "fully validated" in text and expect in text, f"{name} {rdtype}: {text}\n{pdns.log()[-3000:]}"
