@@ -98,7 +98,7 @@ def _domain(zone: Zone, notified: int | None) -> str:
     # only the id and the name, so every zone is served as one.
     return (
         '{"id":' + str(zone.id) + ',"zone":' + _js(zone.name + ".") + ',"kind":"master","serial":'
-        + str(zone.serial) + ',"notified_serial":' + str(notified or 0) + ',"masters":[]}'
+        + str(zone.current().serial) + ',"notified_serial":' + str(notified or 0) + ',"masters":[]}'
     )  # fmt: skip
 
 
@@ -355,7 +355,7 @@ class RemoteHandler:
         if index is None:
             return false("zone data not loaded yet")
         notified = self.notified
-        changed = [z for z in list(index.zones.values()) if notified.get(z.id) != z.serial]
+        changed = [z for z in list(index.zones.values()) if notified.get(z.id) != z.current().serial]
         return '{"result":[' + ",".join([_domain(z, notified.get(z.id)) for z in changed]) + "]}"
 
     def _set_notified(self, params: dict[str, Any]) -> str:

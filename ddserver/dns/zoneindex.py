@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections.abc import Iterable, Iterator
 
 from ddserver.dns import nsec3
@@ -31,16 +32,19 @@ class QType(enum.StrEnum):
 _ANY = QType.ANY.value
 
 
-class Zone:
-    """A served zone with its apex records rendered once."""
+#: Seconds in a week, and the weeks PowerDNS's signatures follow (counted from the epoch, as PowerDNS does).
+WEEK = 7 * 86400
 
-    __slots__ = ("apex", "chained", "host_ttl", "id", "name", "row", "serial", "signed", "soa")
+
+class Zone:
+    """A served zone with its apex records rendered once (again each week for a zone with secondaries)."""
+
+    __slots__ = ("_week", "apex", "chained", "host_ttl", "id", "name", "row", "serial", "signed", "soa")
 
     def __init__(self, row: ZoneRow, default_ttl: int) -> None:
         self.row = row
         self.id = row.id
         self.name = row.name
-        self.serial = row.serial
         #: DNSSEC is on and the zone has keys: PowerDNS signs its answers (remote backend only).
         self.signed = row.dnssec and bool(row.keys)
         #: Signed with a full NSEC3 chain (not narrow), so that secondaries can transfer it: the zone has
@@ -48,10 +52,33 @@ class Zone:
         self.chained = self.signed and nsec3_chained(row)
         #: TTL of hosts that set none: the zone's, else the configured default.
         self.host_ttl = row.ttl if row.ttl is not None else default_ttl
+        self._week = -1
+        self._render(0)
+        self.current()
+
+    def _render(self, week: int) -> None:
+        row = self.row
+        self._week = week
+        self.serial = (row.serial + week) % 2**32
         mname = row.nameservers[0] if row.nameservers else row.name
-        content = f"{mname} {row.hostmaster} {row.serial} {row.refresh} {row.retry} {row.expire} {row.minimum}"
+        content = f"{mname} {row.hostmaster} {self.serial} {row.refresh} {row.retry} {row.expire} {row.minimum}"
         self.soa: Record = ("SOA", row.zone_ttl, content)
         self.apex: tuple[Record, ...] = (self.soa, *tuple(("NS", row.zone_ttl, ns) for ns in row.nameservers))
+
+    def current(self, now: float | None = None) -> Zone:
+        """The zone with its serial for this week.
+
+        A signed zone's secondaries hold PowerDNS's signatures from their last transfer; PowerDNS makes them
+        valid for the week they are made in and the two after. So that a zone without changes is sent again
+        before they expire, a zone signed for secondaries serves its stored serial plus the number of the
+        week: the serial grows by one when a week begins, PowerDNS notifies, the secondaries transfer
+        freshly signed data. Other zones serve the stored serial.
+        """
+        if self.chained:
+            week = int((time.time() if now is None else now) // WEEK)
+            if week != self._week:
+                self._render(week)
+        return self
 
 
 def nsec3_chained(row: ZoneRow) -> bool:
@@ -195,6 +222,7 @@ class ZoneIndex:
         if zone is None:
             return None, []
         if name == zone.name:
+            zone.current()
             if qtype == _ANY:
                 return zone, list(zone.apex)
             return zone, [r for r in zone.apex if r[0] == qtype]
@@ -234,7 +262,7 @@ class ZoneIndex:
 
     def list_zone(self, zone: Zone) -> Iterator[tuple[str, Record]]:
         """Every record of a zone as (owner name, record), SOA first: the AXFR / ``list`` answer."""
-        for record in zone.apex:
+        for record in zone.current().apex:
             yield zone.name, record
         suffix = "." + zone.name
         for name, host in list(self.hosts.items()):

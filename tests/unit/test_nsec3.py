@@ -129,3 +129,23 @@ def test_a_chain_of_100k_names_builds_in_seconds() -> None:
     for i in range(1000):
         chain.neighbours(nsec3.digest(f"missing{i}.{ZONE}"))
     print(f"figures: 1,000 neighbour lookups in {time.perf_counter() - started:.3f} s")
+
+
+def test_a_zone_signed_for_secondaries_serves_a_serial_that_grows_each_week() -> None:
+    """Secondaries keep PowerDNS's signatures until the next transfer: the served serial grows by one each
+    week (PowerDNS's signing weeks), so the zone is notified and transferred with fresh signatures."""
+    index = zoneindex.build([CHAINED], [], [])
+    zone = index.zones[ZONE]
+    week = 2900
+    assert zone.current(week * zoneindex.WEEK + 5).serial == 5 + week
+    assert zone.soa[2].split()[2] == str(5 + week)
+    assert zone.current((week + 1) * zoneindex.WEEK - 1).serial == 5 + week
+    assert zone.current((week + 1) * zoneindex.WEEK).serial == 5 + week + 1
+    handler = remote.RemoteHandler(lambda: index)
+    served = call(handler, "getDomainInfo", name=f"{ZONE}.")["serial"]  # type: ignore[index]
+    assert served == 5 + int(time.time() // zoneindex.WEEK)
+    soa = call(handler, "lookup", qname=f"{ZONE}.", qtype="SOA")[0]["content"]  # type: ignore[index]
+    assert soa.split()[2] == str(served)
+    # Narrow (no secondaries) or unsigned: the stored serial.
+    narrow = ZoneRow(4, "narrow.example.org", (), "h.example.org", 9, 1, 1, 1, 1, 1, None, dnssec=True, keys=KEYS)
+    assert zoneindex.build([narrow], [], []).zones["narrow.example.org"].current().serial == 9
