@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from ddserver.dns import nsec3
 from ddserver.errors import ValidationError
 
 
@@ -126,11 +127,8 @@ def ds_text(zone: str, flags: int, algorithm: int, public_key: str) -> str:
     return f"{key_tag(flags, algorithm, public)} {algorithm} 2 {digest}"
 
 
-def nsec3_chained(transfer_keys: bool, also_notify: bool) -> bool:
-    """Whether a signed zone denies existence with a full NSEC3 chain rather than in narrow mode: when it has
-    secondaries (transfer keys, or also-notify addresses), as PowerDNS transfers no narrow zone. Narrow
-    otherwise: nothing to walk. docs/dnssec.md#nsec3-narrow-or-a-chain"""
-    return transfer_keys or also_notify
+#: Whether a signed zone has a full NSEC3 chain rather than narrow mode (``nsec3.chained``).
+nsec3_chained = nsec3.chained
 
 
 #: A zone key as the recursor holds it: (id, flags, active, published, sealed private key text).

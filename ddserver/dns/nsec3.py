@@ -19,6 +19,13 @@ from ddserver.errors import ValidationError
 DIGEST = 20  # SHA-1
 
 
+def chained(transfer_keys: bool, also_notify: bool) -> bool:
+    """Whether a signed zone denies existence with a full NSEC3 chain rather than in narrow mode: when it has
+    secondaries (transfer keys, or also-notify addresses), as PowerDNS transfers no narrow zone. Narrow
+    otherwise: nothing to walk. docs/dnssec.md#nsec3-narrow-or-a-chain"""
+    return transfer_keys or also_notify
+
+
 def wire(name: str) -> bytes:
     """A name (lower case, no final dot) in canonical wire form."""
     out = b""

@@ -82,10 +82,8 @@ class Zone:
 
 
 def nsec3_chained(row: ZoneRow) -> bool:
-    """Whether a signed zone's denial of existence uses a full NSEC3 chain (``dnssec.nsec3_chained``)."""
-    from ddserver.dns import dnssec  # cryptography, only once a zone is read
-
-    return dnssec.nsec3_chained(bool(row.transfer_keys), bool(row.also_notify))
+    """Whether a signed zone's denial of existence uses a full NSEC3 chain (``nsec3.chained``)."""
+    return nsec3.chained(bool(row.transfer_keys), bool(row.also_notify))
 
 
 def quote_txt(text: str) -> str:
