@@ -60,7 +60,7 @@ def test_signed_zone_goes_to_a_bind_secondary_and_validates_there(
     zone = zones.add(db, ZONE, ["ns1.example.org"], "hostmaster.example.org")
     alice = users.add(db, "alice", "alice@example.org", password_hash="x")
     home = hosts.add(db, alice.id, f"home.{ZONE}", "h", default_limit=10, ipv4="192.0.2.1")
-    hosts.add(db, alice.id, f"v4.{ZONE}", "h", default_limit=10, ipv4="192.0.2.2")
+    v4 = hosts.add(db, alice.id, f"v4.{ZONE}", "h", default_limit=10, ipv4="192.0.2.2")
     hosts.add(db, alice.id, f"wild.{ZONE}", "h", default_limit=10, ipv4="192.0.2.5", wildcard=True)
     # sub.home: an empty non-terminal, above a record's owner name
     records.add(db, home.id, f"_acme-challenge.sub.home.{ZONE}", "TXT", "token")
@@ -134,3 +134,23 @@ def test_signed_zone_goes_to_a_bind_secondary_and_validates_there(
             for host, port in [(pdns.host, pdns.port), (secondary.host, secondary.port)]:
                 text = delv(host, port, anchors, f"gone.{ZONE}", "A")
                 assert "fully validated" in text and "NXDOMAIN" in text, text
+            # A host deleted: the chain shrinks, its name is proved missing on both.
+            hosts.delete(db, v4.id)
+            support.wait_until(
+                lambda: "NXDOMAIN" in dig(f"{secondary.host}:{secondary.port}", f"v4.{ZONE}", "A"), 60, 0.05,
+                "the deleted host gone from the secondary",
+            )  # fmt: skip
+            for host, port in [(pdns.host, pdns.port), (secondary.host, secondary.port)]:
+                text = delv(host, port, anchors, f"v4.{ZONE}", "A")
+                assert "fully validated" in text and "NXDOMAIN" in text, text
+
+        # No secondaries any more: narrow again, no transfer, answers still validate.
+        zones.remove_transfer_key(db, zone.id, KEY)
+        zones.update(db, zone.id, also_notify=[])
+        support.wait_until(
+            lambda: "NSEC3 narrow" in ddserver(config, "zone", "key", "list", ZONE)[1], 5, what="narrow again"
+        )
+        support.wait_until(lambda: "Transfer failed" in dig(primary, ZONE, "AXFR"), 15, what="transfers refused")
+        for name, rdtype, expect in [(f"missing.{ZONE}", "A", "NXDOMAIN"), (f"home.{ZONE}", "AAAA", "NXRRSET")]:
+            text = delv(pdns.host, pdns.port, anchors, name, rdtype)
+            assert "fully validated" in text and expect in text, text
