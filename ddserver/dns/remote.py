@@ -423,7 +423,10 @@ class RemoteHandler:
         key = nsec3.from_label(qname.rstrip(".").split(".", 1)[0])
         if key is None:
             return false("qname is not an NSEC3 hash")
-        before, name, after = index.chain(zone).neighbours(key)
+        try:
+            before, name, after = index.chain(zone).neighbours(key)
+        except LookupError:  # never: the chain holds the apex at least
+            return false("empty NSEC3 chain")
         return (
             '{"result":{"before":"' + nsec3.to_label(before) + '","after":"' + nsec3.to_label(after)
             + '","unhashed":' + _js(name + ".") + "}}"
