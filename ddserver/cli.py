@@ -506,6 +506,16 @@ def _dnssec_arguments(zone: argparse._SubParsersAction) -> None:
     key.add_argument("--active", action="store_true", help="add: signing at once (default: published only)")
 
 
+def _nsec3_mode(db: Database, name: str) -> str:
+    """How the zone denies existence when signed (docs/dnssec.md#nsec3-narrow-or-a-chain)."""
+    from ddserver.dns import dnssec
+
+    zone = zones.get(db, name)
+    if dnssec.nsec3_chained(bool(zones.transfer_keys(db, zone.id)), bool(zone.also_notify)):
+        return "NSEC3 with a chain (the zone has secondaries)"
+    return "NSEC3 narrow"
+
+
 def _zone_dnssec(db: Database, config: Config, args: argparse.Namespace) -> int:
     """``zone dnssec``, ``zone ds`` and ``zone key``: never a private key in the output."""
     from ddserver import signing
@@ -517,7 +527,7 @@ def _zone_dnssec(db: Database, config: Config, args: argparse.Namespace) -> int:
         algorithm = signing.algorithm_of(args.algorithm)
         keys = signing.enable(db, config, name, algorithm)
         _audit(db, f"zone {name}", "DNSSEC on")
-        print(f"{name}: DNSSEC on, NSEC3 narrow; keys: " + ", ".join(_describe_key(k) for k in keys))
+        print(f"{name}: DNSSEC on, {_nsec3_mode(db, name)}; keys: " + ", ".join(_describe_key(k) for k in keys))
         print(f"{name}: give the parent zone these DS records:")
         for ds in signing.ds_records(db, name):
             print(ds.text)
@@ -537,7 +547,7 @@ def _zone_dnssec(db: Database, config: Config, args: argparse.Namespace) -> int:
     action = args.key_action
     if action == "list":
         on, nsec3param, keys = dnssec_store.state(db, name)
-        print(f"{name}: DNSSEC {'on' if on else 'off'}, NSEC3PARAM {nsec3param} (narrow)")
+        print(f"{name}: DNSSEC {'on' if on else 'off'}, NSEC3PARAM {nsec3param} ({_nsec3_mode(db, name)})")
         for key in keys:
             print(f"{_describe_key(key)}\t{signing.dnskey_record(name, key)}")
         return 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from ddserver.dns import nsec3
 from ddserver.errors import ValidationError
 
 
@@ -126,14 +127,26 @@ def ds_text(zone: str, flags: int, algorithm: int, public_key: str) -> str:
     return f"{key_tag(flags, algorithm, public)} {algorithm} 2 {digest}"
 
 
+#: Whether a signed zone has a full NSEC3 chain rather than narrow mode (``nsec3.chained``).
+nsec3_chained = nsec3.chained
+
+
 #: A zone key as the recursor holds it: (id, flags, active, published, sealed private key text).
 KeyRow = tuple[int, int, bool, bool, str]
 
 
-def metadata_for(dnssec: bool, nsec3param: str, keys: tuple[KeyRow, ...]) -> dict[str, list[str]]:
-    """The DNSSEC domain metadata of a zone, as PowerDNS asks for it (``getAllDomainMetadata``): NSEC3 in
-    narrow mode (hashes computed per answer, so no ordering of names is stored and the zone cannot be
-    walked) when the zone is signed; nothing for an unsigned zone. PRESIGNED is never set: PowerDNS signs."""
+def metadata_for(
+    dnssec: bool, nsec3param: str, keys: tuple[KeyRow, ...], *, chained: bool = False
+) -> dict[str, list[str]]:
+    """The DNSSEC domain metadata of a zone, as PowerDNS asks for it (``getAllDomainMetadata``) when it is
+    signed; nothing for an unsigned zone. PRESIGNED is never set: PowerDNS signs.
+
+    :param chained: NSEC3 with a full chain (the recursor gives PowerDNS the neighbours of each hash, and
+        AXFR carries the chain: the zone can be transferred, and walked by hash); else NSEC3 in narrow mode
+        (hashes computed per answer, so no ordering of names and no zone walking, but no transfers).
+    """
     if not dnssec or not keys:
         return {}
+    if chained:
+        return {"NSEC3PARAM": [nsec3param]}
     return {"NSEC3PARAM": [nsec3param], "NSEC3NARROW": ["1"]}

@@ -98,7 +98,7 @@ def _domain(zone: Zone, notified: int | None) -> str:
     # only the id and the name, so every zone is served as one.
     return (
         '{"id":' + str(zone.id) + ',"zone":' + _js(zone.name + ".") + ',"kind":"master","serial":'
-        + str(zone.serial) + ',"notified_serial":' + str(notified or 0) + ',"masters":[]}'
+        + str(zone.current().serial) + ',"notified_serial":' + str(notified or 0) + ',"masters":[]}'
     )  # fmt: skip
 
 
@@ -112,7 +112,7 @@ def metadata_for(row: ZoneRow, *, allow_axfr_from: tuple[str, ...] = ()) -> dict
     from the zone's settings, never stored as such (ddserver manages it; ``setDomainMetadata`` is refused);
     kinds without a value are left out.
 
-    - NSEC3PARAM, NSEC3NARROW: for a signed zone (``dns/dnssec.py``).
+    - NSEC3PARAM, and NSEC3NARROW unless the zone has secondaries: for a signed zone (``dns/dnssec.py``).
 
     - ALSO-NOTIFY: the addresses notified besides the nameservers' (``address`` or ``address:port``).
     - TSIG-ALLOW-AXFR: the names of the keys that may transfer the zone; PowerDNS signs its NOTIFY with
@@ -120,9 +120,9 @@ def metadata_for(row: ZoneRow, *, allow_axfr_from: tuple[str, ...] = ()) -> dict
     - ALLOW-AXFR-FROM: ``allow_axfr_from`` (networks that may transfer unsigned), only for a zone without
       transfer keys: PowerDNS lets an unsigned request through when its address is in that list.
     """
-    from ddserver.dns import dnssec  # the handshake path never needs it
+    from ddserver.dns import dnssec, zoneindex  # the handshake path never needs them
 
-    meta = dnssec.metadata_for(row.dnssec, row.nsec3param, row.keys)
+    meta = dnssec.metadata_for(row.dnssec, row.nsec3param, row.keys, chained=zoneindex.nsec3_chained(row))
     if row.also_notify:
         meta[Metadata.ALSO_NOTIFY.value] = list(row.also_notify)
     if row.transfer_keys:
@@ -178,8 +178,7 @@ class RemoteHandler:
             Method.GET_DOMAIN_METADATA.value: self._metadata,
             Method.DIRECT_BACKEND_CMD.value: self._command,
             Method.GET_DOMAIN_KEYS.value: self._domain_keys,
-            # NSEC3 narrow: PowerDNS computes the neighbours itself and never needs the order of names.
-            Method.GET_BEFORE_AND_AFTER_NAMES_ABSOLUTE.value: lambda p: false("NSEC3 narrow only: no ordering"),
+            Method.GET_BEFORE_AND_AFTER_NAMES_ABSOLUTE.value: self._before_and_after,
             Method.GET_UPDATED_MASTERS.value: self._updated_masters,
             Method.SET_NOTIFIED.value: self._set_notified,
             Method.GET_TSIG_KEY.value: self._tsig_key,
@@ -259,6 +258,16 @@ class RemoteHandler:
         if zone is None:
             return FALSE
         if not records:
+            if zone.chained and name in index.chain(zone).ents:
+                # An empty non-terminal of a zone with an NSEC3 chain: it exists (NODATA, proved by its
+                # NSEC3), as in the chain that AXFR sends.
+                return (
+                    '{"result":[{"qtype":"ENT","qname":'
+                    + _js(qname)
+                    + ',"content":"","ttl":0,"domain_id":'
+                    + str(zone.id)
+                    + "}]}"
+                )
             return EMPTY_LIST
         quoted = _js(qname)
         zid = zone.id
@@ -346,7 +355,7 @@ class RemoteHandler:
         if index is None:
             return false("zone data not loaded yet")
         notified = self.notified
-        changed = [z for z in list(index.zones.values()) if notified.get(z.id) != z.serial]
+        changed = [z for z in list(index.zones.values()) if notified.get(z.id) != z.current().serial]
         return '{"result":[' + ",".join([_domain(z, notified.get(z.id)) for z in changed]) + "]}"
 
     def _set_notified(self, params: dict[str, Any]) -> str:
@@ -394,6 +403,34 @@ class RemoteHandler:
             return None
         zone = self._find_zone(index, params, "name")
         return None if zone is None else zone.row
+
+    def _before_and_after(self, params: dict[str, Any]) -> str:
+        """For a zone signed with an NSEC3 chain: the hash at or before the asked one (``qname``, a hashed
+        label) with the name behind it, and the hash after it, wrapping around the chain; PowerDNS makes
+        the NSEC3 records of its denials of existence from them."""
+        from ddserver.dns import nsec3  # the handshake path never needs it
+
+        qname = params["qname"]
+        if not isinstance(qname, str):
+            raise TypeError("qname must be a string")
+        index = self._index()
+        if index is None:
+            return false("zone data not loaded yet")
+        zone_id = params.get("id")
+        zone = index.zones_by_id.get(int(zone_id)) if isinstance(zone_id, int | float) else None
+        if zone is None or not zone.chained:
+            return false("no zone signed with an NSEC3 chain with this id")
+        key = nsec3.from_label(qname.rstrip(".").split(".", 1)[0])
+        if key is None:
+            return false("qname is not an NSEC3 hash")
+        try:
+            before, name, after = index.chain(zone).neighbours(key)
+        except LookupError:  # never: the chain holds the apex at least
+            return false("empty NSEC3 chain")
+        return (
+            '{"result":{"before":"' + nsec3.to_label(before) + '","after":"' + nsec3.to_label(after)
+            + '","unhashed":' + _js(name + ".") + "}}"
+        )  # fmt: skip
 
     def _domain_keys(self, params: dict[str, Any]) -> str:
         """The zone's keys with their private key text, as PowerDNS signs with them; none for a zone that is

@@ -7,8 +7,11 @@ Built from the store's rows and changed name by name; a lookup is a few dict rea
 from __future__ import annotations
 
 import enum
+import threading
+import time
 from collections.abc import Iterable, Iterator
 
+from ddserver.dns import nsec3
 from ddserver.store.dnsdata import ZoneRow
 
 #: One answer record: (type, ttl, content in zone-file form, names absolute without the final dot).
@@ -29,24 +32,58 @@ class QType(enum.StrEnum):
 _ANY = QType.ANY.value
 
 
-class Zone:
-    """A served zone with its apex records rendered once."""
+#: Seconds in a week, and the weeks PowerDNS's signatures follow (counted from the epoch, as PowerDNS does).
+WEEK = 7 * 86400
 
-    __slots__ = ("apex", "host_ttl", "id", "name", "row", "serial", "signed", "soa")
+
+class Zone:
+    """A served zone with its apex records rendered once (again each week for a zone with secondaries)."""
+
+    __slots__ = ("_week", "apex", "chained", "host_ttl", "id", "name", "row", "serial", "signed", "soa")
 
     def __init__(self, row: ZoneRow, default_ttl: int) -> None:
         self.row = row
         self.id = row.id
         self.name = row.name
-        self.serial = row.serial
         #: DNSSEC is on and the zone has keys: PowerDNS signs its answers (remote backend only).
         self.signed = row.dnssec and bool(row.keys)
+        #: Signed with a full NSEC3 chain (not narrow), so that secondaries can transfer it: the zone has
+        #: secondaries (transfer keys or also-notify addresses). docs/dnssec.md#nsec3-narrow-or-a-chain
+        self.chained = self.signed and nsec3_chained(row)
         #: TTL of hosts that set none: the zone's, else the configured default.
         self.host_ttl = row.ttl if row.ttl is not None else default_ttl
+        self._week = -1
+        self._render(0)
+        self.current()
+
+    def _render(self, week: int) -> None:
+        row = self.row
+        self._week = week
+        self.serial = (row.serial + week) % 2**32
         mname = row.nameservers[0] if row.nameservers else row.name
-        content = f"{mname} {row.hostmaster} {row.serial} {row.refresh} {row.retry} {row.expire} {row.minimum}"
+        content = f"{mname} {row.hostmaster} {self.serial} {row.refresh} {row.retry} {row.expire} {row.minimum}"
         self.soa: Record = ("SOA", row.zone_ttl, content)
         self.apex: tuple[Record, ...] = (self.soa, *tuple(("NS", row.zone_ttl, ns) for ns in row.nameservers))
+
+    def current(self, now: float | None = None) -> Zone:
+        """The zone with its serial for this week.
+
+        A signed zone's secondaries hold PowerDNS's signatures from their last transfer; PowerDNS makes them
+        valid for the week they are made in and the two after. So that a zone without changes is sent again
+        before they expire, a zone signed for secondaries serves its stored serial plus the number of the
+        week: the serial grows by one when a week begins, PowerDNS notifies, the secondaries transfer
+        freshly signed data. Other zones serve the stored serial.
+        """
+        if self.chained:
+            week = int((time.time() if now is None else now) // WEEK)
+            if week != self._week:
+                self._render(week)
+        return self
+
+
+def nsec3_chained(row: ZoneRow) -> bool:
+    """Whether a signed zone's denial of existence uses a full NSEC3 chain (``nsec3.chained``)."""
+    return nsec3.chained(bool(row.transfer_keys), bool(row.also_notify))
 
 
 def quote_txt(text: str) -> str:
@@ -99,6 +136,9 @@ class ZoneIndex:
         self.extra: dict[str, tuple[Extra, ...]] = {}
         #: Owner names of each host's extra records, to drop them when the host changes.
         self.owners: dict[str, tuple[str, ...]] = {}
+        #: NSEC3 chains of the zones signed with one, by zone id (built by :meth:`sync_chains`).
+        self.chains: dict[int, nsec3.Chain] = {}
+        self._chain_lock = threading.Lock()
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -107,6 +147,7 @@ class ZoneIndex:
         old = self.zones_by_id.get(row.id)
         if old is not None and old.name != row.name:
             self.zones.pop(old.name, None)
+            self.chains.pop(row.id, None)
         self.zones[row.name] = zone
         self.zones_by_id[row.id] = zone
         return zone
@@ -116,6 +157,7 @@ class ZoneIndex:
         zone = self.zones.pop(name, None)
         if zone is not None and self.zones_by_id.get(zone.id) is zone:
             del self.zones_by_id[zone.id]
+            self.chains.pop(zone.id, None)
         suffix = "." + name
 
         def orphan(host: str) -> bool:
@@ -178,6 +220,7 @@ class ZoneIndex:
         if zone is None:
             return None, []
         if name == zone.name:
+            zone.current()
             if qtype == _ANY:
                 return zone, list(zone.apex)
             return zone, [r for r in zone.apex if r[0] == qtype]
@@ -217,7 +260,7 @@ class ZoneIndex:
 
     def list_zone(self, zone: Zone) -> Iterator[tuple[str, Record]]:
         """Every record of a zone as (owner name, record), SOA first: the AXFR / ``list`` answer."""
-        for record in zone.apex:
+        for record in zone.current().apex:
             yield zone.name, record
         suffix = "." + zone.name
         for name, host in list(self.hosts.items()):
@@ -237,6 +280,85 @@ class ZoneIndex:
             if owner.endswith(suffix) and self.zone_of(owner) is zone:
                 for _, rtype, ttl, content in entries:
                     yield owner, (rtype, zone.host_ttl if ttl is None else ttl, content)
+
+    # -- NSEC3 chains -----------------------------------------------------------------------------------
+
+    def zone_names(self, zone: Zone) -> set[str]:
+        """Every name of a zone with records of its own, below the apex: hosts, their wildcard names and
+        the owners of extra records (names in a zone further down are that zone's)."""
+        return self._names_of({zone.id})[zone.id]
+
+    def _names_of(self, zone_ids: set[int]) -> dict[int, set[str]]:
+        """:meth:`zone_names` of several zones in one pass over the hosts."""
+        out: dict[int, set[str]] = {zone_id: set() for zone_id in zone_ids}
+        zone_of = self.zone_of
+        for name, host in list(self.hosts.items()):
+            zone = zone_of(name)
+            if zone is not None and zone.id in out and name != zone.name:
+                names = out[zone.id]
+                names.add(name)
+                if type(host) is not str and host[3]:  # type: ignore[index]
+                    names.add("*." + name)
+        for owner in list(self.extra):
+            zone = zone_of(owner)
+            if zone is not None and zone.id in out and owner != zone.name:
+                out[zone.id].add(owner)
+        return out
+
+    def has_own_records(self, zone: Zone, name: str) -> bool:
+        """Whether ``name`` (below the apex of ``zone``) is a name of the zone with records of its own."""
+        if self.zone_of(name) is not zone:
+            return False
+        if name in self.hosts or name in self.extra:
+            return True
+        if name.startswith("*."):
+            base = self.hosts.get(name[2:])
+            return base is not None and type(base) is not str and bool(base[3])
+        return False
+
+    def chain(self, zone: Zone) -> nsec3.Chain:
+        """The zone's NSEC3 chain, built now if it is not yet (the follower builds it off the query path)."""
+        found = self.chains.get(zone.id)
+        if found is not None:
+            return found
+        self._build_chains([zone])
+        return self.chains[zone.id]
+
+    def _build_chains(self, zones: list[Zone]) -> None:
+        with self._chain_lock:
+            missing = {zone.id: zone for zone in zones if zone.id not in self.chains}
+            if not missing:
+                return
+            for zone_id, names in self._names_of(set(missing)).items():
+                zone = missing[zone_id]
+                salt, iterations = nsec3.parse_param(zone.row.nsec3param)
+                self.chains[zone_id] = nsec3.build(zone.name, names, salt, iterations)
+
+    def sync_chains(self, names: Iterable[str] = ()) -> set[str]:
+        """Keep the NSEC3 chains in line with the index after a change: build those of zones signed with a
+        chain, drop the others', and bring the changed ``names`` (with their wildcard names) up to date.
+
+        :returns: the zones whose chain changed (their cached denials of existence are stale).
+        """
+        changed: set[str] = set()
+        for zone_id in list(self.chains):
+            zone = self.zones_by_id.get(zone_id)
+            if zone is None or not zone.chained:
+                del self.chains[zone_id]
+        missing = [zone for zone in list(self.zones.values()) if zone.chained and zone.id not in self.chains]
+        if missing:
+            self._build_chains(missing)
+        for name in names:
+            zone = self.zone_of(name)
+            if zone is None or name == zone.name:
+                continue
+            chain = self.chains.get(zone.id)
+            if chain is None:
+                continue
+            for each in (name, "*." + name):
+                if chain.set_real(each, self.has_own_records(zone, each)):
+                    changed.add(zone.name)
+        return changed
 
     def stats(self) -> dict[str, int]:
         return {"zones": len(self.zones), "hosts": len(self.hosts), "extra_names": len(self.extra)}

@@ -120,6 +120,7 @@ class Follower:
         index = zoneindex.build(
             zone_rows, store.iter_all_hosts(self.db), self.db.read(store.all_records), self.default_ttl
         )
+        index.sync_chains()
         self._cursor = cursor
         self._last_read = time.time()
         self.index = index
@@ -144,6 +145,7 @@ class Follower:
 
         It is not published (``loaded``) until the caller has caught up and sets ``loaded``.
         """
+        index.sync_chains()
         self._cursor = cursor
         self._last_read = created
         self.index = index
@@ -283,6 +285,8 @@ class Follower:
             return zone_rows, host_rows, record_rows, zone_data
 
         zone_rows, host_rows, record_rows, zone_data = self.db.read(read)
+        # Names whose existence may change (NSEC3 chains): the hosts, their records' owners before and after.
+        touched = set(hosts) | {owner for host in hosts for owner in index.owners.get(host, ())}
         found = {row.id for row in zone_rows}
         for zone_id in zone_ids - found:
             gone = index.zones_by_id.get(zone_id)
@@ -305,7 +309,12 @@ class Follower:
             old = {h for h in index.hosts if h.endswith(suffix)} | {h for h in index.owners if h.endswith(suffix)}
             replace_hosts(index, old | {r[0] for r in zone_hosts}, zone_hosts, zone_records)
             stale.subtree.add(zone.name)
+            index.chains.pop(zone_id, None)  # built again below
         replace_hosts(index, hosts, host_rows, record_rows)
+        touched.update(hosts)
+        touched.update(owner for host in hosts for owner in index.owners.get(host, ()))
+        # A zone whose NSEC3 chain changed: cached denials of existence of any of its names are stale.
+        stale.subtree.update(index.sync_chains(touched))
         return stale
 
     # -- thread -----------------------------------------------------------------------------------

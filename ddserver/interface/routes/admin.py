@@ -561,6 +561,7 @@ def _dnssec_page(ctx: Context, zone: Zone, status: int = 200, error: str = "") -
         zone=zone,
         on=on,
         nsec3param=nsec3param,
+        chained=dnssec.nsec3_chained(bool(zones.transfer_keys(ctx.db, zone.id)), bool(zone.also_notify)),
         keys=keys,
         ds_records=signing.ds_records(ctx.db, zone.name),
         pipe=ctx.config.recursor.backend == "pipe",

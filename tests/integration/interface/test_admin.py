@@ -258,6 +258,10 @@ def test_zone_dnssec_page_signs_shows_the_ds_and_turns_off_only_when_confirmed(d
     on, _, keys = dnssec_store.state(db, zone.name)
     assert on and {k.algorithm for k in keys} == {15}
     assert "dyn.example.org. IN DS " in page.text and "PrivateKey" not in page.text
+    assert "NSEC3 in narrow mode" in page.text
+    zones.update(db, zone.id, also_notify=["192.0.2.53"])  # a secondary: NSEC3 with a chain
+    page = client.get(url)
+    assert "NSEC3 with a chain of hashed names" in page.text
     assert client.post(url, {"state": "off"}, status=403)  # no CSRF token
     form = form_for(page, url)
     page = form.submit(status=400)
