@@ -160,7 +160,7 @@ exec $prefix/admin/bin/ddserver "\$@"
 EOF
 chmod 0755 /usr/local/bin/ddserver
 
-# 6. The configuration, once (an upgrade keeps it), and the secret key.
+# 6. The configuration, once (an upgrade keeps it), the secret key and the data key.
 conf=/etc/ddserver/ddserver.conf
 if [ ! -e "$conf" ]; then
   (
@@ -173,6 +173,9 @@ url = $database_url
 
 [auth]
 secret_key_file = /etc/ddserver/secret.key
+# Encrypts the secrets kept in the database (DNSSEC keys, transfer keys, relay passwords): every node
+# needs the same file.
+data_key_file = /etc/ddserver/data.key
 
 [http]
 # The public address of the web interface, for links in mail and the update URL shown to users.
@@ -195,6 +198,20 @@ if [ ! -e /etc/ddserver/secret.key ]; then
   )
   chown root:"$group" /etc/ddserver/secret.key
   echo "install: wrote /etc/ddserver/secret.key"
+fi
+if [ ! -e /etc/ddserver/data.key ]; then
+  (
+    umask 027
+    "$prefix/admin/bin/python" -c 'from ddserver import sealing; print(sealing.new_key())' >/etc/ddserver/data.key
+  )
+  chown root:"$group" /etc/ddserver/data.key
+  echo "install: wrote /etc/ddserver/data.key (copy it to every node: docs/install.md)"
+fi
+if ! grep -q '^[[:space:]]*data_key' "$conf"; then
+  # A configuration from before the data key: point it at the file (the rest stays as the admin left it).
+  sed -i 's|^\[auth\][[:space:]]*$|[auth]\ndata_key_file = /etc/ddserver/data.key|' "$conf"
+  grep -q '^data_key_file' "$conf" || printf '\n[auth]\ndata_key_file = /etc/ddserver/data.key\n' >>"$conf"
+  echo "install: added data_key_file = /etc/ddserver/data.key to $conf"
 fi
 
 # 7. The systemd units of the components, pointing at $prefix, running as $user.

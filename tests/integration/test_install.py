@@ -147,6 +147,8 @@ def test_install_script_then_every_unit_runs_as_it_says(tmp_path: Path, wheels: 
         assert stat(box, "/etc/ddserver") == "750 root ddserver"
         assert stat(box, "/etc/ddserver/ddserver.conf") == "640 root ddserver"
         assert stat(box, "/etc/ddserver/secret.key") == "640 root ddserver"
+        assert stat(box, "/etc/ddserver/data.key") == "640 root ddserver"
+        assert "data_key_file = /etc/ddserver/data.key" in box.path("/etc/ddserver/ddserver.conf").read_text()
         assert stat(box, "/var/lib/ddserver") == "750 ddserver ddserver"
         assert stat(box, "/var/lib/ddserver/recursor") == "750 ddserver ddserver"
         assert stat(box, "/var/lib/ddserver/ddserver.sqlite3").endswith(" ddserver ddserver")
