@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import dns.xfr
@@ -265,9 +268,12 @@ def test_pdnsutil_changes_keys_only_when_the_recursor_allows_it(tmp_path: Path) 
     assert dnssec_store.state(db, ZONE)[2] == before
 
     allowed = {"DDSERVER_RECURSOR_KEY_CHANGES": "yes"}
-    with start_pdns(
-        tmp_path / "pdns2", config, "remote-socket", cache=True, extra="remote-dnssec=yes\n", env=allowed
-    ) as pdns:
+    port = support.free_port()
+    api = (
+        f"remote-dnssec=yes\nwebserver=yes\napi=yes\napi-key=k\nwebserver-address=127.0.0.1\n"
+        f"webserver-port={port}\nwebserver-allow-from=127.0.0.1/32\n"
+    )
+    with start_pdns(tmp_path / "pdns2", config, "remote-socket", cache=True, extra=api, env=allowed) as pdns:
         validated(pdns, anchors, f"home.{ZONE}", "A", "192.0.2.1")
         added = pdnsutil(pdns, "add-zone-key", ZONE, "zsk", "inactive", "ecdsa256")
         assert added.returncode == 0, added.stdout + added.stderr + pdns.log()[-3000:]
@@ -297,6 +303,13 @@ def test_pdnsutil_changes_keys_only_when_the_recursor_allows_it(tmp_path: Path) 
         assert [k.id for k in dnssec_store.state(db, ZONE)[2]] == [k.id for k in before]
         support.wait_until(lambda: str(key.tag) not in delv(pdns, anchors, ZONE, "DNSKEY"), 10, what="the new ZSK gone")
         validated(pdns, anchors, f"home.{ZONE}", "A", "192.0.2.1")
+        # PowerDNS's HTTP API makes the same calls.
+        url = f"http://127.0.0.1:{port}/api/v1/servers/localhost/zones/{ZONE}./cryptokeys"
+        made = json.loads(_api(url, "POST", {"keytype": "zsk", "active": False, "algorithm": "ed25519"}))
+        (key,) = [k for k in dnssec_store.state(db, ZONE)[2] if k.id == made["id"]]
+        assert (key.algorithm, key.active, sealing.is_sealed(key.private_key)) == (15, False, True)
+        _api(f"{url}/{key.id}", "DELETE")
+        assert [k.id for k in dnssec_store.state(db, ZONE)[2]] == [k.id for k in before]
         # Metadata stays ddserver's: PowerDNS's tools cannot change it.
         pdnsutil(pdns, "set-nsec3", ZONE, "1 0 1 ab")
         support.wait_until(lambda: "use 'ddserver zone dnssec'" in pdns.log(), 10, what="set-nsec3 refused")
@@ -304,3 +317,14 @@ def test_pdnsutil_changes_keys_only_when_the_recursor_allows_it(tmp_path: Path) 
         log = pdns.log()
     assert not any(p in log for p in private)
     db.close_all()
+
+
+def _api(url: str, method: str, body: object = None) -> str:
+    request = urllib.request.Request(
+        url, method=method, data=None if body is None else json.dumps(body).encode(), headers={"X-API-Key": "k"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"{method} {url}: {exc.code} {exc.read().decode()}") from None

@@ -258,11 +258,13 @@ def test_the_recursor_writes_key_changes_only_when_allowed(db: Database, db_url:
     zones.add(db, "dyn.example.org", ["ns1.example.org"], "hostmaster.example.org")
     config = support.write_config_file(tmp_path / "c.conf", db_url, f"data_key = {DATA_KEY}\n")
     assert _ddserver(config, "zone", "dnssec", "dyn.example.org", "on")[0] == 0
-    assert "write_key" not in daemon.handler_options(load_config(config), db)
+    from ddserver.recursor.follower import Follower
+
+    assert "write_key" not in daemon.handler_options(load_config(config), Follower(db))
     allowed = support.write_config_file(
         tmp_path / "a.conf", db_url, f"data_key = {DATA_KEY}\n[recursor]\nkey_changes = yes\n"
     )
-    write = daemon.handler_options(load_config(allowed), db)["write_key"]
+    write = daemon.handler_options(load_config(allowed), Follower(db))["write_key"]
     new = dnssec.generate(256, 13)
     serial = zones.get(db, "dyn.example.org").serial
     key_id = write(remote.KeyChange(remote.KeyAction.ADD, "dyn.example.org", key=new, active=False, published=True))
