@@ -553,8 +553,9 @@ class RemoteHandler:
 
     def _refuse(self, method: str, command: str, params: dict[str, Any]) -> str:
         name = str(params.get("name", ""))[:255]
+        other = "" if method == "setdomainmetadata" else ", or allow it with [recursor] key_changes = yes"
         logger.warning(
-            "remote: %s for %s refused: ddserver keeps DNSSEC keys and metadata in its database (use '%s')",
-            method, name, command,
+            "remote: %s for %s refused: ddserver keeps DNSSEC keys and metadata in its database (use '%s'%s)",
+            method, name, command, other,
         )  # fmt: skip
         return false(f"{method} refused: ddserver manages keys and metadata; use '{command}'")

@@ -102,6 +102,7 @@ def test_remote_backend_refuses_key_and_metadata_writes(caplog: pytest.LogCaptur
             )
             assert answer["result"] is False and "ddserver" in answer["log"][0]
     assert "use 'ddserver zone key activate'" in caplog.text
+    assert "allow it with [recursor] key_changes = yes" in caplog.text
 
 
 def test_remote_backend_without_the_data_key_logs_an_unsigned_zone(caplog: pytest.LogCaptureFixture) -> None:
