@@ -635,6 +635,14 @@ class RecursorSection:
         "with transfer keys goes only to requests signed with one of them. Empty: no unsigned transfers.",
         check=_check_networks,
     )
+    key_changes: bool = option(
+        False,
+        "Whether PowerDNS's tools may change the DNSSEC keys of signed zones through the recursor (remote "
+        "modes): pdnsutil add-zone-key, activate-zone-key, deactivate-zone-key, publish-zone-key, "
+        "unpublish-zone-key, remove-zone-key and the HTTP API's cryptokeys then write to the database (private "
+        "keys sealed with the data key; the recursor's database user needs write access). no: they are "
+        "refused and 'ddserver zone key ...' does it. Domain metadata is never written (docs/dnssec.md).",
+    )
     metrics: str = option(
         "",
         "HOST:PORT where Prometheus metrics are served (remote-socket mode). Empty: no metrics. "

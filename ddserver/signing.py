@@ -39,9 +39,20 @@ def _can_sign(config: Config) -> sealing.Sealer:
     return sealing.load(config, required=True)
 
 
-def _to_add(sealer: sealing.Sealer, zone: str, key: dnssec.NewKey, active: bool = True) -> store.KeyToAdd:
-    sealed = sealer.seal(key.private_text, "dnssec:" + zone)
-    return store.KeyToAdd(key.flags, key.algorithm, key.tag, key.public_key, sealed, active=active)
+def key_context(zone: str) -> str:
+    """The context a zone's private keys are sealed with (the recursor opens them with it)."""
+    return "dnssec:" + zone
+
+
+def to_add(
+    sealer: sealing.Sealer, zone: str, key: dnssec.NewKey, active: bool = True, published: bool = True
+) -> store.KeyToAdd:
+    """``key`` ready to store, its private key sealed with the data key.
+
+    :raises SealingError: when no data key is configured.
+    """
+    sealed = sealer.seal(key.private_text, key_context(zone))
+    return store.KeyToAdd(key.flags, key.algorithm, key.tag, key.public_key, sealed, active=active, published=published)
 
 
 def enable(db: Database, config: Config, zone: str, algorithm: int = dnssec.Algorithm.ECDSAP256SHA256) -> list[ZoneKey]:
@@ -53,8 +64,8 @@ def enable(db: Database, config: Config, zone: str, algorithm: int = dnssec.Algo
     """
     sealer = _can_sign(config)
     keys = [
-        _to_add(sealer, zone, dnssec.generate(dnssec.Flags.KSK, algorithm)),
-        _to_add(sealer, zone, dnssec.generate(dnssec.Flags.ZSK, algorithm)),
+        to_add(sealer, zone, dnssec.generate(dnssec.Flags.KSK, algorithm)),
+        to_add(sealer, zone, dnssec.generate(dnssec.Flags.ZSK, algorithm)),
     ]
     return store.enable(db, zone, keys, dnssec.DEFAULT_NSEC3PARAM)
 
@@ -88,7 +99,7 @@ def add_key(
     if algorithm is None:
         algorithm = keys[0].algorithm if keys else int(dnssec.Algorithm.ECDSAP256SHA256)
     flags = dnssec.Flags.KSK if ksk else dnssec.Flags.ZSK
-    return store.add_key(db, zone, _to_add(sealer, zone, dnssec.generate(flags, algorithm), active))
+    return store.add_key(db, zone, to_add(sealer, zone, dnssec.generate(flags, algorithm), active))
 
 
 @dataclass(frozen=True)

@@ -65,21 +65,64 @@ def generate(flags: int, algorithm: int) -> NewKey:
     """
     if algorithm == Algorithm.ECDSAP256SHA256:
         private = ec.generate_private_key(ec.SECP256R1())
-        scalar = private.private_numbers().private_value.to_bytes(32, "big")
-        numbers = private.public_key().public_numbers()
-        public = numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
-        text = private_text(algorithm, "ECDSAP256SHA256", scalar)
+        secret = private.private_numbers().private_value.to_bytes(32, "big")
+        text = private_text(algorithm, "ECDSAP256SHA256", secret)
     elif algorithm == Algorithm.ED25519:
-        edkey = ed25519.Ed25519PrivateKey.generate()
-        seed = edkey.private_bytes(
+        secret = ed25519.Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
+        text = private_text(algorithm, "ED25519", secret)
+    else:
+        raise ValidationError(f"DNSSEC algorithm {algorithm} is not supported (13 or 15)")
+    return _with_public(flags, int(algorithm), text, secret)
+
+
+def _with_public(flags: int, algorithm: int, text: str, secret: bytes) -> NewKey:
+    """The key whose private part is ``secret`` (a P-256 scalar or an Ed25519 seed), with its public key."""
+    if algorithm == Algorithm.ECDSAP256SHA256:
+        if len(secret) != 32:
+            raise ValidationError("an ECDSA P-256 private key has 32 bytes")
+        try:
+            private = ec.derive_private_key(int.from_bytes(secret, "big"), ec.SECP256R1())
+        except ValueError:
+            raise ValidationError("not an ECDSA P-256 private key") from None
+        numbers = private.public_key().public_numbers()
+        public = numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
+    elif algorithm == Algorithm.ED25519:
+        if len(secret) != 32:
+            raise ValidationError("an Ed25519 private key has 32 bytes")
+        edkey = ed25519.Ed25519PrivateKey.from_private_bytes(secret)
         public = edkey.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        text = private_text(algorithm, "ED25519", seed)
     else:
         raise ValidationError(f"DNSSEC algorithm {algorithm} is not supported (13 or 15)")
     encoded = base64.b64encode(public).decode("ascii")
-    return NewKey(flags, int(algorithm), text, encoded, key_tag(flags, algorithm, public))
+    return NewKey(flags, algorithm, text, encoded, key_tag(flags, algorithm, public))
+
+
+def from_private_text(text: str, flags: int) -> NewKey:
+    """A key made elsewhere (PowerDNS's ``addDomainKey``: ``pdnsutil add-zone-key``, its HTTP API), from its
+    private key text (v1.2), with its public key and tag derived; the text is kept as given.
+
+    :raises ValidationError: for flags other than 256 and 257, text that is not a v1.2 private key, or an
+        algorithm other than 13 and 15 (the error never holds the key).
+    """
+    if flags not in (Flags.KSK, Flags.ZSK):
+        raise ValidationError(f"DNSKEY flags {flags}: expected 256 (ZSK) or 257 (KSK)")
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name.strip().lower()] = value.strip()
+    if fields.get("private-key-format") != "v1.2" or "privatekey" not in fields:
+        raise ValidationError("not a private key in the v1.2 format")
+    number = fields.get("algorithm", "").split(" ", 1)[0]
+    if not number.isdigit():
+        raise ValidationError("the private key names no algorithm")
+    try:
+        secret = base64.b64decode(fields["privatekey"], validate=True)
+    except ValueError:
+        raise ValidationError("the private key is not base64") from None
+    return _with_public(flags, int(number), text, secret)
 
 
 def private_text(algorithm: int, name: str, key: bytes) -> str:

@@ -12,12 +12,14 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _js  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
 from ddserver.errors import DDServerError
 
 if TYPE_CHECKING:  # the command line answers the handshake before the index module is loaded
+    from ddserver.dns.dnssec import NewKey
     from ddserver.dns.zoneindex import Zone, ZoneIndex
     from ddserver.store.dnsdata import ZoneRow
 
@@ -45,8 +47,9 @@ class Method(enum.StrEnum):
     GET_TSIG_KEY = "gettsigkey"
 
 
-#: Calls with which PowerDNS's tools (pdnsutil, the HTTP API) would change keys or metadata. The recursor
-#: only reads the database: these are refused, pointing at the command that does it.
+#: Calls with which PowerDNS's tools (pdnsutil, the HTTP API) would change keys or metadata. Unless the
+#: handler is given a key writer ([recursor] key_changes = yes), these are refused, pointing at the command
+#: that does it; setDomainMetadata always is (the metadata is derived from the zone's settings).
 REFUSED_WRITES = {
     "adddomainkey": "ddserver zone key add",
     "removedomainkey": "ddserver zone key remove",
@@ -56,6 +59,33 @@ REFUSED_WRITES = {
     "unpublishdomainkey": "ddserver zone key unpublish",
     "setdomainmetadata": "ddserver zone dnssec",
 }
+
+
+class KeyAction(enum.StrEnum):
+    """Changes to a zone's keys PowerDNS may ask for (by method name, lower case)."""
+
+    ADD = "adddomainkey"
+    REMOVE = "removedomainkey"
+    ACTIVATE = "activatedomainkey"
+    DEACTIVATE = "deactivatedomainkey"
+    PUBLISH = "publishdomainkey"
+    UNPUBLISH = "unpublishdomainkey"
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """One change to a signed zone's keys, checked, for the key writer to store.
+
+    ``key``: for ADD, the new key (its private key text as PowerDNS made it: seal it before storing) with
+    ``active`` and ``published`` as asked; ``key_id``: the key the other actions change.
+    """
+
+    action: KeyAction
+    zone: str
+    key_id: int = 0
+    key: NewKey | None = field(default=None, repr=False)
+    active: bool = False
+    published: bool = True
 
 
 class Metadata(enum.StrEnum):
@@ -142,6 +172,9 @@ class RemoteHandler:
         (``sealing.Sealer.unseal``); None: no keys are given to PowerDNS (signed zones are served unsigned,
         logged; getTSIGKey fails).
     :param allow_axfr_from: networks that may transfer a zone without transfer keys unsigned.
+    :param write_key: stores a change to a signed zone's keys (``addDomainKey`` and the others of
+        :class:`KeyAction`), returning the new key's id for ADD; raises a :class:`DDServerError` when it
+        cannot (no such key, the database failed). None: those calls are refused ([recursor] key_changes).
     """
 
     def __init__(
@@ -152,6 +185,7 @@ class RemoteHandler:
         *,
         unseal: Callable[[str, str], str] | None = None,
         allow_axfr_from: tuple[str, ...] = (),
+        write_key: Callable[[KeyChange], int] | None = None,
     ) -> None:
         self._index = index
         self.commands = commands or {}
@@ -162,6 +196,7 @@ class RemoteHandler:
         self._unopened: set[str] = set()
         self.unseal = unseal
         self.allow_axfr_from = allow_axfr_from
+        self.write_key = write_key
         #: The serial PowerDNS last notified each zone's secondaries of (setNotified), by zone id. Kept in
         #: memory only, as the recursor never writes to the database: after a restart every zone is
         #: notified once more, which secondaries answer by checking the serial.
@@ -185,6 +220,9 @@ class RemoteHandler:
         }
         for method, command in REFUSED_WRITES.items():
             self._methods[method] = functools.partial(self._refuse, method, command)
+        if write_key is not None:
+            for action in KeyAction:
+                self._methods[action.value] = functools.partial(self._change_key, action)
 
     def handle(self, message: bytes | str) -> str:
         """The answer (one JSON object, no newline) to one request."""
@@ -463,10 +501,61 @@ class RemoteHandler:
             logger.error("DNSSEC keys of zone %s cannot be opened (%s): PowerDNS serves it UNSIGNED", zone, why)
         return false(f"DNSSEC keys of {zone} cannot be opened")
 
+    def _change_key(self, action: KeyAction, params: dict[str, Any]) -> str:
+        """Store a change PowerDNS's tools made to a signed zone's keys ([recursor] key_changes = yes): the
+        new key's id for addDomainKey, true for the others, false (logged) when it cannot be done. Every
+        recursor (this one too) sees the change through the change feed."""
+        from ddserver.dns import dnssec  # the handshake path never needs it
+
+        assert self.write_key is not None
+        name = params["name"]
+        if not isinstance(name, str):
+            raise TypeError("name must be a string")
+        index = self._index()
+        if index is None:
+            return false("zone data not loaded yet")
+        zone = self._find_zone(index, {"name": name}, "name")
+        if zone is None:
+            logger.warning("remote: %s for %s refused: no such zone", action.value, name[:255])
+            return false("no such zone")
+        if not zone.row.dnssec:
+            logger.warning(
+                "remote: %s for %s refused: the zone is not signed (use 'ddserver zone dnssec %s on')",
+                action.value, zone.name, zone.name,
+            )  # fmt: skip
+            return false(f"zone {zone.name} is not signed; use 'ddserver zone dnssec {zone.name} on'")
+        if action is KeyAction.ADD:
+            key = params["key"]
+            flags, content = key["flags"], key["content"]
+            active, published = key.get("active", False), key.get("published", True)
+            if not (isinstance(flags, int) and isinstance(content, str) and isinstance(active, bool)):
+                raise TypeError("key needs flags, content and active")
+            if not isinstance(published, bool):
+                raise TypeError("published must be a boolean")
+            try:
+                new = dnssec.from_private_text(content, flags)
+            except DDServerError as exc:  # the message never holds the key
+                logger.warning("remote: addDomainKey for %s refused: %s", zone.name, exc)
+                return false(f"addDomainKey refused: {exc}")
+            change = KeyChange(action, zone.name, key=new, active=active, published=published)
+        else:
+            key_id = params["id"]
+            if not isinstance(key_id, int) or isinstance(key_id, bool):
+                raise TypeError("id must be a number")
+            change = KeyChange(action, zone.name, key_id)
+        try:
+            key_id = self.write_key(change)
+        except DDServerError as exc:
+            logger.warning("remote: %s for %s failed: %s", action.value, zone.name, exc)
+            return false(f"{action.value} failed")
+        logger.info("remote: %s: key %d of zone %s (asked through PowerDNS)", action.value, key_id, zone.name)
+        return '{"result":' + str(key_id) + "}" if action is KeyAction.ADD else TRUE
+
     def _refuse(self, method: str, command: str, params: dict[str, Any]) -> str:
         name = str(params.get("name", ""))[:255]
+        other = "" if method == "setdomainmetadata" else ", or allow it with [recursor] key_changes = yes"
         logger.warning(
-            "remote: %s for %s refused: ddserver keeps DNSSEC keys and metadata in its database (use '%s')",
-            method, name, command,
+            "remote: %s for %s refused: ddserver keeps DNSSEC keys and metadata in its database (use '%s'%s)",
+            method, name, command, other,
         )  # fmt: skip
         return false(f"{method} refused: ddserver manages keys and metadata; use '{command}'")

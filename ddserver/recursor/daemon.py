@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -425,21 +426,79 @@ def end_coprocess(follower: Follower) -> int:
     return 0
 
 
-def handler_options(config: Config) -> dict[str, Any]:
-    """The remote handler's settings from the configuration: what opens transfer keys with the data key, and
-    the networks that may transfer zones without one. The data key is read when PowerDNS first asks for a
+def handler_options(config: Config, follower: Follower | None = None) -> dict[str, Any]:
+    """The remote handler's settings from the configuration: what opens transfer keys with the data key, the
+    networks that may transfer zones without one, and (``[recursor] key_changes = yes``, with ``follower``)
+    what stores the key changes PowerDNS's tools ask for. The data key is read when PowerDNS first asks for a
     key (a coprocess starts no slower for it); one that cannot be read fails that answer, logged, and
     nothing else."""
     sealer: list[Any] = []
 
-    def unseal(sealed: str, context: str) -> str:
+    def load_sealer() -> Any:
         if not sealer:
             from ddserver import sealing  # cryptography: loaded only where keys are asked for
 
             sealer.append(sealing.load(config))
-        return str(sealer[0].unseal(sealed, context))
+        return sealer[0]
 
-    return {"unseal": unseal, "allow_axfr_from": config.recursor.allow_axfr_from}
+    def unseal(sealed: str, context: str) -> str:
+        return str(load_sealer().unseal(sealed, context))
+
+    options: dict[str, Any] = {"unseal": unseal, "allow_axfr_from": config.recursor.allow_axfr_from}
+    if config.recursor.key_changes and follower is not None:
+        wait = max(2.0, 3 * config.recursor.poll_interval)
+        options["write_key"] = functools.partial(write_key, follower, load_sealer, wait)
+    return options
+
+
+def write_key(follower: Follower, sealer: Callable[[], Any], wait: float, change: remote.KeyChange) -> int:
+    """Store a change to a signed zone's keys asked through PowerDNS (the handler's ``write_key``): a new key
+    with its private key sealed as ``ddserver zone key add`` seals it. The store puts the change into the
+    change feed, so every recursor reloads the zone's keys and purges it from its PowerDNS's caches. Then
+    waits (``wait`` seconds at most, while the follower runs) until this recursor's index shows the change:
+    PowerDNS reads the keys again at once (its HTTP API looks for the key it just added).
+
+    :returns: the id of the key added or changed.
+    :raises DDServerError: no such key, no data key, the database failed.
+    """
+    from ddserver import signing  # cryptography: loaded only where keys are changed
+    from ddserver.store import dnssec as key_store
+
+    action = remote.KeyAction
+    db = follower.db
+    key_id = change.key_id
+    if change.action is action.ADD:
+        assert change.key is not None
+        key = signing.to_add(sealer(), change.zone, change.key, change.active, change.published)
+        key_id = key_store.add_key(db, change.zone, key).id
+    elif change.action is action.REMOVE:
+        key_store.remove_key(db, change.zone, key_id)
+    elif change.action in (action.ACTIVATE, action.DEACTIVATE):
+        key_store.set_key(db, change.zone, key_id, active=change.action is action.ACTIVATE)
+    else:
+        key_store.set_key(db, change.zone, key_id, published=change.action is action.PUBLISH)
+    deadline = time.monotonic() + wait
+    while follower.running() and not _shows(follower.index, change, key_id) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return key_id
+
+
+def _shows(index: ZoneIndex | None, change: remote.KeyChange, key_id: int) -> bool:
+    """Whether ``index`` holds the zone's keys as they are after ``change``."""
+    zone = index.zones.get(change.zone) if index is not None else None
+    if zone is None:
+        return False
+    found = [k for k in zone.row.keys if k[0] == key_id]
+    action = remote.KeyAction
+    if change.action is action.REMOVE:
+        return not found
+    if not found:
+        return False
+    if change.action in (action.ACTIVATE, action.DEACTIVATE):
+        return found[0][2] is (change.action is action.ACTIVATE)
+    if change.action in (action.PUBLISH, action.UNPUBLISH):
+        return found[0][3] is (change.action is action.PUBLISH)
+    return True
 
 
 def run_remote_pipe(
@@ -598,7 +657,9 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
                     first = _snapshot_start(follower, config, rediscover=False)
                     return run_pipe(follower, first, handshake, timeout, counter)
                 first = _snapshot_start(follower, config, rediscover=True)
-                return run_remote_pipe(follower, first, purger, handshake, timeout, handler_options(config), counter)
+                return run_remote_pipe(
+                    follower, first, purger, handshake, timeout, handler_options(config, follower), counter
+                )
             finally:
                 stop_metrics()
         mode = int(config.recursor.socket_mode, 8)
@@ -618,7 +679,7 @@ def run(args: argparse.Namespace, handshake: Handshake) -> int:
             protocol,
             snapshot_at,
             config.recursor.snapshot_interval,
-            handler_options(config) if protocol == "remote" else None,
+            handler_options(config, follower) if protocol == "remote" else None,
         )
 
     return console.run(body, "ddserver-recursor")

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import dns.xfr
@@ -243,3 +246,85 @@ def test_keys_are_served_from_the_snapshot_while_the_database_is_down(tmp_path: 
     stderr = result.stderr.decode()
     assert "serving STALE data from the snapshot" in stderr
     assert not any(p in stderr for p in private)
+
+
+def test_pdnsutil_changes_keys_only_when_the_recursor_allows_it(tmp_path: Path) -> None:
+    """With ``[recursor] key_changes = yes``, pdnsutil adds a ZSK (inactive), activates it (PowerDNS serves it
+    and signs with it, delv still validates) and removes it, through the recursor into the database, the
+    private key sealed; by default the same command is refused and nothing changes."""
+    url = support.new_database_url("sqlite", tmp_path)
+    db = support.create_database(url)
+    _populate(db)
+    config = support.write_config_file(
+        tmp_path / "ddserver.conf", url, f"data_key = {DATA_KEY}\n[recursor]\npoll_interval = 0.1\n"
+    )
+    assert ddserver(config, "zone", "dnssec", ZONE, "on")[0] == 0
+    before = dnssec_store.state(db, ZONE)[2]
+    anchors = _anchors(db, tmp_path)
+    with start_pdns(tmp_path / "pdns1", config, "remote-socket", cache=True, extra="remote-dnssec=yes\n") as pdns:
+        refused = pdnsutil(pdns, "add-zone-key", ZONE, "zsk", "inactive", "ecdsa256")
+        assert refused.returncode != 0, refused.stdout + refused.stderr
+        support.wait_until(lambda: "use 'ddserver zone key add'" in pdns.log(), 10, what="the refusal logged")
+    assert dnssec_store.state(db, ZONE)[2] == before
+
+    allowed = {"DDSERVER_RECURSOR_KEY_CHANGES": "yes"}
+    port = support.free_port()
+    api = (
+        f"remote-dnssec=yes\nwebserver=yes\napi=yes\napi-key=k\nwebserver-address=127.0.0.1\n"
+        f"webserver-port={port}\nwebserver-allow-from=127.0.0.1/32\n"
+    )
+    with start_pdns(tmp_path / "pdns2", config, "remote-socket", cache=True, extra=api, env=allowed) as pdns:
+        validated(pdns, anchors, f"home.{ZONE}", "A", "192.0.2.1")
+        added = pdnsutil(pdns, "add-zone-key", ZONE, "zsk", "inactive", "ecdsa256")
+        assert added.returncode == 0, added.stdout + added.stderr + pdns.log()[-3000:]
+        key_id = int(added.stdout.strip().splitlines()[-1])
+        (key,) = [k for k in dnssec_store.state(db, ZONE)[2] if k.id == key_id]
+        assert (key.flags, key.algorithm, key.active, key.published) == (256, 13, False, True)
+        assert sealing.is_sealed(key.private_key)
+        private = _private_material(db)
+        assert support.rows_naming(db, private) == []  # only sealed at rest
+        support.wait_until(lambda: str(key.tag) in delv(pdns, anchors, ZONE, "DNSKEY"), 10, what="the new ZSK")
+        validated(pdns, anchors, f"home.{ZONE}", "A", "192.0.2.1")
+
+        activated = pdnsutil(pdns, "activate-zone-key", ZONE, str(key_id))
+        assert activated.returncode == 0, activated.stdout + activated.stderr
+        assert [k.active for k in dnssec_store.state(db, ZONE)[2] if k.id == key_id] == [True]
+        support.wait_until(
+            lambda: f" {key.tag} {ZONE}. " in delv(pdns, anchors, f"v4.{ZONE}", "A"), 10, what="the new ZSK signing"
+        )
+        validated(pdns, anchors, f"v4.{ZONE}", "A", "192.0.2.2")
+        validated(pdns, anchors, f"missing.{ZONE}", "A", "NXDOMAIN")
+        shown = pdnsutil(pdns, "show-zone", ZONE)
+        assert f"tag = {key.tag}," in shown.stdout, shown.stdout
+
+        for step in ("deactivate-zone-key", "remove-zone-key"):
+            done = pdnsutil(pdns, step, ZONE, str(key_id))
+            assert done.returncode == 0, step + done.stdout + done.stderr
+        assert [k.id for k in dnssec_store.state(db, ZONE)[2]] == [k.id for k in before]
+        support.wait_until(lambda: str(key.tag) not in delv(pdns, anchors, ZONE, "DNSKEY"), 10, what="the new ZSK gone")
+        validated(pdns, anchors, f"home.{ZONE}", "A", "192.0.2.1")
+        # PowerDNS's HTTP API makes the same calls.
+        url = f"http://127.0.0.1:{port}/api/v1/servers/localhost/zones/{ZONE}./cryptokeys"
+        made = json.loads(_api(url, "POST", {"keytype": "zsk", "active": False, "algorithm": "ed25519"}))
+        (key,) = [k for k in dnssec_store.state(db, ZONE)[2] if k.id == made["id"]]
+        assert (key.algorithm, key.active, sealing.is_sealed(key.private_key)) == (15, False, True)
+        _api(f"{url}/{key.id}", "DELETE")
+        assert [k.id for k in dnssec_store.state(db, ZONE)[2]] == [k.id for k in before]
+        # Metadata stays ddserver's: PowerDNS's tools cannot change it.
+        pdnsutil(pdns, "set-nsec3", ZONE, "1 0 1 ab")
+        support.wait_until(lambda: "use 'ddserver zone dnssec'" in pdns.log(), 10, what="set-nsec3 refused")
+        assert dnssec_store.state(db, ZONE)[1] == "1 0 0 -"
+        log = pdns.log()
+    assert not any(p in log for p in private)
+    db.close_all()
+
+
+def _api(url: str, method: str, body: object = None) -> str:
+    request = urllib.request.Request(
+        url, method=method, data=None if body is None else json.dumps(body).encode(), headers={"X-API-Key": "k"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"{method} {url}: {exc.code} {exc.read().decode()}") from None

@@ -102,6 +102,7 @@ def test_remote_backend_refuses_key_and_metadata_writes(caplog: pytest.LogCaptur
             )
             assert answer["result"] is False and "ddserver" in answer["log"][0]
     assert "use 'ddserver zone key activate'" in caplog.text
+    assert "allow it with [recursor] key_changes = yes" in caplog.text
 
 
 def test_remote_backend_without_the_data_key_logs_an_unsigned_zone(caplog: pytest.LogCaptureFixture) -> None:
@@ -177,3 +178,109 @@ def test_the_command_signs_refuses_and_never_prints_a_private_key(db: Database, 
     assert dnssec_store.state(db, "dyn.example.org") == (False, "1 0 0 -", [])
     code, out = _ddserver(config, "zone", "key", "activate", "dyn.example.org", "99")
     assert code == 1 and "no key 99" in out
+
+
+@pytest.mark.parametrize("algorithm", [13, 15])
+def test_a_key_made_by_powerdns_gets_its_public_key_and_tag(algorithm: int) -> None:
+    made = dnssec.generate(256, algorithm)
+    read = dnssec.from_private_text(made.private_text, 256)
+    assert (read.public_key, read.tag, read.algorithm, read.private_text) == (
+        made.public_key, made.tag, algorithm, made.private_text,
+    )  # fmt: skip
+    rsa = "Private-key-format: v1.2\nAlgorithm: 8 (RSASHA256)\nModulus: AQAB\nPrivateKey: AQAB\n"
+    for text, flags, why in [
+        (rsa, 256, "algorithm 8"),
+        (made.private_text, 1, "flags 1"),
+        ("Algorithm: 13\nPrivateKey: AAAA\n", 256, "v1.2"),
+        (made.private_text.replace("PrivateKey: ", "PrivateKey: !"), 256, "base64"),
+    ]:
+        with pytest.raises(dnssec.ValidationError, match=why) as raised:
+            dnssec.from_private_text(text, flags)
+        assert made.private_text.split("PrivateKey: ")[1].strip() not in str(raised.value)
+
+
+class Writer:
+    """A key writer that keeps what it is given (or fails as the database would)."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.changes: list[remote.KeyChange] = []
+        self.fail = fail
+
+    def __call__(self, change: remote.KeyChange) -> int:
+        if self.fail is not None:
+            raise self.fail
+        self.changes.append(change)
+        return 42 if change.action is remote.KeyAction.ADD else change.key_id
+
+
+def test_remote_backend_passes_key_changes_to_the_writer(caplog: pytest.LogCaptureFixture) -> None:
+    writer = Writer()
+    handler = remote.RemoteHandler(lambda: INDEX, unseal=SEALER.unseal, write_key=writer)
+    new = dnssec.generate(256, 13)
+    key = {"flags": 256, "active": False, "published": True, "content": new.private_text}
+    with caplog.at_level(logging.INFO):
+        assert call(handler, "addDomainKey", name="Dyn.Example.org.", key=key) == 42
+        for method in ("activateDomainKey", "deactivateDomainKey", "publishDomainKey", "unpublishDomainKey",
+                       "removeDomainKey"):  # fmt: skip
+            assert call(handler, method, name="dyn.example.org.", id=7) is True
+    added = writer.changes[0]
+    assert (added.action, added.zone, added.active, added.published) == ("adddomainkey", "dyn.example.org", False, True)
+    assert added.key is not None and added.key.tag == new.tag and added.key.private_text == new.private_text
+    assert [(c.action.value, c.key_id) for c in writer.changes[1:]] == [
+        ("activatedomainkey", 7), ("deactivatedomainkey", 7), ("publishdomainkey", 7), ("unpublishdomainkey", 7),
+        ("removedomainkey", 7),
+    ]  # fmt: skip
+    # An unsigned zone, an unknown one, a key ddserver cannot read, metadata: refused, nothing written.
+    assert call(handler, "addDomainKey", name="plain.example.org.", key=key) is False
+    assert call(handler, "activateDomainKey", name="other.example.", id=7) is False
+    rsa = dict(key, content="Private-key-format: v1.2\nAlgorithm: 8 (RSASHA256)\nPrivateKey: AQAB\n")
+    assert call(handler, "addDomainKey", name="dyn.example.org.", key=rsa) is False
+    assert call(handler, "addDomainKey", name="dyn.example.org.", key={"flags": 256}) is False
+    assert call(handler, "activateDomainKey", name="dyn.example.org.", id="7") is False
+    assert call(handler, "setDomainMetadata", name="dyn.example.org.", kind="NSEC3PARAM", value=["1 0 1 ab"]) is False
+    assert len(writer.changes) == 6
+    assert "'ddserver zone dnssec plain.example.org on'" in caplog.text
+    assert new.private_text.split("PrivateKey: ")[1].strip() not in caplog.text
+    # A database that fails: false with a log line, never an exception.
+    from ddserver.errors import DatabaseUnavailable
+
+    failing = remote.RemoteHandler(lambda: INDEX, write_key=Writer(DatabaseUnavailable("database: lost connection")))
+    with caplog.at_level(logging.WARNING):
+        assert call(failing, "addDomainKey", name="dyn.example.org.", key=key) is False
+        assert call(failing, "removeDomainKey", name="dyn.example.org.", id=7) is False
+    assert "removedomainkey for dyn.example.org failed: database: lost connection" in caplog.text
+
+
+def test_the_recursor_writes_key_changes_only_when_allowed(db: Database, db_url: str, tmp_path: Path) -> None:
+    from ddserver.config import load_config
+    from ddserver.errors import NotFound
+    from ddserver.recursor import daemon
+
+    zones.add(db, "dyn.example.org", ["ns1.example.org"], "hostmaster.example.org")
+    config = support.write_config_file(tmp_path / "c.conf", db_url, f"data_key = {DATA_KEY}\n")
+    assert _ddserver(config, "zone", "dnssec", "dyn.example.org", "on")[0] == 0
+    from ddserver.recursor.follower import Follower
+
+    assert "write_key" not in daemon.handler_options(load_config(config), Follower(db))
+    allowed = support.write_config_file(
+        tmp_path / "a.conf", db_url, f"data_key = {DATA_KEY}\n[recursor]\nkey_changes = yes\n"
+    )
+    write = daemon.handler_options(load_config(allowed), Follower(db))["write_key"]
+    new = dnssec.generate(256, 13)
+    serial = zones.get(db, "dyn.example.org").serial
+    key_id = write(remote.KeyChange(remote.KeyAction.ADD, "dyn.example.org", key=new, active=False, published=True))
+    assert zones.get(db, "dyn.example.org").serial > serial  # in the change feed: every recursor reloads
+    (stored,) = [k for k in dnssec_store.state(db, "dyn.example.org")[2] if k.id == key_id]
+    assert (stored.flags, stored.tag, stored.public_key, stored.active, stored.published) == (
+        256, new.tag, new.public_key, False, True,
+    )  # fmt: skip
+    assert SEALER.unseal(stored.private_key, "dnssec:dyn.example.org") == new.private_text
+    assert support.rows_naming(db, [new.private_text.split("PrivateKey: ")[1].strip()]) == []
+    write(remote.KeyChange(remote.KeyAction.ACTIVATE, "dyn.example.org", key_id))
+    write(remote.KeyChange(remote.KeyAction.UNPUBLISH, "dyn.example.org", key_id))
+    (stored,) = [k for k in dnssec_store.state(db, "dyn.example.org")[2] if k.id == key_id]
+    assert stored.active and not stored.published
+    write(remote.KeyChange(remote.KeyAction.REMOVE, "dyn.example.org", key_id))
+    assert key_id not in [k.id for k in dnssec_store.state(db, "dyn.example.org")[2]]
+    with pytest.raises(NotFound):
+        write(remote.KeyChange(remote.KeyAction.DEACTIVATE, "dyn.example.org", key_id))
