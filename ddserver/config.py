@@ -141,6 +141,13 @@ class DatabaseSection:
         minimum=1,
         maximum=86400,
     )
+    causal_reads: str = option(
+        "auto",
+        "Galera: each read waits until its node has applied every commit the cluster acknowledged before it "
+        "(wsrep_sync_wait = 1), so an update sent to one node right after another node answered one sees it. "
+        "auto: when the server is a Galera node (wsrep_on); yes: always (MariaDB); no: never.",
+        choices=("auto", "yes", "no"),
+    )
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,9 @@ def make_config(db_url: str, folder: Path, **sections: dict[str, object]) -> Con
 
 
 def write_config_file(path: Path, db_url: str, extra: str = "") -> Path:
-    path.write_text(f"[database]\nurl = {db_url}\n\n[auth]\nsecret_key = test-secret-key\n{extra}\n")
+    # The data key next to the file, so that 'ddserver init' never writes one where the tests run from.
+    data_key = "" if "data_key" in extra else f"data_key_file = {path.parent / 'ddserver.datakey'}\n"
+    path.write_text(f"[database]\nurl = {db_url}\n\n[auth]\nsecret_key = test-secret-key\n{data_key}{extra}\n")
     return path
 
 

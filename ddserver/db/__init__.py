@@ -213,6 +213,13 @@ class Transaction:
         return int(self.lastrowid)
 
 
+def _galera(cursor: Any) -> bool:
+    """Whether the server is a Galera node (MySQL has no such variable: an empty answer)."""
+    cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")
+    row = cursor.fetchone()
+    return bool(row) and str(row[1]).upper() == "ON"
+
+
 def _mariadb_returning(version: str) -> bool:
     """Whether a MySQL-protocol server's version string is a MariaDB of 10.5 or later."""
     if "mariadb" not in version.lower():
@@ -239,18 +246,22 @@ class Database:
         read_timeout: float = 60,
         *,
         multi_statements: bool = False,
+        causal_reads: str = "auto",
     ) -> None:
         """:param connect_timeout: seconds a new MySQL connection may take to open, login included.
         :param read_timeout: seconds to wait for each read or write on an open MySQL connection (a statement's
             answer, or the next part of it).
         :param multi_statements: MySQL connections that take several statements per round trip
-            (``Transaction.script``); only for a writer whose every statement is parameterised here."""
+            (``Transaction.script``); only for a writer whose every statement is parameterised here.
+        :param causal_reads: ``auto``, ``yes`` or ``no``: Galera's ``wsrep_sync_wait = 1`` on every MySQL
+            connection (``auto``: when the server is a Galera node)."""
         self.url = DatabaseUrl.parse(url)
         self._url_text = url
         self.dialect = self.url.dialect
         self.multi_statements = multi_statements and self.dialect == "mysql"
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.causal_reads = causal_reads
         self._local = threading.local()
         self._all: set[Any] = set()
         self._lock = threading.Lock()
@@ -267,14 +278,25 @@ class Database:
         """
         section = config.database
         read_timeout = section.read_timeout if serving else section.job_read_timeout
-        return cls(section.url, connect_timeout=section.connect_timeout, read_timeout=read_timeout)
+        return cls(
+            section.url,
+            connect_timeout=section.connect_timeout,
+            read_timeout=read_timeout,
+            causal_reads=section.causal_reads,
+        )
 
     def with_multi_statements(self) -> Database:
         """The same database through connections of their own that take several statements per round trip
         (MySQL); SQLite has no round trips to save: itself."""
         if self.dialect != "mysql" or self.multi_statements:
             return self
-        return Database(self._url_text, self.connect_timeout, self.read_timeout, multi_statements=True)
+        return Database(
+            self._url_text,
+            self.connect_timeout,
+            self.read_timeout,
+            multi_statements=True,
+            causal_reads=self.causal_reads,
+        )
 
     def __repr__(self) -> str:
         return f"<Database {self.url.describe()}>"
@@ -324,6 +346,11 @@ class Database:
                 cur = mysql.cursor()
                 # Fresh reads in every statement, and fewer gap locks between concurrent writers.
                 cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                if self.causal_reads == "yes" or (self.causal_reads == "auto" and _galera(cur)):
+                    # A Galera node applies other nodes' commits a moment after they were acknowledged: without
+                    # this, an update sent here right after another node answered one reads the old row (and
+                    # is answered nochg), and a follower's poll misses what was already acknowledged.
+                    cur.execute("SET SESSION wsrep_sync_wait = 1")
                 cur.close()
                 self.returning = _mariadb_returning(mysql.get_server_info())
             except BaseException:

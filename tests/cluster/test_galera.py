@@ -130,6 +130,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         result = subprocess.run([init, "--config", str(conf), "init"], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         db = Database(node1.url())
+        # Every ddserver connection to a Galera node reads causally ([database] causal_reads = auto).
+        assert db.read(lambda tx: tx.scalar("SELECT @@session.wsrep_sync_wait")) == 1
         named = NamedServer(folder / "named", zones=(ZONE,))
         named.start()
         started.append(named)

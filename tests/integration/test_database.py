@@ -179,3 +179,18 @@ def test_a_database_let_go_of_closes_its_connection(db, db_url):
     else:
         with pytest.raises(Exception, match="closed"):
             conn.execute("SELECT 1")
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("dialect", ["mysql"])
+def test_causal_reads_only_on_galera_unless_asked(db, db_url):
+    """``[database] causal_reads``: auto leaves a server that is not a Galera node alone (the Galera test
+    checks that a node gets ``wsrep_sync_wait = 1``); yes sets it on any MariaDB; no never."""
+    from ddserver.db import Database
+
+    def sync_wait(database: Database) -> int:
+        return int(database.read(lambda tx: tx.scalar("SELECT @@session.wsrep_sync_wait")))
+
+    assert sync_wait(db) == 0
+    assert sync_wait(Database(db_url, causal_reads="yes")) == 1
+    assert sync_wait(Database(db_url, causal_reads="no")) == 0
