@@ -350,17 +350,7 @@ def ensure_secret_key(config: Config) -> bool:
     """
     if config.auth.secret_key:
         return False
-    path = Path(config.auth.secret_key_file)
-    if path.exists():
-        return False
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.new_token()[0] + "\n")
-    except OSError as exc:
-        raise ConfigError(f"config: [auth] secret_key_file = {str(path)!r}: cannot be written ({exc.strerror})")
-    return True
+    return sealing.write_key_file(Path(config.auth.secret_key_file), secrets.new_token()[0], "[auth] secret_key_file")
 
 
 def cmd_init(config: Config, args: argparse.Namespace) -> int:

@@ -145,16 +145,25 @@ def ensure_key_file(config: Config) -> bool:
     """
     if config.auth.data_key:
         return False
-    path = Path(config.auth.data_key_file)
+    return write_key_file(Path(config.auth.data_key_file), new_key(), "[auth] data_key_file")
+
+
+def write_key_file(path: Path, key: str, setting: str) -> bool:
+    """Write ``key`` to a new file only its owner may read, unless the file exists (never replaced).
+
+    :param setting: the configuration key that names the file, for the error.
+    :returns: True if the file was written.
+    :raises ConfigError: naming ``setting`` when the file cannot be written.
+    """
     if path.exists():
         return False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(new_key() + "\n")
+            handle.write(key + "\n")
     except OSError as exc:
-        raise ConfigError(f"config: [auth] data_key_file = {str(path)!r}: cannot be written ({exc.strerror})")
+        raise ConfigError(f"config: {setting} = {str(path)!r}: cannot be written ({exc.strerror})")
     return True
 
 

@@ -532,16 +532,24 @@ def zone_key_remove(ctx: Context, zone_id: int) -> str:
 
 def zone_delete_page(ctx: Context, zone_id: int) -> str:
     zone = _zone(ctx, zone_id)
-    return ctx.render("admin/zone_delete.html", zone=zone, host_count=zones.host_counts(ctx.db).get(zone.id, 0))
+    return ctx.render(
+        "zone_delete.html",
+        zone=zone,
+        host_count=zones.host_counts(ctx.db).get(zone.id, 0),
+        base=f"/admin/zones/{zone.id}",
+        cancel="/admin/zones",
+    )
 
 
 def zone_delete(ctx: Context, zone_id: int) -> str:
     zone = _zone(ctx, zone_id)
     if ctx.form("confirm") != zone.name:
         return ctx.render(
-            "admin/zone_delete.html",
+            "zone_delete.html",
             status=400,
             zone=zone,
+            base=f"/admin/zones/{zone.id}",
+            cancel="/admin/zones",
             host_count=zones.host_counts(ctx.db).get(zone.id, 0),
             error=ctx.gettext("Type the zone's name to confirm."),
         )

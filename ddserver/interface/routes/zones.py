@@ -154,7 +154,13 @@ def revoke(ctx: Context, zone_id: int, user_id: int) -> str:
 
 def delete_page(ctx: Context, zone_id: int) -> str:
     zone = _own_zone(ctx, zone_id)
-    return ctx.render("zone_delete.html", zone=zone, host_count=zones.host_counts(ctx.db).get(zone.id, 0))
+    return ctx.render(
+        "zone_delete.html",
+        zone=zone,
+        host_count=zones.host_counts(ctx.db).get(zone.id, 0),
+        base=f"/zones/{zone.id}",
+        cancel=f"/zones/{zone.id}",
+    )
 
 
 def delete(ctx: Context, zone_id: int) -> str:
@@ -164,6 +170,8 @@ def delete(ctx: Context, zone_id: int) -> str:
             "zone_delete.html",
             status=400,
             zone=zone,
+            base=f"/zones/{zone.id}",
+            cancel=f"/zones/{zone.id}",
             host_count=zones.host_counts(ctx.db).get(zone.id, 0),
             error=ctx.gettext("Type the zone's name to confirm."),
         )
