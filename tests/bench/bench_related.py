@@ -12,16 +12,9 @@ It makes its own database on the MariaDB of DDSERVER_TEST_MYSQL_URL (default 127
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
-import uuid
 
-from ddserver import secrets
-from ddserver.store import hosts, related, updates, users, zones
-from tests import support
-
-ZONE = "dyn.example.org"
+from ddserver.store import related, updates
+from tests.bench.group_commit import alternate, bench
 
 
 def main() -> int:
@@ -31,48 +24,28 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=200, help="hosts of each kind")
     parser.add_argument("--related", type=int, default=2, help="related names of each host of the second kind")
     args = parser.parse_args()
-    db = support.create_database(f"{support.mysql_base()}ddbench_related_{os.getpid()}_{uuid.uuid4().hex[:6]}")
-    try:
-        zones.add(db, ZONE, ["ns1.example.org"], "hostmaster.example.org")
-        user = users.add(db, "alice", "alice@example.org")
-        secret_hash = secrets.hash_host_secret(secrets.new_host_secret())
+    with bench("related") as b:
         plain, with_related = [], []
         for n in range(args.hosts):
-            plain.append(hosts.add(db, user.id, f"p{n}.{ZONE}", secret_hash, default_limit=-1).name)
-            host = hosts.add(db, user.id, f"r{n}.{ZONE}", secret_hash, default_limit=-1)
+            plain.append(b.add_host(f"p{n}").name)
+            host = b.add_host(f"r{n}")
             for k in range(args.related):
-                related.add(db, host.id, f"m{k}.{host.name}", f"::{k + 1}", limit=-1)
+                related.add(b.db, host.id, f"m{k}.{host.name}", f"::{k + 1}", limit=-1)
             with_related.append(host.name)
-        # The committer's kind of connection: the writes and the commit in one round trip.
-        committer = db.with_multi_statements()
-        batches = 0
 
         def batch(names: list[str], size: int) -> float:
-            nonlocal batches
-            batches += 1
-            chunk = [names[(batches * size + i) % len(names)] for i in range(size)]
-            state = updates.read_hosts(db, chunk)
-            address = f"2001:db8:{batches // 65536 % 65536:x}:{batches % 65536:x}::1"
-            work = [updates.Update(state[n], None, address, False, True, client="192.0.2.1") for n in chunk]
-            started = time.perf_counter()
-            updates.apply_many(committer, work)
-            return time.perf_counter() - started
-
-        print(f"apply_many on MariaDB, {args.rounds} rounds alternated, load average {os.getloadavg()[0]:.2f}")
-        for size in args.sizes:
-            without, following = [], []
-            for _ in range(args.rounds):
-                without.append(batch(plain, size))
-                following.append(batch(with_related, size))
-            off, on = statistics.median(without) * 1000, statistics.median(following) * 1000
-            print(
-                f"batch {size:4}: {off:6.2f} ms without related names, {on:6.2f} ms with {args.related} each: "
-                f"ratio {on / off:.3f}",
-                flush=True,
+            # A new IPv6 address each time, so that every related name moves.
+            return b.time_batch(
+                names, size, lambda state: updates.Update(state, None, b.ipv6(), False, True, client="192.0.2.1")
             )
-        committer.close_all()
-    finally:
-        db.drop_database()
+
+        alternate(
+            args.rounds,
+            args.sizes,
+            lambda size: batch(plain, size),
+            lambda size: batch(with_related, size),
+            lambda off, on: f"{off:6.2f} ms without related names, {on:6.2f} ms with {args.related} each",
+        )
     return 0
 
 
