@@ -101,3 +101,20 @@ def page_args(ctx: Any, per_page: int = 50) -> tuple[int, int]:
     except ValueError:
         page = 1
     return page, (page - 1) * per_page
+
+
+def confirm_zone_delete(ctx: Any, zone: Any, base: str, cancel: str, error: str | None = None) -> str:
+    """The page that has the zone's name typed before the zone and its hosts are deleted, for the admin and a
+    zone's owner alike: ``base`` is the zone's address, ``cancel`` where to go back; with ``error``, a 400."""
+    from ddserver.store import zones
+
+    values: dict[str, Any] = {"error": error} if error is not None else {}
+    return ctx.render(
+        "zone_delete.html",
+        status=400 if error is not None else 200,
+        zone=zone,
+        base=base,
+        cancel=cancel,
+        host_count=zones.host_counts(ctx.db).get(zone.id, 0),
+        **values,
+    )

@@ -15,7 +15,7 @@ from ddserver.config import parse_listen
 from ddserver.dns import dnssec, remote
 from ddserver.errors import ConfigError, Conflict, DDServerError, LimitReached, NotFound, ValidationError
 from ddserver.interface.forms import Form
-from ddserver.interface.routes import page_args, safe_next, send_mail
+from ddserver.interface.routes import confirm_zone_delete, page_args, safe_next, send_mail
 from ddserver.interface.web import AuthLevel, Context
 from ddserver.store import (
     audit,
@@ -532,27 +532,14 @@ def zone_key_remove(ctx: Context, zone_id: int) -> str:
 
 def zone_delete_page(ctx: Context, zone_id: int) -> str:
     zone = _zone(ctx, zone_id)
-    return ctx.render(
-        "zone_delete.html",
-        zone=zone,
-        host_count=zones.host_counts(ctx.db).get(zone.id, 0),
-        base=f"/admin/zones/{zone.id}",
-        cancel="/admin/zones",
-    )
+    return confirm_zone_delete(ctx, zone, f"/admin/zones/{zone.id}", "/admin/zones")
 
 
 def zone_delete(ctx: Context, zone_id: int) -> str:
     zone = _zone(ctx, zone_id)
     if ctx.form("confirm") != zone.name:
-        return ctx.render(
-            "zone_delete.html",
-            status=400,
-            zone=zone,
-            base=f"/admin/zones/{zone.id}",
-            cancel="/admin/zones",
-            host_count=zones.host_counts(ctx.db).get(zone.id, 0),
-            error=ctx.gettext("Type the zone's name to confirm."),
-        )
+        error = ctx.gettext("Type the zone's name to confirm.")
+        return confirm_zone_delete(ctx, zone, f"/admin/zones/{zone.id}", "/admin/zones", error)
     count = zones.delete(ctx.db, zone.id)
     ctx.log_event(AUDIT, f"zone {zone.name}", f"deleted with {count} hosts")
     return ctx.redirect("/admin/zones", ctx.gettext("The zone %(name)s is deleted.", name=zone.name))

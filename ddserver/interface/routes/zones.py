@@ -11,6 +11,7 @@ from ddserver import validate
 from ddserver.errors import Conflict, LimitReached, NotFound, ValidationError
 from ddserver.interface import delegation
 from ddserver.interface.forms import Form
+from ddserver.interface.routes import confirm_zone_delete
 from ddserver.interface.web import AuthLevel, Context
 from ddserver.store import ownzones, zones
 from ddserver.store.ownzones import ZoneState
@@ -154,27 +155,14 @@ def revoke(ctx: Context, zone_id: int, user_id: int) -> str:
 
 def delete_page(ctx: Context, zone_id: int) -> str:
     zone = _own_zone(ctx, zone_id)
-    return ctx.render(
-        "zone_delete.html",
-        zone=zone,
-        host_count=zones.host_counts(ctx.db).get(zone.id, 0),
-        base=f"/zones/{zone.id}",
-        cancel=f"/zones/{zone.id}",
-    )
+    return confirm_zone_delete(ctx, zone, f"/zones/{zone.id}", f"/zones/{zone.id}")
 
 
 def delete(ctx: Context, zone_id: int) -> str:
     zone = _own_zone(ctx, zone_id)
     if ctx.form("confirm") != zone.name:
-        return ctx.render(
-            "zone_delete.html",
-            status=400,
-            zone=zone,
-            base=f"/zones/{zone.id}",
-            cancel=f"/zones/{zone.id}",
-            host_count=zones.host_counts(ctx.db).get(zone.id, 0),
-            error=ctx.gettext("Type the zone's name to confirm."),
-        )
+        error = ctx.gettext("Type the zone's name to confirm.")
+        return confirm_zone_delete(ctx, zone, f"/zones/{zone.id}", f"/zones/{zone.id}", error)
     try:
         count = zones.delete(ctx.db, zone.id)
     except NotFound:
