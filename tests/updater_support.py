@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import sys
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,3 +141,21 @@ def write_updater_config(path: Path, db_url: str, port: int, extra: str = "", th
         f"[updater]\nlisten = 127.0.0.1:{port}\nthreads = {threads}\nmin_interval = 0\nnochg_interval = 0\n{extra}\n"
     )
     return path
+
+
+@contextlib.contextmanager
+def running_updater(folder: Path, db_url: str, extra: str = "") -> Iterator[tuple[int, Path]]:
+    """A ``ddserver-updater`` process on a free port with the configuration of ``write_updater_config`` in
+    ``folder`` (its log beside it), stopped afterwards: yields its port and configuration file."""
+    from tests import support
+
+    port = support.free_port()
+    config = write_updater_config(folder / "ddserver.conf", db_url, port, extra)
+    updater = support.Process(
+        [support.console_script("ddserver-updater"), "--config", str(config)], log=folder / "updater.log"
+    )
+    try:
+        updater.wait_port("127.0.0.1", port)
+        yield port, config
+    finally:
+        updater.stop()

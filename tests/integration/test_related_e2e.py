@@ -13,7 +13,7 @@ import pytest
 from ddserver.db import Database
 from ddserver.store import related
 from tests import support
-from tests.updater_support import ZONE, basic, make_site, write_updater_config
+from tests.updater_support import ZONE, basic, make_site, running_updater
 
 pdns = pytest.importorskip("tests.pdns")
 HOME = f"home.{ZONE}"
@@ -56,35 +56,29 @@ def test_related_names_follow_updates_in_powerdns(db: Database, db_url: str, tmp
     site = make_site(db)
     related.add(db, site.home.id, NAS, "::1:2:3:4", limit=-1)
     related.add(db, site.home.id, TV, "::5", prefix_len=56, follow_ipv4=True, limit=-1)
-    port = support.free_port()
-    config = write_updater_config(tmp_path / "ddserver.conf", db_url, port)
-    updater = support.Process(
-        [support.console_script("ddserver-updater"), "--config", str(config)], log=tmp_path / "updater.log"
-    )
-    try:
-        updater.wait_port("127.0.0.1", port)
-        with pdns.start_pdns(tmp_path / "pdns", config, mode=mode, cache=False) as server:
-            support.wait_until(lambda: server.rcode(ZONE, "SOA") == "NOERROR", what="the zone in PowerDNS")
-            # Before the main host has an address, neither has its related names (as any host without one).
-            assert _dig(server, NAS, "AAAA") == []
-            secret = site.secrets[HOME]
-            base = f"http://127.0.0.1:{port}/nic/update?hostname={HOME}"
+    with (
+        running_updater(tmp_path, db_url) as (port, config),
+        pdns.start_pdns(tmp_path / "pdns", config, mode=mode, cache=False) as server,
+    ):
+        support.wait_until(lambda: server.rcode(ZONE, "SOA") == "NOERROR", what="the zone in PowerDNS")
+        # Before the main host has an address, neither has its related names (as any host without one).
+        assert _dig(server, NAS, "AAAA") == []
+        secret = site.secrets[HOME]
+        base = f"http://127.0.0.1:{port}/nic/update?hostname={HOME}"
 
-            # The main host's update: the related names' addresses in the same answer's transaction.
-            assert _get(f"{base}&myip=198.51.100.60,2001:db8:1:2::60", HOME, secret) == (
-                "good 198.51.100.60,2001:db8:1:2::60\n"
-            )
-            _until(server, NAS, "AAAA", ["2001:db8:1:2:1:2:3:4"])
-            _until(server, TV, "AAAA", ["2001:db8:1::5"])
-            _until(server, TV, "A", ["198.51.100.60"])
-            assert _dig(server, NAS, "A") == []
+        # The main host's update: the related names' addresses in the same answer's transaction.
+        assert _get(f"{base}&myip=198.51.100.60,2001:db8:1:2::60", HOME, secret) == (
+            "good 198.51.100.60,2001:db8:1:2::60\n"
+        )
+        _until(server, NAS, "AAAA", ["2001:db8:1:2:1:2:3:4"])
+        _until(server, TV, "AAAA", ["2001:db8:1::5"])
+        _until(server, TV, "A", ["198.51.100.60"])
+        assert _dig(server, NAS, "A") == []
 
-            # A prefix on its own (as a FRITZ!Box URL with <ip6lanprefix> sends it): the main host stays.
-            assert _get(f"{base}&ip6lanprefix=2001:db8:77:6600::/56", HOME, secret) == (
-                "good 198.51.100.60,2001:db8:1:2::60\n"
-            )
-            _until(server, NAS, "AAAA", ["2001:db8:77:6600:1:2:3:4"])
-            _until(server, TV, "AAAA", ["2001:db8:77:6600::5"])
-            assert _dig(server, HOME, "AAAA") == ["2001:db8:1:2::60"]
-    finally:
-        updater.stop()
+        # A prefix on its own (as a FRITZ!Box URL with <ip6lanprefix> sends it): the main host stays.
+        assert _get(f"{base}&ip6lanprefix=2001:db8:77:6600::/56", HOME, secret) == (
+            "good 198.51.100.60,2001:db8:1:2::60\n"
+        )
+        _until(server, NAS, "AAAA", ["2001:db8:77:6600:1:2:3:4"])
+        _until(server, TV, "AAAA", ["2001:db8:77:6600::5"])
+        assert _dig(server, HOME, "AAAA") == ["2001:db8:1:2::60"]

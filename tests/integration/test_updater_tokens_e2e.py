@@ -9,8 +9,7 @@ from pathlib import Path
 
 from ddserver.db import Database
 from ddserver.store import hosts, records, tokens
-from tests import support
-from tests.updater_support import ZONE, basic, make_site, write_updater_config
+from tests.updater_support import ZONE, basic, make_site, running_updater
 
 HOME = f"home.{ZONE}"
 OFFICE = f"office.{ZONE}"
@@ -30,13 +29,7 @@ def test_scoped_tokens_through_a_real_updater(db: Database, db_url: str, tmp_pat
     router, router_id = tokens.create_grant(db, site.alice.id, "router", [tokens.Scope.UPDATE],
                                             host_ids=[site.home.id])  # fmt: skip
     acme, _ = tokens.create_grant(db, site.alice.id, "acme", [tokens.Scope.TXT])
-    port = support.free_port()
-    config = write_updater_config(tmp_path / "ddserver.conf", db_url, port)
-    updater = support.Process(
-        [support.console_script("ddserver-updater"), "--config", str(config)], log=tmp_path / "updater.log"
-    )
-    try:
-        updater.wait_port("127.0.0.1", port)
+    with running_updater(tmp_path, db_url) as (port, _config):
         base = f"http://127.0.0.1:{port}"
         # Host logins fill the updater's host cache; the tokens are answered all the same.
         assert get(f"{base}/nic/update?myip=192.0.2.1", HOME, site.secrets[HOME]) == (200, "good 192.0.2.1\n")
@@ -52,5 +45,3 @@ def test_scoped_tokens_through_a_real_updater(db: Database, db_url: str, tmp_pat
         tokens.revoke(db, site.alice.id, router_id)
         assert get(url, "alice", router) == (401, "badauth\nbadauth\n")
         assert get(f"{base}/nic/update?myip=192.0.2.2", HOME, site.secrets[HOME]) == (200, "good 192.0.2.2\n")
-    finally:
-        updater.stop()
